@@ -1,0 +1,518 @@
+//! The tokenizer and chat template, built from the GGUF's own metadata.
+//!
+//! Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) are supported. The
+//! pre-tokenizer depends on `tokenizer.ggml.pre`:
+//! - `"smollm"`: `Split(\p{N}, Isolated)` then `ByteLevel` (the GPT-2 regex); this matches
+//!   llama.cpp's ids for SmolLM2.
+//! - anything else: plain `ByteLevel` with the GPT-2 regex. That is exact for GPT-2-style
+//!   vocabularies; models whose llama.cpp pre-tokenizer uses another regex (e.g. Llama 3's
+//!   "llama-bpe") will tokenize slightly differently from llama.cpp until their regex is
+//!   added here.
+//!
+//! Control tokens (token_type 3) become special tokens: they are recognised in input text
+//! and skipped when decoding.
+
+use std::fmt;
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Environment, ErrorKind, State};
+use serde::{Deserialize, Serialize};
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::models::bpe::{Vocab, BPE};
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
+use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
+
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::gguf::{GgufFile, MetaValue};
+
+/// llama.cpp's token type for control tokens.
+const TOKEN_TYPE_CONTROL: i64 = 3;
+/// End-of-turn markers of the common chat templates (ChatML, Llama 3, Phi-3).
+const END_OF_TURN: [&str; 3] = ["<|im_end|>", "<|eot_id|>", "<|end|>"];
+const TEMPLATE_NAME: &str = "chat";
+
+/// One chat message as the template sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+#[derive(Clone)]
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    vocab_size: usize,
+    eos: u32,
+    /// eos plus end-of-turn tokens, sorted.
+    stop: Vec<u32>,
+    /// `special[id]`: a control token (skipped when decoding).
+    special: Vec<bool>,
+    bos_token: String,
+    eos_token: String,
+    /// The compiled chat template, or why there is none.
+    chat: std::result::Result<Environment<'static>, Error>,
+}
+
+impl fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size)
+            .field("eos", &self.eos)
+            .field("stop", &self.stop)
+            .field("chat_template", &self.chat.is_ok())
+            .finish()
+    }
+}
+
+fn tok_err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorCode::Tokenizer, msg)
+}
+
+fn string_array<'a>(g: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
+    let arr = g
+        .metadata(key)
+        .ok_or_else(|| tok_err(format!("metadata key {key:?} is missing")))?
+        .as_array()
+        .ok_or_else(|| tok_err(format!("metadata key {key:?} is not an array")))?;
+    arr.iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| tok_err(format!("metadata key {key:?} is not an array of strings")))
+        })
+        .collect()
+}
+
+fn meta_id(g: &GgufFile, key: &str, vocab_size: usize) -> Result<Option<u32>> {
+    match g.metadata(key) {
+        None => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(id) if id < vocab_size as u64 => Ok(Some(id as u32)),
+            _ => Err(tok_err(format!(
+                "{key} = {v:?} is not a token id below {vocab_size}"
+            ))),
+        },
+    }
+}
+
+impl Tokenizer {
+    pub fn from_gguf(g: &GgufFile) -> Result<Self> {
+        let model = g
+            .metadata("tokenizer.ggml.model")
+            .and_then(MetaValue::as_str)
+            .ok_or_else(|| {
+                tok_err("metadata key \"tokenizer.ggml.model\" is missing or not a string")
+            })?;
+        if model != "gpt2" {
+            return Err(tok_err(format!(
+                "tokenizer model {model:?} is not supported; only byte-level BPE (\"gpt2\") is"
+            )));
+        }
+        let pre = g
+            .metadata("tokenizer.ggml.pre")
+            .and_then(MetaValue::as_str)
+            .unwrap_or("default");
+
+        let tokens = string_array(g, "tokenizer.ggml.tokens")?;
+        let merges = string_array(g, "tokenizer.ggml.merges")?;
+        if tokens.is_empty() || tokens.len() > u32::MAX as usize {
+            return Err(tok_err(format!(
+                "vocabulary of {} tokens is not usable",
+                tokens.len()
+            )));
+        }
+        let vocab_size = tokens.len();
+
+        let token_types: Vec<i64> = match g.metadata("tokenizer.ggml.token_type") {
+            None => vec![1; vocab_size],
+            Some(v) => {
+                let arr = v.as_array().unwrap_or(&[]);
+                let types: Option<Vec<i64>> = arr.iter().map(meta_i64).collect();
+                match types {
+                    Some(t) if t.len() == vocab_size => t,
+                    _ => {
+                        return Err(tok_err(format!(
+                            "tokenizer.ggml.token_type must be {vocab_size} integers"
+                        )))
+                    }
+                }
+            }
+        };
+
+        let mut vocab = Vocab::with_capacity(vocab_size);
+        for (id, t) in tokens.iter().enumerate() {
+            // A duplicated token string keeps its first id, as llama.cpp's lookup does.
+            vocab.entry((*t).to_owned()).or_insert(id as u32);
+        }
+        let mut merge_pairs = Vec::with_capacity(merges.len());
+        for m in &merges {
+            // Byte-level tokens never contain a space, so the first space separates the pair.
+            let (a, b) = m.split_once(' ').ok_or_else(|| {
+                tok_err(format!(
+                    "merge {m:?} is not two tokens separated by a space"
+                ))
+            })?;
+            merge_pairs.push((a.to_owned(), b.to_owned()));
+        }
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merge_pairs)
+            .build()
+            .map_err(|e| tok_err(format!("cannot build the BPE model: {e}")))?;
+
+        let byte_level = ByteLevel::new(false, true, true);
+        let pre_tokenizer: PreTokenizerWrapper = if pre == "smollm" {
+            let digits = Split::new(
+                SplitPattern::Regex(r"\p{N}".into()),
+                SplitDelimiterBehavior::Isolated,
+                false,
+            )
+            .map_err(|e| tok_err(format!("cannot build the pre-tokenizer: {e}")))?;
+            Sequence::new(vec![digits.into(), byte_level.into()]).into()
+        } else {
+            byte_level.into()
+        };
+
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(pre_tokenizer));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+
+        let special: Vec<bool> = token_types
+            .iter()
+            .map(|&t| t == TOKEN_TYPE_CONTROL)
+            .collect();
+        let added: Vec<AddedToken> = tokens
+            .iter()
+            .zip(&special)
+            // An empty special token would match everywhere; it cannot be real.
+            .filter(|(t, &s)| s && !t.is_empty())
+            .map(|(t, _)| AddedToken::from(*t, true))
+            .collect();
+        inner
+            .add_special_tokens(added)
+            .map_err(|e| tok_err(format!("cannot add the control tokens: {e}")))?;
+
+        let eos = match meta_id(g, "tokenizer.ggml.eos_token_id", vocab_size)? {
+            Some(id) => id,
+            None => ["<|endoftext|>", "</s>", "<|end_of_text|>"]
+                .iter()
+                .find_map(|t| tokens.iter().position(|x| x == t))
+                .map(|id| id as u32)
+                .ok_or_else(|| {
+                    tok_err("no tokenizer.ggml.eos_token_id and no known end-of-text token")
+                })?,
+        };
+        let bos = meta_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?;
+
+        let template = g
+            .metadata("tokenizer.chat_template")
+            .and_then(MetaValue::as_str);
+        let mut stop = vec![eos];
+        if let Some(eot) = meta_id(g, "tokenizer.ggml.eot_token_id", vocab_size)? {
+            stop.push(eot);
+        }
+        for name in END_OF_TURN {
+            if let Some(id) = tokens.iter().position(|t| *t == name) {
+                // Only a real marker: a control token, or one the chat template writes.
+                if special[id] || template.is_some_and(|t| t.contains(name)) {
+                    stop.push(id as u32);
+                }
+            }
+        }
+        stop.sort_unstable();
+        stop.dedup();
+
+        let chat = match template {
+            None => Err(Error::new(
+                ErrorCode::ChatTemplate,
+                "the model has no tokenizer.chat_template",
+            )),
+            Some(src) => compile_template(src),
+        };
+
+        Ok(Tokenizer {
+            inner,
+            vocab_size,
+            eos,
+            stop,
+            special,
+            bos_token: bos
+                .map(|id| tokens[id as usize].to_owned())
+                .unwrap_or_default(),
+            eos_token: tokens[eos as usize].to_owned(),
+            chat,
+        })
+    }
+
+    /// Token ids for `text`. Special tokens written in the text are recognised; no BOS is added.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| tok_err(format!("cannot encode: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Text for `ids`, skipping special tokens.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.check_ids(ids)?;
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| tok_err(format!("cannot decode: {e}")))
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    pub fn eos_token_id(&self) -> u32 {
+        self.eos
+    }
+
+    /// End of text or end of turn.
+    pub fn is_stop_token(&self, id: u32) -> bool {
+        self.stop.binary_search(&id).is_ok()
+    }
+
+    /// Renders the GGUF's chat template (Jinja, as Hugging Face renders it).
+    pub fn apply_chat_template(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let env = self.chat.as_ref().map_err(Clone::clone)?;
+        let template = env
+            .get_template(TEMPLATE_NAME)
+            .map_err(|e| Error::new(ErrorCode::ChatTemplate, format!("chat template: {e:#}")))?;
+        let ctx = minijinja::context! {
+            messages => messages,
+            add_generation_prompt => add_generation_prompt,
+            bos_token => &self.bos_token,
+            eos_token => &self.eos_token,
+        };
+        template.render(ctx).map_err(|e| {
+            Error::new(
+                ErrorCode::ChatTemplate,
+                format!("cannot render the chat template: {e:#}"),
+            )
+        })
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+            Some(id) => Err(tok_err(format!(
+                "token id {id} is not below the vocabulary size {}",
+                self.vocab_size
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The bytes a token contributes to decoded text (none for a special token), exactly as
+    /// the ByteLevel decoder computes them.
+    fn token_bytes(&self, id: u32, out: &mut Vec<u8>) -> Result<()> {
+        self.check_ids(&[id])?;
+        if self.special[id as usize] {
+            return Ok(());
+        }
+        // An id without text (a duplicated vocabulary entry) is skipped, as `decode` does.
+        let Some(token) = self.inner.id_to_token(id) else {
+            return Ok(());
+        };
+        let start = out.len();
+        for c in token.chars() {
+            match byte_level_byte(c) {
+                Some(b) => out.push(b),
+                None => {
+                    // Like the ByteLevel decoder: a token that is not byte-level text is used as is.
+                    out.truncate(start);
+                    out.extend_from_slice(token.as_bytes());
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn meta_i64(v: &MetaValue) -> Option<i64> {
+    match *v {
+        MetaValue::I8(x) => Some(x as i64),
+        MetaValue::I16(x) => Some(x as i64),
+        MetaValue::I32(x) => Some(x as i64),
+        MetaValue::I64(x) => Some(x),
+        _ => v.as_u64().and_then(|x| i64::try_from(x).ok()),
+    }
+}
+
+/// The inverse of GPT-2's `bytes_to_unicode`: printable bytes stand for themselves, the
+/// other 68 bytes are mapped in order to U+0100..U+0143.
+fn byte_level_byte(c: char) -> Option<u8> {
+    let cp = c as u32;
+    match cp {
+        0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF => Some(cp as u8),
+        0x100..=0x120 => Some((cp - 0x100) as u8), // bytes 0x00..=0x20
+        0x121..=0x142 => Some((cp - 0x121 + 0x7F) as u8), // bytes 0x7F..=0xA0
+        0x143 => Some(0xAD),
+        _ => None,
+    }
+}
+
+fn compile_template(src: &str) -> std::result::Result<Environment<'static>, Error> {
+    let mut env = Environment::new();
+    // Hugging Face renders chat templates with these two settings.
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> std::result::Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+        },
+    );
+    env.set_unknown_method_callback(python_methods);
+    env.add_template_owned(TEMPLATE_NAME, src.to_owned())
+        .map_err(|e| {
+            Error::new(
+                ErrorCode::ChatTemplate,
+                format!("cannot compile the chat template: {e:#}"),
+            )
+        })?;
+    Ok(env)
+}
+
+/// The Python string and dict methods chat templates commonly call (templates are written
+/// for Jinja2 in Python; minijinja has no such methods of its own).
+fn python_methods(
+    state: &State,
+    value: &Value,
+    method: &str,
+    args: &[Value],
+) -> std::result::Result<Value, minijinja::Error> {
+    let arg_str = |i: usize| -> std::result::Result<Option<&str>, minijinja::Error> {
+        match args.get(i) {
+            None => Ok(None),
+            Some(v) if v.is_none() => Ok(None),
+            Some(v) => v.as_str().map(Some).ok_or_else(|| {
+                minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("{method}: expected a string argument"),
+                )
+            }),
+        }
+    };
+    if let Some(s) = value.as_str() {
+        let chars_arg = arg_str(0)?;
+        let is_strip = |c: char| chars_arg.map_or(c.is_whitespace(), |set| set.contains(c));
+        return Ok(match method {
+            "strip" => Value::from(s.trim_matches(is_strip)),
+            "lstrip" => Value::from(s.trim_start_matches(is_strip)),
+            "rstrip" => Value::from(s.trim_end_matches(is_strip)),
+            "startswith" => Value::from(s.starts_with(arg_str(0)?.unwrap_or(""))),
+            "endswith" => Value::from(s.ends_with(arg_str(0)?.unwrap_or(""))),
+            "upper" => Value::from(s.to_uppercase()),
+            "lower" => Value::from(s.to_lowercase()),
+            "title" => state.apply_filter("title", std::slice::from_ref(value))?,
+            "capitalize" => state.apply_filter("capitalize", std::slice::from_ref(value))?,
+            "replace" => {
+                Value::from(s.replace(arg_str(0)?.unwrap_or(""), arg_str(1)?.unwrap_or("")))
+            }
+            "split" => match arg_str(0)? {
+                Some(sep) if !sep.is_empty() => {
+                    Value::from(s.split(sep).map(Value::from).collect::<Vec<_>>())
+                }
+                _ => Value::from(s.split_whitespace().map(Value::from).collect::<Vec<_>>()),
+            },
+            _ => return Err(minijinja::Error::from(ErrorKind::UnknownMethod)),
+        });
+    }
+    if value.kind() == ValueKind::Map {
+        return match method {
+            "items" => state.apply_filter("items", std::slice::from_ref(value)),
+            "keys" => Ok(Value::from(value.try_iter()?.collect::<Vec<_>>())),
+            "values" => {
+                let mut out = Vec::new();
+                for k in value.try_iter()? {
+                    out.push(value.get_item(&k)?);
+                }
+                Ok(Value::from(out))
+            }
+            "get" => {
+                let key = args.first().cloned().unwrap_or_default();
+                let v = value.get_item(&key)?;
+                Ok(if v.is_undefined() {
+                    args.get(1).cloned().unwrap_or_default()
+                } else {
+                    v
+                })
+            }
+            _ => Err(minijinja::Error::from(ErrorKind::UnknownMethod)),
+        };
+    }
+    Err(minijinja::Error::from(ErrorKind::UnknownMethod))
+}
+
+/// Turns a stream of token ids into text pieces that are always whole UTF-8 (a multi-byte
+/// character may span tokens). Concatenated, the pieces equal [`Tokenizer::decode`] of all ids.
+#[derive(Debug, Clone, Default)]
+pub struct StreamDecoder {
+    /// Bytes of an incomplete character at the end of the stream so far.
+    pending: Vec<u8>,
+}
+
+impl StreamDecoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The new complete text since the last push ("" while a character is incomplete).
+    pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<String> {
+        tok.token_bytes(id, &mut self.pending)?;
+        Ok(self.take_text(false))
+    }
+
+    /// Whatever is left (an incomplete character becomes U+FFFD, as in `decode`); the
+    /// decoder is then empty and can start a new stream.
+    pub fn finish(&mut self, _tok: &Tokenizer) -> Result<String> {
+        Ok(self.take_text(true))
+    }
+
+    /// Takes the decodable prefix of `pending`; invalid sequences become U+FFFD exactly as
+    /// `String::from_utf8_lossy` does, an incomplete tail is kept unless `all`.
+    fn take_text(&mut self, all: bool) -> String {
+        let mut out = String::new();
+        let mut rest: &[u8] = &self.pending;
+        loop {
+            match std::str::from_utf8(rest) {
+                Ok(s) => {
+                    out.push_str(s);
+                    rest = &[];
+                    break;
+                }
+                Err(e) => {
+                    let (valid, after) = rest.split_at(e.valid_up_to());
+                    // `valid` is valid UTF-8 by construction.
+                    out.push_str(&String::from_utf8_lossy(valid));
+                    match e.error_len() {
+                        Some(n) => {
+                            out.push(char::REPLACEMENT_CHARACTER);
+                            rest = &after[n..];
+                        }
+                        None => {
+                            if all {
+                                out.push(char::REPLACEMENT_CHARACTER);
+                                rest = &[];
+                            } else {
+                                rest = after;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let keep = rest.len();
+        let len = self.pending.len();
+        self.pending.drain(..len - keep);
+        out
+    }
+}

@@ -1,0 +1,444 @@
+//! The tokenizer and chat template against llama.cpp's answers for the default model.
+
+#[path = "common/gguf_writer.rs"]
+mod gguf_writer;
+
+use std::sync::{Arc, OnceLock};
+
+use gguf_writer::{model_bytes, GgufWriter, V};
+use padlock::model::gguf::GgufFile;
+use padlock::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
+use padlock::ErrorCode;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Fixture {
+    system_prompt: String,
+    tokenize: Vec<TokenizeCase>,
+    chat: Vec<ChatCase>,
+}
+
+#[derive(Deserialize)]
+struct TokenizeCase {
+    text: String,
+    ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct ChatCase {
+    user: String,
+    prompt_text: String,
+    prompt_ids: Vec<u32>,
+    greedy_ids: Vec<u32>,
+    greedy_text: String,
+}
+
+fn fixture() -> Fixture {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/smollm2-135m-instruct-q4_1.llamacpp.json"
+    );
+    let text = std::fs::read_to_string(path).expect("read the llama.cpp fixture");
+    serde_json::from_str(&text).expect("parse the llama.cpp fixture")
+}
+
+fn tok() -> &'static Tokenizer {
+    static TOK: OnceLock<Tokenizer> = OnceLock::new();
+    TOK.get_or_init(|| {
+        let g = GgufFile::parse(Arc::new(model_bytes().to_vec())).expect("parse the default model");
+        Tokenizer::from_gguf(&g).expect("build the tokenizer")
+    })
+}
+
+fn user(content: &str) -> Vec<ChatMessage> {
+    vec![ChatMessage {
+        role: "user".into(),
+        content: content.into(),
+    }]
+}
+
+fn stream(t: &Tokenizer, ids: &[u32]) -> (String, Vec<String>) {
+    let mut d = StreamDecoder::new();
+    let mut pieces: Vec<String> = ids.iter().map(|&id| d.push(t, id).unwrap()).collect();
+    pieces.push(d.finish(t).unwrap());
+    (pieces.concat(), pieces)
+}
+
+#[test]
+fn basics() {
+    let t = tok();
+    assert_eq!(t.vocab_size(), 49152);
+    assert_eq!(t.eos_token_id(), 2);
+    assert!(t.is_stop_token(2), "<|im_end|> ends a turn");
+    assert!(!t.is_stop_token(1) && !t.is_stop_token(504));
+    assert_eq!(t.encode("<|im_start|>").unwrap(), vec![1]);
+    assert_eq!(t.encode("").unwrap(), Vec::<u32>::new());
+    assert_eq!(
+        t.decode(&[1, 2, 0]).unwrap(),
+        "",
+        "special tokens are skipped"
+    );
+    assert_eq!(t.decode(&[49152]).unwrap_err().code, ErrorCode::Tokenizer);
+    let mut d = StreamDecoder::new();
+    assert_eq!(d.push(t, u32::MAX).unwrap_err().code, ErrorCode::Tokenizer);
+}
+
+#[test]
+fn encode_matches_llama_cpp() {
+    let t = tok();
+    let fx = fixture();
+    assert!(fx.tokenize.len() >= 40);
+    let mut bad = Vec::new();
+    for case in &fx.tokenize {
+        let ids = t.encode(&case.text).unwrap();
+        if ids != case.ids {
+            bad.push(format!(
+                "{:?}: got {ids:?}, llama.cpp {:?}",
+                case.text, case.ids
+            ));
+        }
+        // Round trip: text without special tokens decodes back to itself.
+        if !case.text.contains("<|") {
+            assert_eq!(t.decode(&ids).unwrap(), case.text);
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn chat_template_matches_llama_cpp() {
+    let t = tok();
+    let fx = fixture();
+    for case in &fx.chat {
+        let text = t.apply_chat_template(&user(&case.user), true).unwrap();
+        assert_eq!(text, case.prompt_text);
+        assert!(text.contains(&fx.system_prompt));
+        assert_eq!(t.encode(&text).unwrap(), case.prompt_ids, "{:?}", case.user);
+    }
+    // Without the generation prompt, and with an explicit system message (no default one then).
+    let text = t.apply_chat_template(&user("Hi"), false).unwrap();
+    assert!(
+        text.ends_with("<|im_start|>user\nHi<|im_end|>\n"),
+        "{text:?}"
+    );
+    let msgs = vec![
+        ChatMessage {
+            role: "system".into(),
+            content: "Be brief.".into(),
+        },
+        ChatMessage {
+            role: "user".into(),
+            content: "Hi".into(),
+        },
+        ChatMessage {
+            role: "assistant".into(),
+            content: "Hello!".into(),
+        },
+    ];
+    assert_eq!(
+        t.apply_chat_template(&msgs, true).unwrap(),
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n\
+         <|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>assistant\n"
+    );
+}
+
+#[test]
+fn decode_and_stream_match_llama_cpp() {
+    let t = tok();
+    for case in &fixture().chat {
+        // greedy_ids include the stop token when generation stopped; greedy_text does not.
+        let stop_at = case.greedy_ids.iter().position(|&id| t.is_stop_token(id));
+        if let Some(i) = stop_at {
+            assert_eq!(i, case.greedy_ids.len() - 1, "stop token only at the end");
+        }
+        assert_eq!(t.decode(&case.greedy_ids).unwrap(), case.greedy_text);
+        let (streamed, _) = stream(t, &case.greedy_ids);
+        assert_eq!(streamed, case.greedy_text);
+    }
+}
+
+#[test]
+fn stream_decoder_keeps_characters_whole() {
+    let t = tok();
+    let text = "héllo wörld 🦀 日本 — 👩\u{200d}👩\u{200d}👧 ½";
+    let ids = t.encode(text).unwrap();
+    assert_eq!(t.decode(&ids).unwrap(), text);
+    let (streamed, pieces) = stream(t, &ids);
+    assert_eq!(streamed, text);
+    // Some character must have spanned tokens, or this test shows nothing.
+    assert!(pieces.iter().any(|p| p.is_empty()), "{pieces:?}");
+    assert!(ids.len() > text.chars().filter(|c| !c.is_ascii()).count());
+
+    // One token at a time, 🦀 (4 bytes) comes out only once complete.
+    let crab = t.encode("🦀").unwrap();
+    assert!(crab.len() > 1, "{crab:?}");
+    let (_, pieces) = stream(t, &crab);
+    assert_eq!(pieces.concat(), "🦀");
+    assert!(
+        pieces[..crab.len() - 1].iter().all(String::is_empty),
+        "{pieces:?}"
+    );
+
+    // An incomplete character at the very end becomes U+FFFD, as in decode.
+    let cut = &crab[..crab.len() - 1];
+    assert_eq!(stream(t, cut).0, t.decode(cut).unwrap());
+    assert!(t.decode(cut).unwrap().ends_with('\u{FFFD}'));
+}
+
+/// Concatenated stream pieces equal `decode` for any id sequence, invalid UTF-8 included.
+#[test]
+fn stream_equals_decode_on_random_ids() {
+    let t = tok();
+    let mut state: u64 = 42;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for round in 0..200 {
+        // Small ids are single bytes (many are UTF-8 lead or continuation bytes).
+        let ids: Vec<u32> = (0..1 + next() % 40)
+            .map(|_| {
+                if next() % 2 == 0 {
+                    next() % 300
+                } else {
+                    next() % 49152
+                }
+            })
+            .collect();
+        let (streamed, _) = stream(t, &ids);
+        assert_eq!(streamed, t.decode(&ids).unwrap(), "round {round}: {ids:?}");
+    }
+}
+
+/// A tiny byte-level tokenizer: every byte, one merge, and one control token.
+fn tiny_tokenizer() -> GgufWriter {
+    let mut tokens: Vec<String> = Vec::new();
+    let printable = |b: u32| {
+        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
+    };
+    let mut n = 0;
+    let mut byte_char = vec![' '; 256];
+    for b in 0..256u32 {
+        if printable(b) {
+            byte_char[b as usize] = char::from_u32(b).unwrap();
+        } else {
+            byte_char[b as usize] = char::from_u32(256 + n).unwrap();
+            n += 1;
+        }
+    }
+    tokens.extend(byte_char.iter().map(|c| c.to_string()));
+    tokens.push("he".into());
+    tokens.push("<|im_end|>".into());
+    let mut types = vec![1; tokens.len()];
+    *types.last_mut().unwrap() = 3;
+    let refs: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let mut w = GgufWriter::new();
+    w.set("tokenizer.ggml.model", V::str("gpt2"))
+        .set("tokenizer.ggml.pre", V::str("default"))
+        .set("tokenizer.ggml.tokens", V::strs(&refs))
+        .set("tokenizer.ggml.token_type", V::i32s(&types))
+        .set("tokenizer.ggml.merges", V::strs(&["h e"]))
+        .set("tokenizer.ggml.eos_token_id", V::u32(257))
+        .set(
+            "tokenizer.chat_template",
+            V::str(
+                "{% for m in messages %}{% if m['role'] == 'tool' %}{{ raise_exception('no tools: ' + m.content) }}{% endif %}\
+                 {{ m['role'].upper() }}: {{ m['content'].strip() }}{{ eos_token }}\n{% endfor %}\
+                 {% if add_generation_prompt %}ASSISTANT:{% endif %}",
+            ),
+        );
+    w
+}
+
+fn build(w: &GgufWriter) -> padlock::Result<Tokenizer> {
+    let g = GgufFile::parse(Arc::new(w.to_bytes())).expect("valid GGUF");
+    Tokenizer::from_gguf(&g)
+}
+
+#[test]
+fn tiny_tokenizer_and_template() {
+    let t = build(&tiny_tokenizer()).unwrap();
+    assert_eq!(t.vocab_size(), 258);
+    assert_eq!(
+        t.encode("hello<|im_end|>").unwrap(),
+        vec![256, b'l' as u32, b'l' as u32, b'o' as u32, 257]
+    );
+    assert!(t.is_stop_token(257));
+    let msgs = vec![ChatMessage {
+        role: "user".into(),
+        content: "  hi  ".into(),
+    }];
+    assert_eq!(
+        t.apply_chat_template(&msgs, true).unwrap(),
+        "USER: hi<|im_end|>\nASSISTANT:"
+    );
+
+    let tool = vec![ChatMessage {
+        role: "tool".into(),
+        content: "x".into(),
+    }];
+    let e = t.apply_chat_template(&tool, false).unwrap_err();
+    assert_eq!(e.code, ErrorCode::ChatTemplate);
+    assert!(e.message.contains("no tools: x"), "{e}");
+
+    // Missing or broken templates fail at render time; tokenizing still works.
+    let mut w = tiny_tokenizer();
+    w.remove("tokenizer.chat_template");
+    let t = build(&w).unwrap();
+    assert_eq!(
+        t.apply_chat_template(&msgs, true).unwrap_err().code,
+        ErrorCode::ChatTemplate
+    );
+    w.set(
+        "tokenizer.chat_template",
+        V::str("{% for m in messages %}{{ m.content "),
+    );
+    let t = build(&w).unwrap();
+    assert_eq!(t.encode("he").unwrap(), vec![256]);
+    assert_eq!(
+        t.apply_chat_template(&msgs, true).unwrap_err().code,
+        ErrorCode::ChatTemplate
+    );
+}
+
+#[test]
+fn unsupported_tokenizers() {
+    let check = |f: &dyn Fn(&mut GgufWriter), what: &str| {
+        let mut w = tiny_tokenizer();
+        f(&mut w);
+        let e = build(&w).expect_err(what);
+        assert_eq!(e.code, ErrorCode::Tokenizer, "{what}: {e}");
+        e
+    };
+    let e = check(
+        &|w| {
+            w.set("tokenizer.ggml.model", V::str("llama"));
+        },
+        "SentencePiece model",
+    );
+    assert!(e.message.contains("llama"), "{e}");
+    check(
+        &|w| {
+            w.set("tokenizer.ggml.model", V::str("bert"));
+        },
+        "WordPiece model",
+    );
+    check(
+        &|w| {
+            w.remove("tokenizer.ggml.model");
+        },
+        "no model",
+    );
+    check(
+        &|w| {
+            w.remove("tokenizer.ggml.merges");
+        },
+        "no merges",
+    );
+    check(
+        &|w| {
+            w.remove("tokenizer.ggml.tokens");
+        },
+        "no tokens",
+    );
+    check(
+        &|w| {
+            w.set("tokenizer.ggml.tokens", V::i32s(&[1, 2]));
+        },
+        "tokens not strings",
+    );
+    check(
+        &|w| {
+            w.set("tokenizer.ggml.merges", V::strs(&["hx"]));
+        },
+        "merge without a space",
+    );
+    check(
+        &|w| {
+            w.set("tokenizer.ggml.merges", V::strs(&["q z"]));
+        },
+        "merge result not in vocab",
+    );
+    check(
+        &|w| {
+            w.set("tokenizer.ggml.token_type", V::i32s(&[1]));
+        },
+        "token types of the wrong length",
+    );
+    check(
+        &|w| {
+            w.set("tokenizer.ggml.eos_token_id", V::u32(1000));
+        },
+        "eos out of range",
+    );
+
+    // The real model with its tokenizer model renamed.
+    let bytes = model_bytes();
+    let needle = b"\x04\x00\x00\x00\x00\x00\x00\x00gpt2";
+    let at = bytes[..1 << 16]
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap();
+    let mut b = bytes[..].to_vec();
+    b[at + 8..at + 12].copy_from_slice(b"t5xx");
+    let g = GgufFile::parse(Arc::new(b)).unwrap();
+    let e = Tokenizer::from_gguf(&g).unwrap_err();
+    assert_eq!(e.code, ErrorCode::Tokenizer);
+    assert!(e.message.contains("t5xx"), "{e}");
+}
+
+#[test]
+fn tokenizer_is_send_and_sync() {
+    fn check<T: Send + Sync + Clone>() {}
+    check::<Tokenizer>();
+    check::<StreamDecoder>();
+}
+
+/// Random byte flips in a tiny tokenizer's metadata never panic anywhere in the pipeline.
+#[test]
+fn random_byte_flips_in_tokenizer_metadata_never_panic() {
+    let base = tiny_tokenizer().to_bytes();
+    let mut state: u64 = 7;
+    let mut next = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 33) as usize
+    };
+    let (mut built, mut errs) = (0, 0);
+    for iter in 0..3000 {
+        let mut b = base.clone();
+        for _ in 0..1 + next() % 3 {
+            let at = next() % b.len();
+            b[at] ^= (1 + next() % 255) as u8;
+        }
+        let r = std::panic::catch_unwind(|| -> padlock::Result<()> {
+            let g = GgufFile::parse(Arc::new(b.clone()))?;
+            let t = Tokenizer::from_gguf(&g)?;
+            let ids = t.encode("hello <|im_end|> wörld 🦀")?;
+            let text = t.decode(&ids)?;
+            let mut d = StreamDecoder::new();
+            let mut streamed = String::new();
+            for &id in &ids {
+                streamed += &d.push(&t, id)?;
+            }
+            streamed += &d.finish(&t)?;
+            assert_eq!(streamed, text);
+            let _ = t.apply_chat_template(&user("hi"), true);
+            Ok(())
+        });
+        match r {
+            Err(_) => panic!("iteration {iter}: panic on corrupted tokenizer metadata"),
+            Ok(Ok(())) => built += 1,
+            Ok(Err(_)) => errs += 1,
+        }
+    }
+    assert!(built > 0 && errs > 0, "built {built}, errors {errs}");
+}
