@@ -1,0 +1,314 @@
+//! The CPU backend: activations are candle-core tensors; weights stay in their GGUF
+//! block format as views into the model file's bytes and are multiplied by the crate's
+//! own SIMD kernels (`quant`), since candle has no SIMD kernel for Q4_1.
+//!
+//! Transcendental functions go through `libm` so that native and wasm32 builds compute
+//! the same values (the platform `expf` differs in the last bit between glibc and wasm).
+
+pub mod quant;
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, Device, Storage, Tensor};
+
+use super::{Backend, Segment};
+use crate::error::{Error, ErrorCode, Result};
+use crate::model::config::LlamaConfig;
+use crate::model::gguf::{GgmlDType, GgufFile, TensorInfo};
+
+/// A GGUF tensor as the CPU sees it: its bytes, shared with the loaded file.
+#[derive(Clone)]
+pub struct CpuWeight {
+    pub dtype: GgmlDType,
+    /// Elements per row (GGUF `dims[0]`).
+    pub cols: usize,
+    /// Number of rows (the product of the other dims).
+    pub rows: usize,
+    file: Arc<Vec<u8>>,
+    offset: usize,
+    n_bytes: usize,
+}
+
+impl CpuWeight {
+    pub fn bytes(&self) -> &[u8] {
+        &self.file[self.offset..self.offset + self.n_bytes]
+    }
+}
+
+/// Keys and values of one sequence, position-major per layer: `[pos][kv_head][head_dim]`,
+/// so appending a step is an `extend` and the cache grows only as far as it is used.
+pub struct CpuKvCache {
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    row: usize,
+}
+
+impl CpuKvCache {
+    fn len(&self, layer: usize) -> usize {
+        self.keys[layer].len() / self.row
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CpuBackend;
+
+impl CpuBackend {
+    pub fn new() -> Self {
+        CpuBackend
+    }
+}
+
+fn backend_err(e: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::Backend, e.to_string())
+}
+
+/// A new `[rows, cols]` tensor owning `data`.
+fn tensor(data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
+    Tensor::from_vec(data, (rows, cols), &Device::Cpu).map_err(backend_err)
+}
+
+/// Runs `f` on a tensor's contiguous f32 data and its `(rows, cols)`.
+fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32], usize, usize) -> Result<R>) -> Result<R> {
+    let (rows, cols) = t.dims2().map_err(backend_err)?;
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or_else(|| backend_err("tensor is not contiguous"))?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => f(&v[start..end], rows, cols),
+        _ => Err(backend_err("expected an f32 CPU tensor")),
+    }
+}
+
+/// Rows covered by `segments`, checked against the tensor.
+fn check_rows(rows: usize, segments: &[Segment]) -> Result<()> {
+    let total: usize = segments.iter().map(|s| s.n_tokens).sum();
+    if total != rows {
+        crate::bail!(Backend, "batch has {rows} rows but its segments cover {total}");
+    }
+    Ok(())
+}
+
+impl Backend for CpuBackend {
+    type Tensor = Tensor;
+    type Weight = CpuWeight;
+    type KvCache = CpuKvCache;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<CpuWeight> {
+        let cols = info.dims.first().copied().unwrap_or(1);
+        Ok(CpuWeight {
+            dtype: info.dtype,
+            cols,
+            rows: info.n_elements() / cols.max(1),
+            file: file.bytes().clone(),
+            offset: info.offset,
+            n_bytes: info.n_bytes,
+        })
+    }
+
+    fn new_kv_cache(&self, config: &LlamaConfig) -> Result<CpuKvCache> {
+        Ok(CpuKvCache {
+            keys: vec![Vec::new(); config.n_layers],
+            values: vec![Vec::new(); config.n_layers],
+            row: config.n_kv_heads * config.head_dim,
+        })
+    }
+
+    fn truncate_kv_cache(&self, cache: &mut CpuKvCache, len: usize) -> Result<()> {
+        for layer in cache.keys.iter_mut().chain(cache.values.iter_mut()) {
+            layer.truncate(len * cache.row);
+        }
+        Ok(())
+    }
+
+    fn embed(&self, table: &CpuWeight, ids: &[u32]) -> Result<Tensor> {
+        let hidden = table.cols;
+        let row_bytes = table.dtype.row_bytes(hidden);
+        let mut out = vec![0f32; ids.len() * hidden];
+        for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
+            let id = id as usize;
+            if id >= table.rows {
+                crate::bail!(InvalidArgument, "token id {id} is outside the vocabulary of {}", table.rows);
+            }
+            quant::dequantize_row(table.dtype, &table.bytes()[id * row_bytes..(id + 1) * row_bytes], dst)?;
+        }
+        tensor(out, ids.len(), hidden)
+    }
+
+    fn rms_norm(&self, x: &Tensor, weight: &CpuWeight, eps: f32) -> Result<Tensor> {
+        let mut w = vec![0f32; weight.cols];
+        quant::dequantize_row(weight.dtype, weight.bytes(), &mut w)?;
+        with_data(x, |x, rows, cols| {
+            if cols != w.len() {
+                crate::bail!(Backend, "rms_norm: rows of {cols} against a weight of {}", w.len());
+            }
+            let mut out = vec![0f32; x.len()];
+            for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
+                let mean_sq = src.iter().map(|v| v * v).sum::<f32>() / cols as f32;
+                let scale = 1.0 / (mean_sq + eps).sqrt();
+                for ((d, s), g) in dst.iter_mut().zip(src).zip(&w) {
+                    *d = s * scale * g;
+                }
+            }
+            tensor(out, rows, cols)
+        })
+    }
+
+    fn matmul(&self, x: &Tensor, w: &CpuWeight) -> Result<Tensor> {
+        with_data(x, |x, rows, cols| {
+            if cols != w.cols {
+                crate::bail!(Backend, "matmul: rows of {cols} against weight rows of {}", w.cols);
+            }
+            let mut out = vec![0f32; rows * w.rows];
+            quant::matmul(w.dtype, w.bytes(), w.rows, w.cols, x, rows, &mut out)?;
+            tensor(out, rows, w.rows)
+        })
+    }
+
+    fn rope(&self, x: &Tensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<Tensor> {
+        with_data(x, |x, rows, cols| {
+            check_rows(rows, segments)?;
+            let head_dim = cols / n_heads;
+            let half = head_dim / 2;
+            // Same frequencies as llama.cpp: θ_i = pos · base^(−2i/d).
+            let inv_freq: Vec<f32> =
+                (0..half).map(|i| libm::powf(theta, -2.0 * i as f32 / head_dim as f32)).collect();
+            let mut out = x.to_vec();
+            let positions = segments.iter().flat_map(|s| s.start..s.start + s.n_tokens);
+            for (row, pos) in out.chunks_exact_mut(cols).zip(positions) {
+                for (i, f) in inv_freq.iter().enumerate() {
+                    let angle = pos as f32 * f;
+                    let (sin, cos) = (libm::sinf(angle), libm::cosf(angle));
+                    for head in row.chunks_exact_mut(head_dim) {
+                        let (a, b) = (head[2 * i], head[2 * i + 1]);
+                        head[2 * i] = a * cos - b * sin;
+                        head[2 * i + 1] = a * sin + b * cos;
+                    }
+                }
+            }
+            tensor(out, rows, cols)
+        })
+    }
+
+    fn attention(
+        &self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        caches: &mut [&mut CpuKvCache],
+        segments: &[Segment],
+        config: &LlamaConfig,
+    ) -> Result<Tensor> {
+        if caches.len() != segments.len() {
+            crate::bail!(Backend, "{} caches for {} segments", caches.len(), segments.len());
+        }
+        let (hd, n_heads, n_kv) = (config.head_dim, config.n_heads, config.n_kv_heads);
+        let group = n_heads / n_kv;
+        let kv_row = n_kv * hd;
+        // Append this step's keys and values to each sequence's cache.
+        with_data(k, |k, rows, _| {
+            check_rows(rows, segments)?;
+            with_data(v, |v, _, _| {
+                let mut row = 0;
+                for (cache, seg) in caches.iter_mut().zip(segments) {
+                    if cache.len(layer) != seg.start {
+                        crate::bail!(Backend, "cache holds {} positions, segment starts at {}", cache.len(layer), seg.start);
+                    }
+                    let range = row * kv_row..(row + seg.n_tokens) * kv_row;
+                    cache.keys[layer].extend_from_slice(&k[range.clone()]);
+                    cache.values[layer].extend_from_slice(&v[range]);
+                    row += seg.n_tokens;
+                }
+                Ok(())
+            })
+        })?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        with_data(q, |q, rows, cols| {
+            let mut out = vec![0f32; rows * cols];
+            let mut scores = Vec::new();
+            let mut row = 0;
+            for (cache, seg) in caches.iter().zip(segments) {
+                let (keys, values) = (&cache.keys[layer], &cache.values[layer]);
+                for i in 0..seg.n_tokens {
+                    let visible = seg.start + i + 1; // causal: positions 0..=start+i
+                    for h in 0..n_heads {
+                        let kv_off = (h / group) * hd;
+                        let qh = &q[(row + i) * cols + h * hd..][..hd];
+                        scores.clear();
+                        scores.extend((0..visible).map(|p| dot(qh, &keys[p * kv_row + kv_off..][..hd]) * scale));
+                        softmax_in_place(&mut scores);
+                        let oh = &mut out[(row + i) * cols + h * hd..][..hd];
+                        for (p, &w) in scores.iter().enumerate() {
+                            for (o, vv) in oh.iter_mut().zip(&values[p * kv_row + kv_off..][..hd]) {
+                                *o += w * vv;
+                            }
+                        }
+                    }
+                }
+                row += seg.n_tokens;
+            }
+            tensor(out, rows, cols)
+        })
+    }
+
+    fn silu_mul(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        with_data(gate, |g, rows, cols| {
+            with_data(up, |u, _, _| {
+                let out = g.iter().zip(u).map(|(&g, &u)| g / (1.0 + libm::expf(-g)) * u).collect();
+                tensor(out, rows, cols)
+            })
+        })
+    }
+
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        (a + b).map_err(backend_err)
+    }
+
+    fn select_rows(&self, x: &Tensor, rows: &[usize]) -> Result<Tensor> {
+        with_data(x, |x, n_rows, cols| {
+            let mut out = Vec::with_capacity(rows.len() * cols);
+            for &r in rows {
+                if r >= n_rows {
+                    crate::bail!(Backend, "row {r} of {n_rows}");
+                }
+                out.extend_from_slice(&x[r * cols..(r + 1) * cols]);
+            }
+            tensor(out, rows.len(), cols)
+        })
+    }
+
+    async fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
+        with_data(x, |x, _, _| Ok(x.to_vec()))
+    }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // Eight independent accumulators let the compiler vectorise the loop.
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for j in 0..8 {
+            acc[j] += x[j] * y[j];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Numerically stable softmax (max subtracted first).
+pub(crate) fn softmax_in_place(xs: &mut [f32]) {
+    let max = xs.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0;
+    for x in xs.iter_mut() {
+        *x = libm::expf(*x - max);
+        sum += *x;
+    }
+    for x in xs.iter_mut() {
+        *x /= sum;
+    }
+}

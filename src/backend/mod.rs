@@ -1,0 +1,82 @@
+//! The compute interface the model is written against. The Llama forward pass
+//! (`model::llama`) is written once over this trait; each backend (CPU now, WebGPU
+//! next) implements the handful of operations a Llama layer needs.
+//!
+//! A batch is a list of sequences, each advancing by one or more tokens; their rows are
+//! stacked into one activation matrix so that every weight is read once per step
+//! (prefill, plain decode and PAD's batched decode are the same call).
+
+pub mod cpu;
+
+use crate::error::Result;
+use crate::model::config::LlamaConfig;
+use crate::model::gguf::{GgufFile, TensorInfo};
+
+/// The part of a batch that belongs to one sequence: `n_tokens` consecutive rows of the
+/// activation matrix, at positions `start..start + n_tokens` of that sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: usize,
+    pub n_tokens: usize,
+}
+
+pub trait Backend {
+    /// Activations: a row-major `[rows, cols]` f32 matrix on the device.
+    type Tensor;
+    /// A weight (matrix or vector) in its GGUF storage format, on the device.
+    type Weight;
+    /// Keys and values of one sequence, for every layer.
+    type KvCache;
+
+    /// Short name for logs and the page: "cpu", "webgpu".
+    fn name(&self) -> &'static str;
+
+    /// Makes a GGUF tensor usable by this backend (a view or an upload; no dequantizing).
+    fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<Self::Weight>;
+
+    fn new_kv_cache(&self, config: &LlamaConfig) -> Result<Self::KvCache>;
+
+    /// Drops positions `len..` from a cache (used to rewind a sequence).
+    fn truncate_kv_cache(&self, cache: &mut Self::KvCache, len: usize) -> Result<()>;
+
+    /// Rows of the embedding table for `ids`: `[ids.len(), hidden]`.
+    fn embed(&self, table: &Self::Weight, ids: &[u32]) -> Result<Self::Tensor>;
+
+    /// Root-mean-square normalisation of each row, scaled by `weight`.
+    fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Weight, eps: f32) -> Result<Self::Tensor>;
+
+    /// `x · Wᵀ`: `[rows, k] × [n, k]ᵀ → [rows, n]`.
+    fn matmul(&self, x: &Self::Tensor, w: &Self::Weight) -> Result<Self::Tensor>;
+
+    /// Rotary position embedding, GGUF (interleaved pairs) convention, applied to each of
+    /// `n_heads` heads of each row; the row's position comes from its segment.
+    fn rope(&self, x: &Self::Tensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<Self::Tensor>;
+
+    /// Appends this step's keys and values to each sequence's cache at layer `layer`, then
+    /// computes causal grouped-query attention of `q` over each sequence's cache.
+    /// `q`: `[rows, n_heads·head_dim]`, `k`/`v`: `[rows, n_kv_heads·head_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(
+        &self,
+        layer: usize,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        v: &Self::Tensor,
+        caches: &mut [&mut Self::KvCache],
+        segments: &[Segment],
+        config: &LlamaConfig,
+    ) -> Result<Self::Tensor>;
+
+    /// `silu(gate) ⊙ up`.
+    fn silu_mul(&self, gate: &Self::Tensor, up: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// `a + b`, element-wise.
+    fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// The given rows of `x`, in order (e.g. the last token of each sequence).
+    fn select_rows(&self, x: &Self::Tensor, rows: &[usize]) -> Result<Self::Tensor>;
+
+    /// Copies a tensor back to the host, row-major. Asynchronous because a GPU readback
+    /// is: a blocking wait deadlocks a browser.
+    fn read(&self, x: &Self::Tensor) -> impl std::future::Future<Output = Result<Vec<f32>>>;
+}

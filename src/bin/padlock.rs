@@ -1,0 +1,182 @@
+//! `padlock`: the native command line.
+//!   padlock generate --model PATH --prompt TEXT [--max-tokens N] [--greedy | --temperature T --top-p P --seed S] [--json]
+//!   padlock bench --model PATH
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use padlock::align::sampler::{argmax, SamplingParams};
+use padlock::backend::cpu::{quant, CpuBackend};
+use padlock::generate::{now_seconds, Engine, GenerateOptions, Generation};
+use padlock::model::llama::Logits;
+use padlock::{Error, Result};
+
+#[derive(Parser)]
+#[command(name = "padlock", version, about = "On-device personalized decoding for small language models")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Answer one chat message.
+    Generate(GenerateArgs),
+    /// Measure prefill and decode speed.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    #[arg(long)]
+    model: String,
+    #[arg(long)]
+    prompt: String,
+    #[arg(long)]
+    system: Option<String>,
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Always take the most likely token (no repetition penalty unless given).
+    #[arg(long, conflicts_with_all = ["temperature", "top_p", "seed"])]
+    greedy: bool,
+    #[arg(long)]
+    temperature: Option<f32>,
+    #[arg(long)]
+    top_p: Option<f32>,
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[arg(long)]
+    repetition_penalty: Option<f32>,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one JSON object (prompt_ids, generated_ids, text, ...) instead of streaming text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[arg(long)]
+    model: String,
+    /// Prompt length for the prefill measurement.
+    #[arg(long, default_value_t = 128)]
+    prompt_tokens: usize,
+    /// Tokens decoded one at a time for the decode measurement.
+    #[arg(long, default_value_t = 128)]
+    decode_tokens: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+fn load(path: &str) -> Result<Engine<CpuBackend>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
+    Engine::load(CpuBackend::new(), Arc::new(bytes), &mut |_| {})
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    let engine = load(&args.model)?;
+    let mut sampling = if args.greedy { SamplingParams::greedy() } else { SamplingParams::default() };
+    sampling.temperature = args.temperature.unwrap_or(sampling.temperature);
+    sampling.top_p = args.top_p.unwrap_or(sampling.top_p);
+    sampling.top_k = args.top_k.unwrap_or(sampling.top_k);
+    sampling.repetition_penalty = args.repetition_penalty.unwrap_or(sampling.repetition_penalty);
+    sampling.seed = args.seed.unwrap_or(sampling.seed);
+    let options = GenerateOptions { max_tokens: args.max_tokens, sampling, system: args.system.clone() };
+    let prompt_ids = engine.chat_prompt(&args.prompt, args.system.as_deref())?;
+
+    let t0 = now_seconds();
+    let mut gen = pollster::block_on(Generation::start(&engine, prompt_ids, &options))?;
+    let t1 = now_seconds();
+    let mut stdout = std::io::stdout();
+    while let Some(token) = pollster::block_on(gen.next())? {
+        if !args.json {
+            let _ = write!(stdout, "{}", token.text);
+            let _ = stdout.flush();
+        }
+    }
+    let t2 = now_seconds();
+    let decode_tps = gen.generated().len() as f64 / (t2 - t1).max(1e-9);
+    let prefill_tps = gen.prompt_ids().len() as f64 / (t1 - t0).max(1e-9);
+    if args.json {
+        let out = serde_json::json!({
+            "prompt_ids": gen.prompt_ids(),
+            "generated_ids": gen.generated(),
+            "text": gen.text()?,
+            "stop_reason": gen.stop_reason(),
+            "prefill_tokens_per_second": prefill_tps,
+            "decode_tokens_per_second": decode_tps,
+        });
+        println!("{out}");
+    } else {
+        println!();
+        eprintln!(
+            "[{} prompt tokens at {prefill_tps:.1} tok/s, {} generated at {decode_tps:.1} tok/s, kernel {}]",
+            gen.prompt_ids().len(),
+            gen.generated().len(),
+            quant::kernel_name()
+        );
+    }
+    Ok(())
+}
+
+fn bench(args: BenchArgs) -> Result<()> {
+    let engine = load(&args.model)?;
+    let model = &engine.model;
+    // A prompt of exactly `prompt_tokens` tokens: a paragraph of text, repeated as needed.
+    let text = "The quick brown fox jumps over the lazy dog while the river runs to the sea. ";
+    let unit = engine.tokenizer.encode(text)?;
+    let prompt: Vec<u32> = unit.iter().copied().cycle().take(args.prompt_tokens.max(1)).collect();
+
+    // Prefill: best of three runs of the whole prompt.
+    let mut prefill_s = f64::INFINITY;
+    for _ in 0..3 {
+        let mut seq = model.new_sequence()?;
+        let t = now_seconds();
+        pollster::block_on(model.forward_one(&mut seq, &prompt, Logits::Last))?;
+        prefill_s = prefill_s.min(now_seconds() - t);
+    }
+    // Decode: one token at a time after a short prompt, greedy, never stopping early.
+    let mut seq = model.new_sequence()?;
+    let mut logits = pollster::block_on(model.forward_one(&mut seq, &prompt[..prompt.len().min(16)], Logits::Last))?;
+    let t = now_seconds();
+    for _ in 0..args.decode_tokens {
+        let next = argmax(&logits);
+        logits = pollster::block_on(model.forward_one(&mut seq, &[next], Logits::Last))?;
+    }
+    let decode_s = now_seconds() - t;
+    let prefill_tps = prompt.len() as f64 / prefill_s;
+    let decode_tps = args.decode_tokens as f64 / decode_s;
+    let threads = rayon::current_num_threads();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "prefill_tokens": prompt.len(), "prefill_tokens_per_second": prefill_tps,
+                "decode_tokens": args.decode_tokens, "decode_tokens_per_second": decode_tps,
+                "kernel": quant::kernel_name(), "threads": threads,
+            })
+        );
+    } else {
+        println!("kernel {} on {threads} threads", quant::kernel_name());
+        println!("prefill: {} tokens at {prefill_tps:.1} tok/s", prompt.len());
+        println!("decode:  {} tokens at {decode_tps:.1} tok/s", args.decode_tokens);
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(a) => generate(a),
+        Command::Bench(a) => bench(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error[{}]: {}", e.code, e.message);
+            ExitCode::FAILURE
+        }
+    }
+}

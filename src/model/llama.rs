@@ -1,0 +1,200 @@
+//! The Llama forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or
+//! separate LM head), written once against `Backend`.
+
+use crate::backend::{Backend, Segment};
+use crate::error::Result;
+use crate::model::config::LlamaConfig;
+use crate::model::gguf::GgufFile;
+
+struct Layer<W> {
+    attn_norm: W,
+    wq: W,
+    wk: W,
+    wv: W,
+    wo: W,
+    ffn_norm: W,
+    gate: W,
+    up: W,
+    down: W,
+}
+
+pub struct Llama<B: Backend> {
+    pub config: LlamaConfig,
+    backend: B,
+    embedding: B::Weight,
+    layers: Vec<Layer<B::Weight>>,
+    output_norm: B::Weight,
+    /// `None` when the LM head is tied to the embedding table.
+    output: Option<B::Weight>,
+}
+
+/// One sequence's state: its KV cache and how many positions it holds.
+pub struct Sequence<B: Backend> {
+    cache: B::KvCache,
+    len: usize,
+}
+
+impl<B: Backend> Sequence<B> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Which rows of the batch the LM head is applied to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Logits {
+    /// The last token of each sequence: `[batch, vocab]`.
+    Last,
+    /// Every token of every sequence: `[total tokens, vocab]` (for tests and scoring).
+    All,
+}
+
+impl<B: Backend> Llama<B> {
+    /// Validates the file's configuration and hands every weight to the backend.
+    /// `progress` receives the fraction of weights loaded, from 0 to 1.
+    pub fn load(backend: B, file: &GgufFile, progress: &mut dyn FnMut(f32)) -> Result<Self> {
+        let config = LlamaConfig::from_gguf(file)?;
+        // `from_gguf` has checked that every tensor named here exists with the right shape.
+        let total = 2 + 9 * config.n_layers;
+        let mut loaded = 0usize;
+        let mut weight = |name: &str| -> Result<B::Weight> {
+            let info = file.tensor(name).ok_or_else(|| {
+                crate::error::Error::new(crate::ErrorCode::ModelConfig, format!("missing tensor {name}"))
+            })?;
+            let w = backend.load_weight(file, info)?;
+            loaded += 1;
+            progress(loaded as f32 / total as f32);
+            Ok(w)
+        };
+        let embedding = weight("token_embd.weight")?;
+        let output_norm = weight("output_norm.weight")?;
+        let mut layers = Vec::with_capacity(config.n_layers);
+        for i in 0..config.n_layers {
+            let mut w = |t: &str| weight(&format!("blk.{i}.{t}.weight"));
+            layers.push(Layer {
+                attn_norm: w("attn_norm")?,
+                wq: w("attn_q")?,
+                wk: w("attn_k")?,
+                wv: w("attn_v")?,
+                wo: w("attn_output")?,
+                ffn_norm: w("ffn_norm")?,
+                gate: w("ffn_gate")?,
+                up: w("ffn_up")?,
+                down: w("ffn_down")?,
+            });
+        }
+        let output = if config.tied_embeddings { None } else { Some(weight("output.weight")?) };
+        progress(1.0);
+        Ok(Llama { config, backend, embedding, layers, output_norm, output })
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    pub fn new_sequence(&self) -> Result<Sequence<B>> {
+        Ok(Sequence { cache: self.backend.new_kv_cache(&self.config)?, len: 0 })
+    }
+
+    /// Forgets positions `len..` of a sequence.
+    pub fn truncate(&self, seq: &mut Sequence<B>, len: usize) -> Result<()> {
+        if len < seq.len {
+            self.backend.truncate_kv_cache(&mut seq.cache, len)?;
+            seq.len = len;
+        }
+        Ok(())
+    }
+
+    /// Feeds `tokens[i]` to `seqs[i]` for every i in one batched pass (each weight is read
+    /// once for the whole batch) and returns the logits selected by `which`.
+    /// Nothing changes when an error is returned for bad input (unknown token, context full).
+    pub fn forward(&self, seqs: &mut [&mut Sequence<B>], tokens: &[&[u32]], which: Logits) -> Result<B::Tensor> {
+        let cfg = &self.config;
+        if seqs.len() != tokens.len() || seqs.is_empty() {
+            crate::bail!(InvalidArgument, "{} sequences for {} token lists", seqs.len(), tokens.len());
+        }
+        let mut segments = Vec::with_capacity(seqs.len());
+        for (seq, toks) in seqs.iter().zip(tokens) {
+            if toks.is_empty() {
+                crate::bail!(InvalidArgument, "a sequence in the batch has no tokens");
+            }
+            if seq.len + toks.len() > cfg.context_length {
+                crate::bail!(
+                    PromptTooLong,
+                    "{} tokens after {} already in the context exceed its length of {}",
+                    toks.len(),
+                    seq.len,
+                    cfg.context_length
+                );
+            }
+            if let Some(&bad) = toks.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+                crate::bail!(InvalidArgument, "token id {bad} is outside the vocabulary of {}", cfg.vocab_size);
+            }
+            segments.push(Segment { start: seq.len, n_tokens: toks.len() });
+        }
+        let ids: Vec<u32> = tokens.iter().flat_map(|t| t.iter().copied()).collect();
+        let b = &self.backend;
+        let result = (|| {
+            let mut caches: Vec<&mut B::KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
+            let mut x = b.embed(&self.embedding, &ids)?;
+            for (i, layer) in self.layers.iter().enumerate() {
+                let h = b.rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
+                let q = b.rope(&b.matmul(&h, &layer.wq)?, cfg.n_heads, &segments, cfg.rope_theta)?;
+                let k = b.rope(&b.matmul(&h, &layer.wk)?, cfg.n_kv_heads, &segments, cfg.rope_theta)?;
+                let v = b.matmul(&h, &layer.wv)?;
+                let attn = b.attention(i, &q, &k, &v, &mut caches, &segments, cfg)?;
+                x = b.add(&x, &b.matmul(&attn, &layer.wo)?)?;
+                let h = b.rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
+                let ffn = b.silu_mul(&b.matmul(&h, &layer.gate)?, &b.matmul(&h, &layer.up)?)?;
+                x = b.add(&x, &b.matmul(&ffn, &layer.down)?)?;
+            }
+            if which == Logits::Last {
+                let mut last = Vec::with_capacity(segments.len());
+                let mut end = 0;
+                for s in &segments {
+                    end += s.n_tokens;
+                    last.push(end - 1);
+                }
+                x = b.select_rows(&x, &last)?;
+            }
+            let x = b.rms_norm(&x, &self.output_norm, cfg.rms_eps)?;
+            b.matmul(&x, self.output.as_ref().unwrap_or(&self.embedding))
+        })();
+        match result {
+            Ok(logits) => {
+                for (seq, toks) in seqs.iter_mut().zip(tokens) {
+                    seq.len += toks.len();
+                }
+                Ok(logits)
+            }
+            Err(e) => {
+                // Undo any keys/values a failed pass appended, so the sequences are as before.
+                for (seq, seg) in seqs.iter_mut().zip(&segments) {
+                    self.backend.truncate_kv_cache(&mut seq.cache, seg.start)?;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `forward` for one sequence, reading the logits back to the host.
+    pub async fn forward_one(&self, seq: &mut Sequence<B>, tokens: &[u32], which: Logits) -> Result<Vec<f32>> {
+        let logits = self.forward(&mut [seq], &[tokens], which)?;
+        self.backend.read(&logits).await
+    }
+}
+
+/// Reads a GGUF from bytes and loads it onto `backend`.
+pub fn load_from_bytes<B: Backend>(
+    backend: B,
+    bytes: std::sync::Arc<Vec<u8>>,
+    progress: &mut dyn FnMut(f32),
+) -> Result<(GgufFile, Llama<B>)> {
+    let file = GgufFile::parse(bytes)?;
+    let model = Llama::load(backend, &file, progress)?;
+    Ok((file, model))
+}

@@ -1,0 +1,177 @@
+//! The CPU forward pass against llama.cpp's answers for the same file
+//! (tests/fixtures/smollm2-135m-instruct-q4_1.llamacpp.json), plus the properties the
+//! rest of the runtime relies on: batching and KV caching change no logits, bad input
+//! changes nothing.
+
+#[path = "common/model.rs"]
+mod common;
+
+use common::{engine, fixture};
+use padlock::align::sampler::{argmax, SamplingParams};
+use padlock::backend::Backend;
+use padlock::generate::{GenerateOptions, Generation};
+use padlock::model::llama::Logits;
+use padlock::ErrorCode;
+
+/// Teacher-forced logits at every generated position of every reference chat.
+struct Forced {
+    /// Per chat: our argmax at each generated position.
+    argmax: Vec<Vec<u32>>,
+    /// Per chat, per recorded position: our logits for the recorded top-20 ids.
+    top20: Vec<Vec<Vec<f32>>>,
+}
+
+fn teacher_forced() -> Forced {
+    let engine = engine();
+    let vocab = engine.model.config.vocab_size;
+    let (mut argmax_all, mut top20_all) = (Vec::new(), Vec::new());
+    for chat in fixture()["chat"].as_array().unwrap() {
+        let prompt: Vec<u32> = serde_json::from_value(chat["prompt_ids"].clone()).unwrap();
+        let greedy: Vec<u32> = serde_json::from_value(chat["greedy_ids"].clone()).unwrap();
+        let ids: Vec<u32> = prompt.iter().chain(&greedy).copied().collect();
+        let logits = pollster::block_on(engine.logits_all(&ids)).unwrap();
+        // Row p holds the prediction for token p + 1.
+        let row = |j: usize| &logits[(prompt.len() - 1 + j) * vocab..][..vocab];
+        argmax_all.push((0..greedy.len()).map(|j| argmax(row(j))).collect());
+        let recorded = chat["top20_logits_first_positions"].as_array().unwrap();
+        top20_all.push(
+            recorded
+                .iter()
+                .enumerate()
+                .map(|(j, top)| top.as_array().unwrap().iter().map(|p| row(j)[p[0].as_u64().unwrap() as usize]).collect())
+                .collect(),
+        );
+    }
+    Forced { argmax: argmax_all, top20: top20_all }
+}
+
+/// (share of positions where `ours` equals `theirs`, max |logit difference| over the recorded top-20).
+fn agreement(forced: &Forced, reference: &serde_json::Value, ids_key: &str) -> (f64, f32) {
+    let (mut same, mut total, mut max_diff) = (0, 0, 0f32);
+    for (i, chat) in reference["chat"].as_array().unwrap().iter().enumerate() {
+        let theirs: Vec<u32> = serde_json::from_value(chat[ids_key].clone()).unwrap();
+        assert_eq!(theirs.len(), forced.argmax[i].len());
+        same += theirs.iter().zip(&forced.argmax[i]).filter(|(a, b)| a == b).count();
+        total += theirs.len();
+        for (j, top) in chat["top20_logits_first_positions"].as_array().unwrap().iter().enumerate() {
+            for (pair, ours) in top.as_array().unwrap().iter().zip(&forced.top20[i][j]) {
+                max_diff = max_diff.max((ours - pair[1].as_f64().unwrap() as f32).abs());
+            }
+        }
+    }
+    (same as f64 / total as f64, max_diff)
+}
+
+/// The f32 CPU path against an exact float64 forward pass written independently
+/// (scripts/reference_logits.py: numpy, weights dequantized by llama.cpp's `gguf` package).
+#[test]
+fn teacher_forced_logits_match_exact_reference() {
+    let forced = teacher_forced();
+    let exact: serde_json::Value = common::fixture_file("smollm2-135m-instruct-q4_1.f64.json");
+    let (top1, max_diff) = agreement(&forced, &exact, "argmax");
+    eprintln!("against exact f64: top-1 agreement {top1:.4}, max |Δlogit| {max_diff:.4}");
+    assert!(top1 >= 0.995, "top-1 agreement with the exact computation is {top1}");
+    assert!(max_diff <= 0.01, "max |Δlogit| against the exact computation is {max_diff}");
+}
+
+/// Against llama.cpp on the same file. llama.cpp multiplies against 8-bit activations, so
+/// its logits are themselves off the exact computation: the exact float64 pass agrees with
+/// its greedy tokens at 339 of 347 positions (97.7%) and differs by up to 0.75 on the
+/// recorded logits. An f32 implementation can only match that, and ours does (the
+/// figures are checked here, with a margin for f32 rounding).
+#[test]
+fn teacher_forced_logits_match_llama_cpp() {
+    let forced = teacher_forced();
+    let (top1, max_diff) = agreement(&forced, &fixture(), "greedy_ids");
+    eprintln!("against llama.cpp: top-1 agreement {top1:.4}, max |Δlogit| over recorded top-20 {max_diff:.3}");
+    assert!(top1 >= 0.975, "top-1 agreement with llama.cpp is {top1}");
+    assert!(max_diff <= 0.76, "max |Δlogit| against llama.cpp is {max_diff}");
+}
+
+#[test]
+fn greedy_answer_names_berlin() {
+    let engine = engine();
+    let ids = engine.chat_prompt("What is the capital of Germany?", None).unwrap();
+    let options = GenerateOptions { max_tokens: 32, sampling: SamplingParams::greedy(), system: None };
+    let mut gen = pollster::block_on(Generation::start(&engine, ids, &options)).unwrap();
+    while pollster::block_on(gen.next()).unwrap().is_some() {}
+    let text = gen.text().unwrap();
+    assert!(text.contains("Berlin"), "answer: {text:?}");
+}
+
+#[test]
+fn batch_and_kv_cache_change_no_logits() {
+    let engine = engine();
+    let model = &engine.model;
+    let a = engine.tokenizer.encode("The capital of France is").unwrap();
+    let b = engine.tokenizer.encode("Once upon a time, in a land far away, there lived").unwrap();
+    let one_pass = |ids: &[u32]| {
+        let mut s = model.new_sequence().unwrap();
+        pollster::block_on(model.forward_one(&mut s, ids, Logits::Last)).unwrap()
+    };
+    let (ra, rb) = (one_pass(&a), one_pass(&b));
+
+    // Token by token through the KV cache gives the same last logits as one prefill.
+    let mut s = model.new_sequence().unwrap();
+    let mut last = Vec::new();
+    for &t in &a {
+        last = pollster::block_on(model.forward_one(&mut s, &[t], Logits::Last)).unwrap();
+    }
+    assert_close(&last, &ra, 2e-3);
+
+    // Two different sequences in one batch give what each gives alone.
+    let (mut sa, mut sb) = (model.new_sequence().unwrap(), model.new_sequence().unwrap());
+    let both = model.forward(&mut [&mut sa, &mut sb], &[&a, &b], Logits::Last).unwrap();
+    let both = pollster::block_on(model.backend().read(&both)).unwrap();
+    let vocab = model.config.vocab_size;
+    assert_close(&both[..vocab], &ra, 2e-3);
+    assert_close(&both[vocab..], &rb, 2e-3);
+}
+
+#[test]
+fn bad_input_is_a_typed_error_and_changes_nothing() {
+    let engine = engine();
+    let model = &engine.model;
+    let ctx = model.config.context_length;
+    let mut seq = model.new_sequence().unwrap();
+    pollster::block_on(model.forward_one(&mut seq, &[1, 2, 3], Logits::Last)).unwrap();
+
+    let too_long = vec![198u32; ctx];
+    let err = pollster::block_on(model.forward_one(&mut seq, &too_long, Logits::Last)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::PromptTooLong);
+    let err = pollster::block_on(model.forward_one(&mut seq, &[u32::MAX], Logits::Last)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert_eq!(seq.len(), 3, "a failed step must leave the sequence as it was");
+    // And the sequence still works, giving what a fresh one gives.
+    let after = pollster::block_on(model.forward_one(&mut seq, &[4], Logits::Last)).unwrap();
+    let mut fresh = model.new_sequence().unwrap();
+    let expect = pollster::block_on(model.forward_one(&mut fresh, &[1, 2, 3, 4], Logits::Last)).unwrap();
+    assert_close(&after, &expect, 2e-3);
+
+    // A chat prompt longer than the context.
+    let long_prompt = "word ".repeat(ctx + 10);
+    let ids = engine.chat_prompt(&long_prompt, None).unwrap();
+    let err = pollster::block_on(Generation::start(&engine, ids, &GenerateOptions::default())).err().unwrap();
+    assert_eq!(err.code, ErrorCode::PromptTooLong);
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let engine = engine();
+    let run = |seed| {
+        let ids = engine.chat_prompt("Write a short poem about the sea.", None).unwrap();
+        let sampling = SamplingParams { temperature: 0.9, top_p: 0.95, seed, ..Default::default() };
+        let options = GenerateOptions { max_tokens: 24, sampling, system: None };
+        let mut gen = pollster::block_on(Generation::start(&engine, ids, &options)).unwrap();
+        while pollster::block_on(gen.next()).unwrap().is_some() {}
+        gen.generated().to_vec()
+    };
+    assert_eq!(run(3), run(3));
+    assert_ne!(run(3), run(4));
+}
+
+fn assert_close(a: &[f32], b: &[f32], tol: f32) {
+    assert_eq!(a.len(), b.len());
+    let max = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(max <= tol, "max |difference| {max} > {tol}");
+}
