@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::sampler::{Sampler, SamplingParams};
+use crate::align::pad::pad_step;
+use crate::align::sampler::{apply_repetition_penalty, Sampler, SamplingParams};
+use crate::align::{guideline_message, Method, Personalization};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::model::gguf::GgufFile;
@@ -47,6 +49,31 @@ impl<B: Backend> Engine<B> {
         self.tokenizer.encode(&text)
     }
 
+    /// The prompts of every context a generation advances: the base context first, then
+    /// (for PAD) one PersRM context per preference, or one for all when `combined`.
+    pub fn contexts(&self, user: &str, options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
+        let pers = &options.personalization;
+        let texts: Vec<&str> = pers.preferences.iter().map(|p| p.text.as_str()).collect();
+        let system = options.system.as_deref();
+        let base_user = match pers.method {
+            Method::Base => user.to_string(),
+            Method::Prompt => guideline_message(&texts, user),
+            Method::Pad if pers.base_with_guideline => guideline_message(&texts, user),
+            Method::Pad => user.to_string(),
+        };
+        let mut contexts = vec![self.chat_prompt(&base_user, system)?];
+        if pers.method == Method::Pad {
+            if pers.combined {
+                contexts.push(self.chat_prompt(&guideline_message(&texts, user), system)?);
+            } else {
+                for p in &texts {
+                    contexts.push(self.chat_prompt(&guideline_message(&[p], user), system)?);
+                }
+            }
+        }
+        Ok(contexts)
+    }
+
     /// Logits at every position of `ids`, from a fresh context (row-major `[ids, vocab]`).
     pub async fn logits_all(&self, ids: &[u32]) -> Result<Vec<f32>> {
         let mut seq = self.model.new_sequence()?;
@@ -62,11 +89,19 @@ pub struct GenerateOptions {
     pub sampling: SamplingParams,
     /// A system message; the chat template's default when absent.
     pub system: Option<String>,
+    /// How the person's preferences steer the answer (none: the plain base model).
+    #[serde(flatten)]
+    pub personalization: Personalization,
 }
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        GenerateOptions { max_tokens: 256, sampling: SamplingParams::default(), system: None }
+        GenerateOptions {
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            system: None,
+            personalization: Personalization::default(),
+        }
     }
 }
 
@@ -81,49 +116,93 @@ pub enum StopReason {
     Cancelled,
 }
 
-/// One generated token and the text it completes (empty while a character is split).
+/// What one PAD step decided, for the page's explanation view.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Explanation {
+    pub chosen: u32,
+    /// The base model's own top-1 at this step.
+    pub base_top1: u32,
+    /// β · w_p · r_p(chosen) for each preference context, in order.
+    pub contributions: Vec<f32>,
+}
+
+/// One generated token and the text it completes, with PAD's explanation when PAD chose it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Token {
     pub id: u32,
     pub text: String,
+    pub explanation: Option<Explanation>,
 }
 
-/// A generation in progress. `start` runs the prompt; each `next` yields one token.
+/// A generation in progress over 1 + P contexts (the base context and, for PAD, the
+/// PersRM contexts). `start` runs every prompt in one batched pass; each `next` advances
+/// every context by the chosen token in one batched pass and yields that token.
 pub struct Generation<'e, B: Backend> {
     engine: &'e Engine<B>,
-    seq: Sequence<B>,
+    seqs: Vec<Sequence<B>>,
     sampler: Sampler,
+    pad: Option<PadChoice>,
     max_tokens: usize,
-    /// Prompt and generated ids: the context the repetition penalty looks at.
+    /// Base prompt and generated ids: the context the repetition penalty looks at.
     context: Vec<u32>,
     prompt_len: usize,
     decoder: StreamDecoder,
-    /// Logits for the next choice; `None` while the last token still has to be fed.
+    /// Logits (one row per context) for the next choice; `None` while the last token still has to be fed.
     logits: Option<Vec<f32>>,
     stop: Option<StopReason>,
 }
 
+struct PadChoice {
+    weights: Vec<f32>,
+    beta: f32,
+    candidates: usize,
+}
+
 impl<'e, B: Backend> Generation<'e, B> {
-    /// Checks the request and runs the prompt through the model (prefill).
-    pub async fn start(engine: &'e Engine<B>, prompt_ids: Vec<u32>, options: &GenerateOptions) -> Result<Self> {
+    /// Answers `user` as `options` say (plain, preference prompting or PAD).
+    pub async fn chat(engine: &'e Engine<B>, user: &str, options: &GenerateOptions) -> Result<Self> {
+        let contexts = engine.contexts(user, options)?;
+        Self::start(engine, contexts, options).await
+    }
+
+    /// Checks the request and runs the prompts through the model (prefill). `prompts[0]` is
+    /// the base context; PAD's contexts follow, one per entry of the personalization's weights.
+    pub async fn start(engine: &'e Engine<B>, prompts: Vec<Vec<u32>>, options: &GenerateOptions) -> Result<Self> {
         let ctx = engine.model.config.context_length;
-        if prompt_ids.is_empty() {
-            crate::bail!(InvalidArgument, "the prompt has no tokens");
+        let pers = &options.personalization;
+        let pad = (pers.method == Method::Pad).then(|| PadChoice {
+            weights: if pers.combined { vec![1.0] } else { pers.preferences.iter().map(|p| p.weight).collect() },
+            beta: pers.beta,
+            candidates: pers.candidates,
+        });
+        let expected = 1 + pad.as_ref().map_or(0, |p| p.weights.len());
+        if prompts.len() != expected {
+            crate::bail!(InvalidArgument, "{} prompts for {expected} contexts", prompts.len());
         }
-        // The prompt must leave room for at least one generated token.
-        if prompt_ids.len() >= ctx {
-            crate::bail!(PromptTooLong, "the prompt has {} tokens; the context holds {ctx}", prompt_ids.len());
+        pers.validate()?;
+        for p in &prompts {
+            if p.is_empty() {
+                crate::bail!(InvalidArgument, "a prompt has no tokens");
+            }
+            // The prompt must leave room for at least one generated token.
+            if p.len() >= ctx {
+                crate::bail!(PromptTooLong, "the prompt has {} tokens; the context holds {ctx}", p.len());
+            }
         }
         let sampler = Sampler::new(options.sampling.clone())?;
-        let mut seq = engine.model.new_sequence()?;
-        let logits = engine.model.forward_one(&mut seq, &prompt_ids, Logits::Last).await?;
+        let mut seqs = prompts.iter().map(|_| engine.model.new_sequence()).collect::<Result<Vec<_>>>()?;
+        let logits = engine.model.forward_batch(&mut seqs, &prompts.iter().map(|p| p.as_slice()).collect::<Vec<_>>()).await?;
+        let mut prompts = prompts;
+        let base = prompts.swap_remove(0);
         Ok(Generation {
             engine,
-            seq,
+            seqs,
             sampler,
+            pad,
             max_tokens: options.max_tokens,
-            prompt_len: prompt_ids.len(),
-            context: prompt_ids,
+            prompt_len: base.len(),
+            context: base,
             decoder: StreamDecoder::new(),
             logits: Some(logits),
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
@@ -138,21 +217,41 @@ impl<'e, B: Backend> Generation<'e, B> {
         let mut logits = match self.logits.take() {
             Some(l) => l,
             None => {
-                let last = self.context[self.context.len() - 1];
-                self.engine.model.forward_one(&mut self.seq, &[last], Logits::Last).await?
+                let last = [self.context[self.context.len() - 1]];
+                let tokens = vec![&last[..]; self.seqs.len()];
+                self.engine.model.forward_batch(&mut self.seqs, &tokens).await?
             }
         };
-        let id = self.sampler.sample(&mut logits, &self.context)?;
+        let vocab = logits.len() / self.seqs.len();
+        let (base, rewards) = logits.split_at_mut(vocab);
+        let (id, explanation) = match &self.pad {
+            None => (self.sampler.sample(base, &self.context)?, None),
+            Some(pad) => {
+                let p = self.sampler.params();
+                apply_repetition_penalty(base, &self.context, p.repetition_window, p.repetition_penalty);
+                let persrm: Vec<&[f32]> = rewards.chunks_exact(vocab).collect();
+                let step = pad_step(base, &persrm, &pad.weights, pad.beta, pad.candidates)?;
+                let mut order: Vec<usize> = (0..step.candidates.len()).collect();
+                order.sort_by(|&a, &b| step.scores[b].total_cmp(&step.scores[a]).then(a.cmp(&b)));
+                let sorted: Vec<f32> = order.iter().map(|&i| step.scores[i]).collect();
+                let pick = order[self.sampler.sample_sorted(&sorted)];
+                let contributions =
+                    step.rewards.iter().zip(&pad.weights).map(|(r, w)| pad.beta * w * r[pick]).collect();
+                let chosen = step.candidates[pick];
+                (chosen, Some(Explanation { chosen, base_top1: step.candidates[0], contributions }))
+            }
+        };
         if self.engine.tokenizer.is_stop_token(id) {
             self.stop = Some(StopReason::Eos);
             return Ok(None);
         }
         self.context.push(id);
-        if self.generated().len() >= self.max_tokens || self.context.len() >= self.engine.model.config.context_length {
+        let longest = self.seqs.iter().map(|s| s.len()).max().unwrap_or(0);
+        if self.generated().len() >= self.max_tokens || longest + 1 >= self.engine.model.config.context_length {
             self.stop = Some(StopReason::Length);
         }
         let text = self.decoder.push(&self.engine.tokenizer, id)?;
-        Ok(Some(Token { id, text }))
+        Ok(Some(Token { id, text, explanation }))
     }
 
     pub fn cancel(&mut self) {

@@ -91,9 +91,8 @@ fn teacher_forced_logits_match_llama_cpp() {
 #[test]
 fn greedy_answer_names_berlin() {
     let engine = engine();
-    let ids = engine.chat_prompt("What is the capital of Germany?", None).unwrap();
-    let options = GenerateOptions { max_tokens: 32, sampling: SamplingParams::greedy(), system: None };
-    let mut gen = pollster::block_on(Generation::start(&engine, ids, &options)).unwrap();
+    let options = GenerateOptions { max_tokens: 32, sampling: SamplingParams::greedy(), ..Default::default() };
+    let mut gen = pollster::block_on(Generation::chat(&engine, "What is the capital of Germany?", &options)).unwrap();
     while pollster::block_on(gen.next()).unwrap().is_some() {}
     let text = gen.text().unwrap();
     assert!(text.contains("Berlin"), "answer: {text:?}");
@@ -150,8 +149,7 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
 
     // A chat prompt longer than the context.
     let long_prompt = "word ".repeat(ctx + 10);
-    let ids = engine.chat_prompt(&long_prompt, None).unwrap();
-    let err = pollster::block_on(Generation::start(&engine, ids, &GenerateOptions::default())).err().unwrap();
+    let err = pollster::block_on(Generation::chat(&engine, &long_prompt, &GenerateOptions::default())).err().unwrap();
     assert_eq!(err.code, ErrorCode::PromptTooLong);
 }
 
@@ -159,10 +157,9 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
 fn seeded_sampling_is_reproducible() {
     let engine = engine();
     let run = |seed| {
-        let ids = engine.chat_prompt("Write a short poem about the sea.", None).unwrap();
         let sampling = SamplingParams { temperature: 0.9, top_p: 0.95, seed, ..Default::default() };
-        let options = GenerateOptions { max_tokens: 24, sampling, system: None };
-        let mut gen = pollster::block_on(Generation::start(&engine, ids, &options)).unwrap();
+        let options = GenerateOptions { max_tokens: 24, sampling, ..Default::default() };
+        let mut gen = pollster::block_on(Generation::chat(&engine, "Write a short poem about the sea.", &options)).unwrap();
         while pollster::block_on(gen.next()).unwrap().is_some() {}
         gen.generated().to_vec()
     };

@@ -89,11 +89,23 @@ impl Sampler {
         if p.greedy || p.temperature == 0.0 {
             return Ok(argmax(logits));
         }
-        let mut cand = top_candidates(logits, p.top_k);
-        // Softmax over the candidates at temperature T, in f64.
-        let max = cand[0].1 as f64;
+        let cand = top_candidates(logits, p.top_k);
+        let scores: Vec<f32> = cand.iter().map(|&(_, l)| l).collect();
+        let i = self.sample_sorted(&scores);
+        Ok(cand[i].0)
+    }
+
+    /// Samples an index from softmax(scores / T) restricted to the top-p nucleus;
+    /// `scores` must be sorted best first (greedy: index 0). No penalties applied.
+    pub fn sample_sorted(&mut self, scores: &[f32]) -> usize {
+        let p = &self.params;
+        if p.greedy || p.temperature == 0.0 || scores.len() <= 1 {
+            return 0;
+        }
+        // Softmax at temperature T, in f64.
+        let max = scores[0] as f64;
         let t = p.temperature as f64;
-        let mut probs: Vec<f64> = cand.iter().map(|&(_, l)| libm::exp((l as f64 - max) / t)).collect();
+        let mut probs: Vec<f64> = scores.iter().map(|&l| libm::exp((l as f64 - max) / t)).collect();
         let sum: f64 = probs.iter().sum();
         probs.iter_mut().for_each(|q| *q /= sum);
         // Nucleus: the shortest prefix whose mass reaches top_p.
@@ -107,19 +119,18 @@ impl Sampler {
                     break;
                 }
             }
-            cand.truncate(keep);
             probs.truncate(keep);
         }
         let total: f64 = probs.iter().sum();
         let u = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * total;
         let mut acc = 0.0;
-        for (&(id, _), q) in cand.iter().zip(&probs) {
+        for (i, q) in probs.iter().enumerate() {
             acc += q;
             if u < acc {
-                return Ok(id);
+                return i;
             }
         }
-        Ok(cand[cand.len() - 1].0)
+        probs.len() - 1
     }
 }
 

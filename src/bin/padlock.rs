@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use padlock::align::sampler::{argmax, SamplingParams};
+use padlock::align::{Method, Personalization, Preference};
 use padlock::backend::cpu::{quant, CpuBackend};
 use padlock::generate::{now_seconds, Engine, GenerateOptions, Generation};
 use padlock::model::llama::Logits;
@@ -54,6 +55,34 @@ struct GenerateArgs {
     /// Print one JSON object (prompt_ids, generated_ids, text, ...) instead of streaming text.
     #[arg(long)]
     json: bool,
+    /// base: the model alone; prompt: preferences in its prompt; pad: decoding-time alignment.
+    #[arg(long, value_enum, default_value = "base")]
+    method: MethodArg,
+    /// A preference, e.g. "Keep answers short." (repeat for several).
+    #[arg(long = "prefer")]
+    prefer: Vec<String>,
+    /// The weight of each --prefer, in the same order (default 1).
+    #[arg(long = "weight")]
+    weight: Vec<f32>,
+    /// PAD's β: how strongly the preferences move the choice.
+    #[arg(long, default_value_t = 1.0)]
+    beta: f32,
+    /// Put the guideline in the base context too (PAD).
+    #[arg(long)]
+    base_with_guideline: bool,
+    /// One PersRM context for all preferences instead of one each (PAD).
+    #[arg(long)]
+    combined: bool,
+    /// Per token: the chosen token, the base model's top-1, each preference's contribution.
+    #[arg(long)]
+    explain: bool,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    Base,
+    Prompt,
+    Pad,
 }
 
 #[derive(Args)]
@@ -83,17 +112,49 @@ fn generate(args: GenerateArgs) -> Result<()> {
     sampling.top_k = args.top_k.unwrap_or(sampling.top_k);
     sampling.repetition_penalty = args.repetition_penalty.unwrap_or(sampling.repetition_penalty);
     sampling.seed = args.seed.unwrap_or(sampling.seed);
-    let options = GenerateOptions { max_tokens: args.max_tokens, sampling, system: args.system.clone() };
-    let prompt_ids = engine.chat_prompt(&args.prompt, args.system.as_deref())?;
+    if args.weight.len() > args.prefer.len() {
+        return Err(Error::new(padlock::ErrorCode::InvalidArgument, "more --weight than --prefer"));
+    }
+    let preferences = args
+        .prefer
+        .iter()
+        .enumerate()
+        .map(|(i, text)| Preference { text: text.clone(), weight: args.weight.get(i).copied().unwrap_or(1.0) })
+        .collect();
+    let personalization = Personalization {
+        method: match args.method {
+            MethodArg::Base => Method::Base,
+            MethodArg::Prompt => Method::Prompt,
+            MethodArg::Pad => Method::Pad,
+        },
+        preferences,
+        beta: args.beta,
+        candidates: args.top_k.unwrap_or(Personalization::default().candidates),
+        base_with_guideline: args.base_with_guideline,
+        combined: args.combined,
+    };
+    let options = GenerateOptions { max_tokens: args.max_tokens, sampling, system: args.system.clone(), personalization };
 
     let t0 = now_seconds();
-    let mut gen = pollster::block_on(Generation::start(&engine, prompt_ids, &options))?;
+    let mut gen = pollster::block_on(Generation::chat(&engine, &args.prompt, &options))?;
     let t1 = now_seconds();
     let mut stdout = std::io::stdout();
+    let mut explanations = Vec::new();
     while let Some(token) = pollster::block_on(gen.next())? {
         if !args.json {
             let _ = write!(stdout, "{}", token.text);
             let _ = stdout.flush();
+        }
+        if let Some(e) = token.explanation.filter(|_| args.explain) {
+            if !args.json {
+                eprintln!(
+                    "\n[{:?} base top-1 {:?} contributions {:?}]",
+                    engine.tokenizer.decode(&[e.chosen])?,
+                    engine.tokenizer.decode(&[e.base_top1])?,
+                    e.contributions
+                );
+            }
+            explanations.push(e);
         }
     }
     let t2 = now_seconds();
@@ -107,6 +168,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
             "stop_reason": gen.stop_reason(),
             "prefill_tokens_per_second": prefill_tps,
             "decode_tokens_per_second": decode_tps,
+            "explanation": if args.explain { Some(&explanations) } else { None },
         });
         println!("{out}");
     } else {

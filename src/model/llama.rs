@@ -26,6 +26,7 @@ pub struct Llama<B: Backend> {
     output_norm: B::Weight,
     /// `None` when the LM head is tied to the embedding table.
     output: Option<B::Weight>,
+    passes: std::sync::atomic::AtomicUsize,
 }
 
 /// One sequence's state: its KV cache and how many positions it holds.
@@ -89,7 +90,7 @@ impl<B: Backend> Llama<B> {
         }
         let output = if config.tied_embeddings { None } else { Some(weight("output.weight")?) };
         progress(1.0);
-        Ok(Llama { config, backend, embedding, layers, output_norm, output })
+        Ok(Llama { config, backend, embedding, layers, output_norm, output, passes: Default::default() })
     }
 
     pub fn backend(&self) -> &B {
@@ -138,6 +139,7 @@ impl<B: Backend> Llama<B> {
         }
         let ids: Vec<u32> = tokens.iter().flat_map(|t| t.iter().copied()).collect();
         let b = &self.backend;
+        self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let result = (|| {
             let mut caches: Vec<&mut B::KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
             let mut x = b.embed(&self.embedding, &ids)?;
@@ -179,6 +181,18 @@ impl<B: Backend> Llama<B> {
                 Err(e)
             }
         }
+    }
+
+    /// `forward` with each sequence's last-token logits read back: `[seqs, vocab]` row-major.
+    pub async fn forward_batch(&self, seqs: &mut [Sequence<B>], tokens: &[&[u32]]) -> Result<Vec<f32>> {
+        let mut refs: Vec<&mut Sequence<B>> = seqs.iter_mut().collect();
+        let logits = self.forward(&mut refs, tokens, Logits::Last)?;
+        self.backend.read(&logits).await
+    }
+
+    /// How many batched passes this model has run (one per `forward`, however many sequences).
+    pub fn passes(&self) -> usize {
+        self.passes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `forward` for one sequence, reading the logits back to the host.

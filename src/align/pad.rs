@@ -1,0 +1,164 @@
+//! One step of Personalized Alignment at Decoding-time (PAD), as in `DESIGN.md`:
+//!
+//! - candidates C = top-k of the base logits ℓ;
+//! - for each preference p with PersRM logits m_p, the token-level reward
+//!   r_p(a) = log softmax_C(m_p)_a − log softmax_C(ℓ)_a  (softmax over C only);
+//! - score(a) = ℓ_a + β · Σ_p w_p · r_p(a);
+//! - the choice is the argmax of the score, or a sample from softmax(score / T) over C.
+//!
+//! β = 0 therefore reproduces the base model's own greedy choice, the chosen token is
+//! always in C, and adding a constant to any m_p changes nothing.
+
+use crate::align::sampler::top_candidates;
+use crate::error::Result;
+
+/// The scored candidates of one step, best first (what the demo's explanation shows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PadStep {
+    /// Candidate ids, ordered by base logit (best first).
+    pub candidates: Vec<u32>,
+    /// Base logit of each candidate.
+    pub base_logits: Vec<f32>,
+    /// `rewards[p][i]`: preference p's reward r_p for candidate i.
+    pub rewards: Vec<Vec<f32>>,
+    /// `ℓ + β·Σ w·r` for each candidate.
+    pub scores: Vec<f32>,
+}
+
+impl PadStep {
+    /// Index (into `candidates`) of the best score; the earlier (higher base logit) wins a tie.
+    pub fn best(&self) -> usize {
+        let mut best = 0;
+        for (i, &s) in self.scores.iter().enumerate() {
+            if s > self.scores[best] {
+                best = i;
+            }
+        }
+        best
+    }
+}
+
+/// log softmax of `logits[ids]` renormalised over `ids` only, in f64.
+fn log_softmax_over(logits: &[f32], ids: &[u32]) -> Vec<f64> {
+    let vals: Vec<f64> = ids.iter().map(|&i| logits[i as usize] as f64).collect();
+    let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let log_sum = max + libm::log(vals.iter().map(|v| libm::exp(v - max)).sum::<f64>());
+    vals.iter().map(|v| v - log_sum).collect()
+}
+
+/// Scores the base model's top-`k` candidates with the rewards of each preference.
+/// `persrm[p]` are the PersRM logits for preference p (same vocabulary), `weights[p]` its weight.
+pub fn pad_step(base: &[f32], persrm: &[&[f32]], weights: &[f32], beta: f32, k: usize) -> Result<PadStep> {
+    if persrm.len() != weights.len() {
+        crate::bail!(InvalidArgument, "{} reward contexts for {} weights", persrm.len(), weights.len());
+    }
+    if let Some(m) = persrm.iter().find(|m| m.len() != base.len()) {
+        crate::bail!(InvalidArgument, "reward logits have {} entries, base logits {}", m.len(), base.len());
+    }
+    if !beta.is_finite() || weights.iter().any(|w| !w.is_finite()) {
+        crate::bail!(InvalidArgument, "β and the weights must be finite");
+    }
+    if k == 0 || base.is_empty() {
+        crate::bail!(InvalidArgument, "PAD needs at least one candidate (k ≥ 1)");
+    }
+    let top = top_candidates(base, k);
+    let candidates: Vec<u32> = top.iter().map(|&(id, _)| id).collect();
+    let base_logits: Vec<f32> = top.iter().map(|&(_, l)| l).collect();
+    let base_lp = log_softmax_over(base, &candidates);
+    let rewards: Vec<Vec<f32>> = persrm
+        .iter()
+        .map(|m| {
+            let lp = log_softmax_over(m, &candidates);
+            lp.iter().zip(&base_lp).map(|(a, b)| (a - b) as f32).collect()
+        })
+        .collect();
+    let scores = (0..candidates.len())
+        .map(|i| {
+            let r: f64 = rewards.iter().zip(weights).map(|(r, &w)| w as f64 * r[i] as f64).sum();
+            (base_logits[i] as f64 + beta as f64 * r) as f32
+        })
+        .collect();
+    Ok(PadStep { candidates, base_logits, rewards, scores })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::align::sampler::argmax;
+
+    fn logits(seed: u32, n: usize) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / (1 << 24) as f32 * 10.0 - 5.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn beta_zero_is_the_base_greedy_choice() {
+        for seed in 0..50 {
+            let base = logits(seed, 300);
+            let m = logits(seed + 1000, 300);
+            let step = pad_step(&base, &[&m], &[1.0], 0.0, 10).unwrap();
+            assert_eq!(step.candidates[step.best()], argmax(&base));
+        }
+    }
+
+    #[test]
+    fn choice_is_always_a_base_candidate() {
+        for seed in 0..50 {
+            let base = logits(seed, 300);
+            let m = logits(seed + 7, 300);
+            let step = pad_step(&base, &[&m], &[1.0], 50.0, 10).unwrap();
+            let top10: Vec<u32> = top_candidates(&base, 10).iter().map(|c| c.0).collect();
+            assert!(top10.contains(&step.candidates[step.best()]));
+        }
+    }
+
+    #[test]
+    fn a_constant_added_to_reward_logits_changes_nothing() {
+        let base = logits(1, 300);
+        let m = logits(2, 300);
+        let shifted: Vec<f32> = m.iter().map(|v| v + 17.0).collect();
+        let a = pad_step(&base, &[&m], &[1.0], 1.0, 10).unwrap();
+        let b = pad_step(&base, &[&shifted], &[1.0], 1.0, 10).unwrap();
+        assert_eq!(a.best(), b.best());
+        for (x, y) in a.scores.iter().zip(&b.scores) {
+            assert!((x - y).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn doubling_weights_and_halving_beta_is_the_same_choice() {
+        for seed in 0..30 {
+            let base = logits(seed, 300);
+            let (m1, m2) = (logits(seed + 100, 300), logits(seed + 200, 300));
+            let a = pad_step(&base, &[&m1, &m2], &[0.7, 0.3], 1.2, 10).unwrap();
+            let b = pad_step(&base, &[&m1, &m2], &[1.4, 0.6], 0.6, 10).unwrap();
+            assert_eq!(a.best(), b.best());
+        }
+    }
+
+    #[test]
+    fn a_reward_model_that_agrees_with_base_gives_zero_reward() {
+        let base = logits(3, 100);
+        let step = pad_step(&base, &[&base], &[1.0], 2.0, 10).unwrap();
+        assert!(step.rewards[0].iter().all(|r| r.abs() < 1e-5));
+    }
+
+    #[test]
+    fn bad_arguments_are_typed_errors() {
+        let base = logits(1, 10);
+        let short = logits(2, 5);
+        for r in [
+            pad_step(&base, &[&short], &[1.0], 1.0, 3),
+            pad_step(&base, &[&base], &[], 1.0, 3),
+            pad_step(&base, &[&base], &[1.0], f32::NAN, 3),
+            pad_step(&base, &[&base], &[1.0], 1.0, 0),
+        ] {
+            assert_eq!(r.unwrap_err().code, crate::ErrorCode::InvalidArgument);
+        }
+    }
+}
