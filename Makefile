@@ -1,0 +1,102 @@
+# padlock — build, demo, tests and benchmarks.
+#
+#   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
+#   make test    set up, native tests, wasm tests in headless Chromium, build pkg/, browser e2e tests
+#   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium
+#
+# pkg/ is built with `wasm-pack build --release --target web --mode no-install` (wasm-opt is off
+# in Cargo.toml). With PKG_BUILDER=cargo it is built with cargo + wasm-bindgen instead (same output).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+PORT ?= 8080
+MODEL ?= models/SmolLM2-135M-Instruct.Q4_1.gguf
+PKG_BUILDER ?= wasm-pack
+WASM_TARGET := wasm32-unknown-unknown
+CHROMEDRIVER ?= /usr/bin/chromedriver
+# Seconds per wasm-bindgen-test test (default 20 is too short for loading the model).
+WASM_BINDGEN_TEST_TIMEOUT ?= 900
+# Which wasm targets to test: the library's unit tests and every tests/*.rs that uses
+# wasm_bindgen_test (the others are native only). --no-default-features drops the `cli`
+# feature, so cargo does not try to build the native-only CLI binary for wasm32 (integration
+# tests otherwise build every binary of the package).
+WASM_TEST_FILES := $(sort $(basename $(notdir $(shell grep -l wasm_bindgen_test tests/*.rs 2>/dev/null))))
+WASM_TEST_ARGS ?= --no-default-features --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
+NATIVE_TEST_ARGS ?=
+E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
+
+.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser clean-pkg help
+
+all: help
+
+help:
+	@echo "make demo | make test | make bench   (see the top of the Makefile)"
+
+setup:
+	scripts/setup.sh
+
+native:
+	cargo build --release
+
+native-test:
+	cargo test --release --no-fail-fast $(NATIVE_TEST_ARGS)
+
+wasm-test:
+	CHROMEDRIVER=$(CHROMEDRIVER) \
+	WASM_BINDGEN_TEST_TIMEOUT=$(WASM_BINDGEN_TEST_TIMEOUT) \
+	WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json \
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} \
+	cargo test --release --target $(WASM_TARGET) $(WASM_TEST_ARGS)
+
+pkg:
+ifeq ($(PKG_BUILDER),cargo)
+	cargo build --release --target $(WASM_TARGET) --lib
+	wasm-bindgen --target web --out-dir pkg target/$(WASM_TARGET)/release/padlock.wasm
+else
+	wasm-pack build --release --target web --mode no-install --no-opt --out-dir pkg .
+endif
+	@ls -l pkg/padlock.js pkg/padlock_bg.wasm
+
+serve:
+	node scripts/serve.mjs
+
+demo: setup pkg
+	PORT=$(PORT) node scripts/serve.mjs
+
+e2e:
+	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
+	@test -n "$(E2E_TESTS)" || { echo "no tests/browser/*.test.mjs found" >&2; exit 1; }
+	node --test --test-concurrency=1 $(E2E_TESTS)
+
+# Every stage runs even when an earlier one failed (so one run shows everything); the target
+# fails at the end if any did.
+TEST_STAGES := native-test native wasm-test pkg e2e
+test: setup
+	@failed=""; \
+	for stage in $(TEST_STAGES); do \
+	  echo "=== make $$stage"; \
+	  $(MAKE) --no-print-directory $$stage || failed="$$failed $$stage"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "=== make test: FAILED:$$failed" >&2; exit 1; fi; \
+	echo "=== make test: all stages passed ($(TEST_STAGES))"
+
+# Native decode/prefill speed, on all cores and on one thread (the browser build is single-threaded).
+bench-native:
+	cargo build --release
+	target/release/padlock bench --model $(MODEL) --json
+	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --json
+
+# padlock vs @wllama/wllama 3.8.1 in one headless Chromium (see scripts/bench-browser.mjs).
+bench-browser:
+	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
+	node scripts/bench-browser.mjs
+
+bench: setup
+	$(MAKE) pkg
+	$(MAKE) bench-native
+	$(MAKE) bench-browser
+
+clean-pkg:
+	rm -rf pkg

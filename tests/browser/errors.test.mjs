@@ -1,0 +1,133 @@
+// Bad input from JavaScript gets a clear error with a stable code, and cancel works.
+// The GGUF cases call the wasm API (pkg/padlock.js) directly in the page; the others go through
+// the worker client (window.padlock), so the codes are checked across the worker boundary too.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { requireArtifacts, openBrowser, loadModelViaClient, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
+
+let env;
+
+before(async () => {
+  requireArtifacts();
+  env = await openBrowser('errors');
+  await env.page.goto(`${env.server.url}/www/?autoload=0`);
+});
+
+after(async () => {
+  await env?.close();
+});
+
+/** Runtime.load(bytes) straight on the wasm API, where bytes = what `make` describes. */
+function directLoad(make) {
+  return env.page.evaluate(async ({ make, modelUrl }) => {
+    const mod = await import('/pkg/padlock.js');
+    await mod.default();
+    let bytes;
+    if (make.kind === 'empty') bytes = new Uint8Array(0);
+    else if (make.kind === 'bad-magic') bytes = new TextEncoder().encode('NOT A GGUF FILE, just some text that is long enough');
+    else if (make.kind === 'truncated') {
+      const full = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
+      bytes = full.slice(0, make.length);
+    }
+    try {
+      const rt = await mod.Runtime.load(bytes, () => {});
+      return { loaded: true, info: rt.info() };
+    } catch (e) {
+      return { code: e?.code ?? null, message: String(e?.message ?? e), isError: e instanceof Error };
+    }
+  }, { make, modelUrl: MODEL_URL });
+}
+
+test('Runtime.load of an empty Uint8Array rejects with GGUF_EMPTY', async () => {
+  const r = await directLoad({ kind: 'empty' });
+  assert.equal(r.code, 'GGUF_EMPTY', JSON.stringify(r));
+  assert.equal(r.isError, true, 'the rejection should be an Error');
+  assert.ok(r.message.length > 0);
+});
+
+test('Runtime.load of bytes with the wrong magic rejects with GGUF_BAD_MAGIC', async () => {
+  const r = await directLoad({ kind: 'bad-magic' });
+  assert.equal(r.code, 'GGUF_BAD_MAGIC', JSON.stringify(r));
+});
+
+test('the real file cut to 1 MB (inside the metadata) rejects with GGUF_TRUNCATED', async () => {
+  // The metadata (vocabulary, merges) runs to ~1.77 MB, so 1 MiB ends inside it.
+  const r = await directLoad({ kind: 'truncated', length: 1 << 20 });
+  assert.equal(r.code, 'GGUF_TRUNCATED', JSON.stringify(r));
+});
+
+test('the real file cut to 2 MB (after the tensor table) rejects with GGUF_TENSOR_OUT_OF_BOUNDS', async () => {
+  // The tensor table ends at ~1.79 MB; the tensors' data then lies past the end.
+  const r = await directLoad({ kind: 'truncated', length: 2 << 20 });
+  assert.equal(r.code, 'GGUF_TENSOR_OUT_OF_BOUNDS', JSON.stringify(r));
+});
+
+test('the worker client keeps the error code (GGUF_EMPTY through postMessage)', async () => {
+  const r = await env.page.evaluate(async () => {
+    try {
+      await window.padlock.load(new Uint8Array(0));
+      return { loaded: true };
+    } catch (e) {
+      return { code: e.code, message: e.message };
+    }
+  });
+  assert.equal(r.code, 'GGUF_EMPTY', JSON.stringify(r));
+});
+
+test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works afterwards',
+  { timeout: LOAD_TIMEOUT_MS + 3 * GEN_TIMEOUT_MS }, async (t) => {
+    const info = await loadModelViaClient(env.page, env.server.url);
+    assert.equal(info.layers, 30);
+
+    await t.test('a prompt longer than the context rejects with PROMPT_TOO_LONG', async () => {
+      const r = await env.page.evaluate(async (n) => {
+        try {
+          await window.padlock.generate('hello world '.repeat(n), { maxTokens: 8 });
+          return { ok: true };
+        } catch (e) {
+          return { code: e.code, message: e.message };
+        }
+      }, Math.ceil(info.contextLength / 2) + 100); // ~2 tokens per repeat: well past the context
+      assert.equal(r.code, 'PROMPT_TOO_LONG', JSON.stringify(r));
+    });
+
+    await t.test('cancel stops a running generate with stopReason "cancelled"', async () => {
+      const r = await env.page.evaluate(async () => {
+        let n = 0;
+        const pieces = [];
+        const res = await window.padlock.generate('Write a very long story about a dragon.', { maxTokens: 200, seed: 3 },
+          (piece) => {
+            pieces.push(piece);
+            n += 1;
+            if (n === 3) window.padlock.cancel();
+          });
+        return { res, streamed: n };
+      });
+      assert.equal(r.res.stopReason, 'cancelled', JSON.stringify(r.res));
+      assert.ok(r.res.generatedIds.length < 200, `generated ${r.res.generatedIds.length} tokens`);
+      assert.ok(r.res.generatedIds.length >= 3);
+    });
+
+    await t.test('after an error and a cancel, a normal generate still works', async () => {
+      const r = await env.page.evaluate(() => window.padlock.generate('Say hello.', { maxTokens: 8, greedy: true }));
+      assert.ok(r.generatedIds.length > 0 && r.generatedIds.length <= 8);
+      assert.ok(['eos', 'length'].includes(r.stopReason));
+    });
+
+    await t.test('a second generate while one is running is refused with BUSY', async () => {
+      const r = await env.page.evaluate(async () => {
+        const first = window.padlock.generate('Count from one to twenty.', { maxTokens: 16, greedy: true });
+        let second;
+        try {
+          await window.padlock.generate('Hi', { maxTokens: 4 });
+          second = { ok: true };
+        } catch (e) {
+          second = { code: e.code };
+        }
+        const a = await first;
+        return { first: a.stopReason, second };
+      });
+      assert.equal(r.second.code, 'BUSY', JSON.stringify(r));
+      assert.ok(['eos', 'length'].includes(r.first));
+    });
+  });

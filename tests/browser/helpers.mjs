@@ -1,0 +1,66 @@
+// Shared set-up for the browser end-to-end tests (node:test + playwright-core + system Chromium).
+// Nothing is skipped silently: a missing pkg/, model or browser fails the test with the fix.
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { launchChromium, startServer, pipeConsole, CHROMIUM } from '../../scripts/browser.mjs';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const MODEL_REL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+export const MODEL_URL = '/' + MODEL_REL;
+export const MODEL_PATH = path.join(ROOT, MODEL_REL);
+export const CLI_PATH = path.join(ROOT, 'target/release/padlock');
+
+// Generous: a fresh 2-core machine shared with compilers can be slow.
+export const LOAD_TIMEOUT_MS = Number(process.env.PADLOCK_E2E_LOAD_TIMEOUT_MS || 300_000);
+export const GEN_TIMEOUT_MS = Number(process.env.PADLOCK_E2E_GEN_TIMEOUT_MS || 300_000);
+
+/** Throws with a clear message when something the browser tests need is missing. */
+export function requireArtifacts({ cli = false } = {}) {
+  const missing = [];
+  if (!fs.existsSync(path.join(ROOT, 'pkg/padlock.js')) || !fs.existsSync(path.join(ROOT, 'pkg/padlock_bg.wasm'))) {
+    missing.push("pkg/padlock.js + pkg/padlock_bg.wasm (build them with 'make pkg')");
+  }
+  if (!fs.existsSync(MODEL_PATH)) missing.push(`${MODEL_REL} (fetch it with scripts/fetch-model.sh)`);
+  if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (install it with scripts/setup.sh)`);
+  if (cli && !fs.existsSync(CLI_PATH)) missing.push("target/release/padlock (build it with 'cargo build --release')");
+  if (missing.length) throw new Error(`browser tests cannot run; missing:\n  - ${missing.join('\n  - ')}`);
+}
+
+/**
+ * Starts the static server (free port) and headless Chromium. Returns
+ * { server, browser, context, page, serverRequests, close }.
+ * serverRequests collects every request the server saw.
+ */
+export async function openBrowser(name) {
+  const serverRequests = [];
+  const server = await startServer({ port: 0, onRequest: (r) => serverRequests.push({ t: Date.now(), ...r }) });
+  let browser;
+  try {
+    browser = await launchChromium();
+  } catch (e) {
+    await server.close();
+    throw e;
+  }
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  pipeConsole(page, name);
+  page.on('worker', (w) => w.on('console', (m) => {
+    if (process.env.PADLOCK_E2E_VERBOSE || m.type() === 'error') console.error(`[${name} worker ${m.type()}] ${m.text()}`);
+  }));
+  const close = async () => {
+    await browser.close().catch(() => {});
+    await server.close().catch(() => {});
+  };
+  return { server, browser, context, page, serverRequests, close };
+}
+
+/** Loads the real model through window.padlock (the worker client) on a page without autoload. */
+export async function loadModelViaClient(page, baseUrl) {
+  await page.goto(`${baseUrl}/www/?autoload=0`);
+  await page.waitForFunction(() => !!window.padlock);
+  return page.evaluate(async (url) => {
+    const r = await window.padlock.load(url);
+    return r.info;
+  }, MODEL_URL);
+}

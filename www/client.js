@@ -1,0 +1,151 @@
+// Promise API over the padlock worker (worker.js). The page never runs the model itself.
+//
+//   import { PadlockClient } from './client.js';
+//   const client = new PadlockClient();
+//   const { info } = await client.load('/models/SmolLM2-135M-Instruct.Q4_1.gguf',
+//                                      ({ phase, fraction, loaded, total }) => {});
+//   const r = await client.generate('Hello', { temperature: 0.5 }, (piece, id) => {});
+//   client.cancel();          // a running generate resolves with stopReason 'cancelled'
+//
+// Rejections are Errors with a string `.code` (the Rust side's stable code, or one of
+// PKG_MISSING, MODEL_FETCH_FAILED, NOT_LOADED, BUSY, WORKER_CRASHED, TERMINATED).
+
+export class PadlockError extends Error {
+  constructor({ code, message, name }) {
+    super(message);
+    this.code = code;
+    if (name && name !== 'Error') this.rustName = name;
+  }
+  get name() {
+    return 'PadlockError';
+  }
+}
+
+export class PadlockClient {
+  constructor(workerUrl = new URL('./worker.js', import.meta.url)) {
+    this.worker = new Worker(workerUrl, { type: 'module', name: 'padlock' });
+    this.nextId = 1;
+    this.pending = new Map(); // id -> { resolve, reject, onEvent }
+    this.worker.onmessage = (e) => this.#onMessage(e.data);
+    this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.#failAll('WORKER_CRASHED', `the padlock worker failed: ${e.message || 'unknown error'}`);
+    };
+    this.worker.onmessageerror = () => this.#failAll('WORKER_CRASHED', 'a message from the worker could not be read');
+    this.loaded = false;
+    this.lastInfo = null;
+  }
+
+  #onMessage(msg) {
+    const p = this.pending.get(msg.id);
+    if (!p) return;
+    if (msg.type === 'result') {
+      this.pending.delete(msg.id);
+      p.resolve(msg.result);
+    } else if (msg.type === 'error') {
+      this.pending.delete(msg.id);
+      p.reject(new PadlockError(msg.error));
+    } else if (p.onEvent) {
+      try {
+        p.onEvent(msg);
+      } catch (err) {
+        console.error('padlock callback threw', err);
+      }
+    }
+  }
+
+  #failAll(code, message) {
+    for (const [, p] of this.pending) p.reject(new PadlockError({ code, message }));
+    this.pending.clear();
+  }
+
+  #call(type, payload = {}, onEvent = null, transfer = []) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, onEvent });
+      this.worker.postMessage({ id, type, ...payload }, transfer);
+    });
+  }
+
+  /**
+   * Loads a model. `source` is a URL (fetched by the worker with streamed progress), or a
+   * Uint8Array / ArrayBuffer / Blob the page already has. onProgress receives
+   * { phase: 'download' | 'load', fraction (0..1), loaded, total }.
+   * Resolves to { info, bytes, loadMs }.
+   */
+  async load(source, onProgress = () => {}) {
+    const onEvent = (m) => {
+      if (m.type === 'progress') onProgress({ phase: m.phase, fraction: m.fraction, loaded: m.loaded, total: m.total });
+    };
+    let payload;
+    let transfer = [];
+    if (typeof source === 'string' || source instanceof URL) {
+      payload = { url: new URL(String(source), globalThis.location?.href).href };
+    } else if (source instanceof Blob) {
+      const buf = await source.arrayBuffer();
+      payload = { bytes: buf };
+      transfer = [buf];
+    } else if (source instanceof ArrayBuffer) {
+      payload = { bytes: source };
+    } else if (ArrayBuffer.isView(source)) {
+      payload = { bytes: new Uint8Array(source.buffer, source.byteOffset, source.byteLength) };
+    } else {
+      throw new PadlockError({ code: 'BAD_REQUEST', message: 'load() takes a URL, Uint8Array, ArrayBuffer or Blob' });
+    }
+    this.loaded = false;
+    const r = await this.#call('load', payload, onEvent, transfer);
+    this.loaded = true;
+    this.lastInfo = r.info;
+    return r;
+  }
+
+  /** rt.info() of the loaded model: { architecture, layers, hidden, vocabSize, contextLength, backend, kernel }. */
+  info() {
+    return this.#call('info');
+  }
+
+  /**
+   * Generates an answer to `prompt` (the chat template is applied by the runtime).
+   * onToken(piece, tokenId) is called for each generated token. Resolves to
+   * { promptIds, generatedIds, text, prefillTokensPerSecond, decodeTokensPerSecond, stopReason, wallMs }.
+   */
+  generate(prompt, options = {}, onToken = null) {
+    const onEvent = (m) => {
+      if (m.type === 'token' && onToken) onToken(m.piece, m.tokenId);
+    };
+    return this.#call('generate', { prompt, options: clean(options) }, onEvent);
+  }
+
+  /** Logits (Float32Array of vocabSize) after feeding `ids` from a fresh context. */
+  logits(ids) {
+    return this.#call('logits', { ids: Array.from(ids) });
+  }
+
+  /** Stops a running generate at the next token. */
+  cancel() {
+    return this.#call('cancel');
+  }
+
+  unload() {
+    this.loaded = false;
+    return this.#call('unload');
+  }
+
+  ping() {
+    return this.#call('ping');
+  }
+
+  terminate() {
+    this.worker.terminate();
+    this.#failAll('TERMINATED', 'the padlock worker was terminated');
+  }
+}
+
+function clean(options) {
+  const out = {};
+  for (const [k, v] of Object.entries(options || {})) {
+    if (v === undefined || v === null || v === '' || (typeof v === 'number' && Number.isNaN(v))) continue;
+    out[k] = v;
+  }
+  return out;
+}

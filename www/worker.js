@@ -1,0 +1,188 @@
+// padlock worker: owns the wasm Runtime so that loading and generating never block the page.
+//
+// Started by client.js as `new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })`.
+// Protocol (page -> worker): { id, type, ... }; (worker -> page): { id, type: 'result' | 'error' |
+// 'progress' | 'token', ... }. Errors keep the Rust side's stable `.code`.
+//
+//   { type: 'load', url }                fetch the GGUF (streamed, with progress), then Runtime.load
+//   { type: 'load', bytes }              Runtime.load on bytes the page already has (transferred)
+//   { type: 'info' }                     rt.info()
+//   { type: 'generate', prompt, options } streams { type: 'token', piece, tokenId }, then the result
+//   { type: 'logits', ids }              Float32Array of logits after feeding ids (fresh context)
+//   { type: 'cancel' }                   rt.cancel(): a running generate stops at the next token
+//   { type: 'unload' }                   drops the loaded model
+
+const PKG_URL = new URL('../pkg/padlock.js', import.meta.url).href;
+
+let wasm = null; // the imported pkg module, after init()
+let runtime = null; // the loaded Runtime
+let busy = null; // name of the running operation, if any
+
+class CodedError extends Error {
+  constructor(code, message) {
+    super(message);
+    this.code = code;
+  }
+}
+
+function serializeError(err) {
+  if (err && typeof err === 'object') {
+    return {
+      code: typeof err.code === 'string' && err.code ? err.code : 'INTERNAL',
+      message: String(err.message ?? err),
+      name: err.name || 'Error',
+    };
+  }
+  // wasm-bindgen can reject with a plain string or JsValue.
+  return { code: 'INTERNAL', message: String(err), name: 'Error' };
+}
+
+async function ensureWasm() {
+  if (wasm) return wasm;
+  let mod;
+  try {
+    mod = await import(PKG_URL);
+  } catch (e) {
+    throw new CodedError('PKG_MISSING', `cannot load ${PKG_URL} (build it with 'make pkg'): ${e.message || e}`);
+  }
+  await mod.default();
+  wasm = mod;
+  return wasm;
+}
+
+/** Streams `url` into one Uint8Array, reporting { phase: 'download', loaded, total, fraction }. */
+async function download(url, progress) {
+  let resp;
+  try {
+    resp = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
+  } catch (e) {
+    throw new CodedError('MODEL_FETCH_FAILED', `could not fetch the model at ${url}: ${e.message || e}`);
+  }
+  if (!resp.ok) throw new CodedError('MODEL_FETCH_FAILED', `could not fetch the model at ${url}: HTTP ${resp.status}`);
+  const total = Number(resp.headers.get('Content-Length')) || 0;
+  if (!resp.body) {
+    const buf = new Uint8Array(await resp.arrayBuffer());
+    progress({ phase: 'download', loaded: buf.length, total: buf.length, fraction: 1 });
+    return buf;
+  }
+  const reader = resp.body.getReader();
+  let out = total > 0 ? new Uint8Array(total) : null;
+  const chunks = [];
+  let loaded = 0;
+  let lastReport = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (out && loaded + value.length <= out.length) out.set(value, loaded);
+    else {
+      if (out) { chunks.push(out.subarray(0, loaded)); out = null; }
+      chunks.push(value);
+    }
+    loaded += value.length;
+    const now = performance.now();
+    if (now - lastReport > 50) {
+      lastReport = now;
+      progress({ phase: 'download', loaded, total, fraction: total ? Math.min(1, loaded / total) : 0 });
+    }
+  }
+  if (!out) {
+    out = new Uint8Array(loaded);
+    let off = 0;
+    for (const c of chunks) { out.set(c, off); off += c.length; }
+  } else if (loaded !== out.length) {
+    out = out.subarray(0, loaded);
+  }
+  progress({ phase: 'download', loaded, total: loaded, fraction: 1 });
+  return out;
+}
+
+function toPlain(value) {
+  // info() may return a Map (serde-wasm-bindgen) or a plain object; normalise for postMessage.
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, toPlain(v)]));
+  if (Array.isArray(value)) return value.map(toPlain);
+  return value;
+}
+
+function normalizeResult(r) {
+  r = toPlain(r);
+  if (!r || typeof r !== 'object') return r;
+  const out = { ...r };
+  for (const k of ['promptIds', 'generatedIds']) if (out[k] && !Array.isArray(out[k])) out[k] = Array.from(out[k]);
+  return out;
+}
+
+async function handle(msg, reply) {
+  const { type } = msg;
+  switch (type) {
+    case 'load': {
+      if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
+      busy = 'load';
+      try {
+        const progress = (p) => reply({ type: 'progress', ...p });
+        const { Runtime } = await ensureWasm();
+        const bytes = msg.bytes ? new Uint8Array(msg.bytes) : await download(msg.url, progress);
+        if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
+        progress({ phase: 'load', fraction: 0, loaded: 0, total: bytes.length });
+        const t0 = performance.now();
+        runtime = await Runtime.load(bytes, (fraction) => progress({ phase: 'load', fraction: Number(fraction) }));
+        const loadMs = performance.now() - t0;
+        progress({ phase: 'load', fraction: 1 });
+        return { info: toPlain(runtime.info()), bytes: bytes.length, loadMs };
+      } finally {
+        busy = null;
+      }
+    }
+    case 'info':
+      if (!runtime) throw new CodedError('NOT_LOADED', 'no model is loaded');
+      return toPlain(runtime.info());
+    case 'generate': {
+      if (!runtime) throw new CodedError('NOT_LOADED', 'no model is loaded');
+      if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
+      busy = 'generate';
+      try {
+        const onToken = (piece, tokenId) => reply({ type: 'token', piece, tokenId });
+        const t0 = performance.now();
+        const r = await runtime.generate(String(msg.prompt), msg.options || {}, onToken);
+        return { ...normalizeResult(r), wallMs: performance.now() - t0 };
+      } finally {
+        busy = null;
+      }
+    }
+    case 'logits': {
+      if (!runtime) throw new CodedError('NOT_LOADED', 'no model is loaded');
+      if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
+      busy = 'logits';
+      try {
+        const logits = await runtime.logits(new Uint32Array(msg.ids));
+        // Always a copy: transferring a view on wasm memory would detach the module's memory.
+        return logits instanceof Float32Array ? logits.slice() : Float32Array.from(logits);
+      } finally {
+        busy = null;
+      }
+    }
+    case 'cancel':
+      if (runtime) runtime.cancel();
+      return { cancelled: busy === 'generate' };
+    case 'unload':
+      if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
+      if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
+      return { unloaded: true };
+    case 'ping':
+      return { pong: true, crossOriginIsolated: self.crossOriginIsolated, webgpu: !!self.navigator?.gpu };
+    default:
+      throw new CodedError('BAD_REQUEST', `unknown request type ${JSON.stringify(type)}`);
+  }
+}
+
+self.onmessage = async (event) => {
+  const msg = event.data || {};
+  const id = msg.id;
+  const reply = (m, transfer) => self.postMessage({ id, ...m }, transfer || []);
+  try {
+    const result = await handle(msg, reply);
+    const transfer = result instanceof Float32Array ? [result.buffer] : [];
+    reply({ type: 'result', result }, transfer);
+  } catch (err) {
+    reply({ type: 'error', error: serializeError(err) });
+  }
+};
