@@ -25,9 +25,30 @@ function directLoad(make) {
     let bytes;
     if (make.kind === 'empty') bytes = new Uint8Array(0);
     else if (make.kind === 'bad-magic') bytes = new TextEncoder().encode('NOT A GGUF FILE, just some text that is long enough');
-    else if (make.kind === 'truncated') {
+    else {
       const full = new Uint8Array(await (await fetch(modelUrl)).arrayBuffer());
-      bytes = full.slice(0, make.length);
+      const find = (text) => {
+        const needle = new TextEncoder().encode(text);
+        outer: for (let i = 0; i + needle.length <= full.length; i++) {
+          for (let j = 0; j < needle.length; j++) if (full[i + j] !== needle[j]) continue outer;
+          return i + needle.length;
+        }
+        throw new Error(`${text} not found in the model file`);
+      };
+      const view = new DataView(full.buffer);
+      if (make.kind === 'truncated') bytes = full.slice(0, make.length);
+      else if (make.kind === 'architecture') {
+        // general.architecture: key, u32 type (string), u64 length, then the value "llama".
+        const value = find('general.architecture') + 4 + 8;
+        full.set(new TextEncoder().encode('mamba'), value);
+        bytes = full;
+      } else if (make.kind === 'dtype') {
+        // Tensor table entry: name, u32 n_dims, u64 dims[n_dims], u32 ggml type.
+        const at = find('token_embd.weight');
+        const nDims = view.getUint32(at, true);
+        view.setUint32(at + 4 + 8 * nDims, 14, true); // Q6_K
+        bytes = full;
+      }
     }
     try {
       const rt = await mod.Runtime.load(bytes, () => {});
@@ -60,6 +81,18 @@ test('the real file cut to 2 MB (after the tensor table) rejects with GGUF_TENSO
   // The tensor table ends at ~1.79 MB; the tensors' data then lies past the end.
   const r = await directLoad({ kind: 'truncated', length: 2 << 20 });
   assert.equal(r.code, 'GGUF_TENSOR_OUT_OF_BOUNDS', JSON.stringify(r));
+});
+
+test('a file whose architecture is not llama rejects with UNSUPPORTED_ARCHITECTURE', async () => {
+  const r = await directLoad({ kind: 'architecture' });
+  assert.equal(r.code, 'UNSUPPORTED_ARCHITECTURE', JSON.stringify(r));
+  assert.match(r.message, /mamba/);
+});
+
+test('a tensor of an unsupported type rejects with UNSUPPORTED_DTYPE', async () => {
+  const r = await directLoad({ kind: 'dtype' });
+  assert.equal(r.code, 'UNSUPPORTED_DTYPE', JSON.stringify(r));
+  assert.match(r.message, /Q6_K/);
 });
 
 test('the worker client keeps the error code (GGUF_EMPTY through postMessage)', async () => {
