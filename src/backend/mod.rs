@@ -48,6 +48,12 @@ pub trait Backend {
     /// `x · Wᵀ`: `[rows, k] × [n, k]ᵀ → [rows, n]`.
     fn matmul(&self, x: &Self::Tensor, w: &Self::Weight) -> Result<Self::Tensor>;
 
+    /// `x · Wᵢᵀ` for several weights sharing one input (Q/K/V, gate/up). A backend may run
+    /// them together; the CPU backend does, so its threads wake once instead of once each.
+    fn matmul_many(&self, x: &Self::Tensor, ws: &[&Self::Weight]) -> Result<Vec<Self::Tensor>> {
+        ws.iter().map(|w| self.matmul(x, w)).collect()
+    }
+
     /// Rotary position embedding, GGUF (interleaved pairs) convention, applied to each of
     /// `n_heads` heads of each row; the row's position comes from its segment.
     fn rope(&self, x: &Self::Tensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<Self::Tensor>;

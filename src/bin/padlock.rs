@@ -230,9 +230,16 @@ fn bench(args: BenchArgs) -> Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // Run everything inside the thread pool: a kernel call made from a pool thread hands work
+    // to the other threads far faster than one made from outside, which waits for them to
+    // wake (about 3.5 ms of a 9 ms decode step on 2 cores).
+    let run = || match cli.command {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
+    };
+    let result = match rayon::ThreadPoolBuilder::new().build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

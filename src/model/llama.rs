@@ -145,13 +145,20 @@ impl<B: Backend> Llama<B> {
             let mut x = b.embed(&self.embedding, &ids)?;
             for (i, layer) in self.layers.iter().enumerate() {
                 let h = b.rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
-                let q = b.rope(&b.matmul(&h, &layer.wq)?, cfg.n_heads, &segments, cfg.rope_theta)?;
-                let k = b.rope(&b.matmul(&h, &layer.wk)?, cfg.n_kv_heads, &segments, cfg.rope_theta)?;
-                let v = b.matmul(&h, &layer.wv)?;
+                let [q, k, v]: [B::Tensor; 3] = b
+                    .matmul_many(&h, &[&layer.wq, &layer.wk, &layer.wv])?
+                    .try_into()
+                    .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
+                let q = b.rope(&q, cfg.n_heads, &segments, cfg.rope_theta)?;
+                let k = b.rope(&k, cfg.n_kv_heads, &segments, cfg.rope_theta)?;
                 let attn = b.attention(i, &q, &k, &v, &mut caches, &segments, cfg)?;
                 x = b.add(&x, &b.matmul(&attn, &layer.wo)?)?;
                 let h = b.rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
-                let ffn = b.silu_mul(&b.matmul(&h, &layer.gate)?, &b.matmul(&h, &layer.up)?)?;
+                let [gate, up]: [B::Tensor; 2] = b
+                    .matmul_many(&h, &[&layer.gate, &layer.up])?
+                    .try_into()
+                    .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
+                let ffn = b.silu_mul(&gate, &up)?;
                 x = b.add(&x, &b.matmul(&ffn, &layer.down)?)?;
             }
             if which == Logits::Last {
