@@ -45,6 +45,8 @@ pub enum ErrorCode {
     Backend,
     /// Reading or writing a file failed.
     Io,
+    /// A preference tries to switch off the universal values (harmlessness).
+    UnsafePreference,
 }
 
 impl ErrorCode {
@@ -69,6 +71,7 @@ impl ErrorCode {
             ErrorCode::Busy => "BUSY",
             ErrorCode::Backend => "BACKEND",
             ErrorCode::Io => "IO",
+            ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
         }
     }
 }

@@ -151,6 +151,8 @@ pub struct Generation<'e, B: Backend> {
     /// Logits (one row per context) for the next choice; `None` while the last token still has to be fed.
     logits: Option<Vec<f32>>,
     stop: Option<StopReason>,
+    /// Per PersRM context: Σ over generated tokens of r_p(chosen), what feedback learns from.
+    rewards: Vec<f32>,
 }
 
 struct PadChoice {
@@ -206,6 +208,7 @@ impl<'e, B: Backend> Generation<'e, B> {
             decoder: StreamDecoder::new(),
             logits: Some(logits),
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
+            rewards: vec![0.0; expected - 1],
         })
     }
 
@@ -238,6 +241,9 @@ impl<'e, B: Backend> Generation<'e, B> {
                 let contributions =
                     step.rewards.iter().zip(&pad.weights).map(|(r, w)| pad.beta * w * r[pick]).collect();
                 let chosen = step.candidates[pick];
+                for (total, r) in self.rewards.iter_mut().zip(&step.rewards) {
+                    *total += r[pick];
+                }
                 (chosen, Some(Explanation { chosen, base_top1: step.candidates[0], contributions }))
             }
         };
@@ -260,6 +266,12 @@ impl<'e, B: Backend> Generation<'e, B> {
 
     pub fn stop_reason(&self) -> Option<StopReason> {
         self.stop
+    }
+
+    /// Per PersRM context (in preference order), the summed token-level reward
+    /// Σ_t r_p(y_t) of the tokens generated so far; empty unless the method is PAD.
+    pub fn sequence_rewards(&self) -> &[f32] {
+        &self.rewards
     }
 
     pub fn prompt_ids(&self) -> &[u32] {

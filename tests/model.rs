@@ -128,6 +128,39 @@ fn batch_and_kv_cache_change_no_logits() {
 }
 
 #[test]
+fn value_heads_apply_to_their_own_sequence_only() {
+    let engine = engine();
+    let model = &engine.model;
+    let h = model.config.hidden;
+    let ids = engine.tokenizer.encode("Tell me about the sea.").unwrap();
+    let run = |heads: [Option<padlock::model::llama::ValueHead<_>>; 2], which| {
+        let [h0, h1] = heads;
+        let (mut a, mut b) = (model.new_sequence_with_head(h0).unwrap(), model.new_sequence_with_head(h1).unwrap());
+        let out = model.forward(&mut [&mut a, &mut b], &[&ids, &ids], which).unwrap();
+        pollster::block_on(model.backend().read(&out)).unwrap()
+    };
+    let identity: Vec<f32> = (0..h * h).map(|i| if i % (h + 1) == 0 { 1.0 } else { 0.0 }).collect();
+    // W = 2·I doubles the normed hidden state, hence every logit (the LM head is linear).
+    let double: Vec<f32> = identity.iter().map(|v| 2.0 * v).collect();
+    let (id, dbl) = (model.value_head(&identity).unwrap(), model.value_head(&double).unwrap());
+    let vocab = model.config.vocab_size;
+    for which in [Logits::Last, Logits::All] {
+        let plain = run([None, None], which);
+        assert_close(&run([None, Some(id.clone())], which), &plain, 1e-4);
+        let doubled = run([None, Some(dbl.clone())], which);
+        let half = plain.len() / 2;
+        assert_close(&doubled[..half], &plain[..half], 1e-4);
+        let twice: Vec<f32> = plain[half..].iter().map(|v| 2.0 * v).collect();
+        assert_close(&doubled[half..], &twice, 1e-3);
+        assert_eq!(plain.len() % vocab, 0);
+    }
+    assert_eq!(model.value_head(&identity[1..]).err().unwrap().code, ErrorCode::InvalidArgument);
+    let mut bad = identity.clone();
+    bad[5] = f32::NAN;
+    assert_eq!(model.value_head(&bad).err().unwrap().code, ErrorCode::InvalidArgument);
+}
+
+#[test]
 fn bad_input_is_a_typed_error_and_changes_nothing() {
     let engine = engine();
     let model = &engine.model;

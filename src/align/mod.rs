@@ -3,6 +3,7 @@
 
 pub mod pad;
 pub mod sampler;
+pub mod values;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,6 +74,9 @@ impl Personalization {
         }
         if let Some(p) = self.preferences.iter().find(|p| !p.weight.is_finite() || p.text.trim().is_empty()) {
             crate::bail!(InvalidArgument, "preference {:?} needs text and a finite weight", p.text);
+        }
+        for p in &self.preferences {
+            values::screen_preference(&p.text)?;
         }
         Ok(())
     }

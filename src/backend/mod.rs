@@ -34,6 +34,10 @@ pub trait Backend {
     /// Makes a GGUF tensor usable by this backend (a view or an upload; no dequantizing).
     fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<Self::Weight>;
 
+    /// A matrix that comes from the host instead of the model file (a trained value head):
+    /// `rows × cols` f32, row-major, used like an F32 weight (`matmul` computes `x · Wᵀ`).
+    fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<Self::Weight>;
+
     fn new_kv_cache(&self, config: &LlamaConfig) -> Result<Self::KvCache>;
 
     /// Drops positions `len..` from a cache (used to rewind a sequence).
@@ -81,6 +85,9 @@ pub trait Backend {
 
     /// The given rows of `x`, in order (e.g. the last token of each sequence).
     fn select_rows(&self, x: &Self::Tensor, rows: &[usize]) -> Result<Self::Tensor>;
+
+    /// The rows of `parts` stacked in order (all with the same number of columns).
+    fn concat_rows(&self, parts: &[&Self::Tensor]) -> Result<Self::Tensor>;
 
     /// Copies a tensor back to the host, row-major. Asynchronous because a GPU readback
     /// is: a blocking wait deadlocks a browser.

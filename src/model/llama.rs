@@ -29,10 +29,23 @@ pub struct Llama<B: Backend> {
     passes: std::sync::atomic::AtomicUsize,
 }
 
-/// One sequence's state: its KV cache and how many positions it holds.
+/// One sequence's state: its KV cache, how many positions it holds, and the value head
+/// its final hidden states pass through before the LM head (PAD's PersRM contexts).
 pub struct Sequence<B: Backend> {
     cache: B::KvCache,
     len: usize,
+    head: Option<ValueHead<B>>,
+}
+
+/// A `hidden × hidden` matrix W applied to a sequence's final (normed) hidden state h
+/// before the LM head: logits = LMHead(W·h). Identity when untrained, so a sequence
+/// without one is the plain model. Cheap to clone (shared).
+pub struct ValueHead<B: Backend>(std::sync::Arc<B::Weight>);
+
+impl<B: Backend> Clone for ValueHead<B> {
+    fn clone(&self) -> Self {
+        ValueHead(self.0.clone())
+    }
 }
 
 impl<B: Backend> Sequence<B> {
@@ -98,7 +111,25 @@ impl<B: Backend> Llama<B> {
     }
 
     pub fn new_sequence(&self) -> Result<Sequence<B>> {
-        Ok(Sequence { cache: self.backend.new_kv_cache(&self.config)?, len: 0 })
+        Ok(Sequence { cache: self.backend.new_kv_cache(&self.config)?, len: 0, head: None })
+    }
+
+    /// A sequence whose logits come through `head` (see [`ValueHead`]).
+    pub fn new_sequence_with_head(&self, head: Option<ValueHead<B>>) -> Result<Sequence<B>> {
+        Ok(Sequence { head, ..self.new_sequence()? })
+    }
+
+    /// Uploads a value head: `hidden × hidden` f32, row-major, row i giving output i
+    /// (so an untrained head is the identity matrix).
+    pub fn value_head(&self, matrix: &[f32]) -> Result<ValueHead<B>> {
+        let h = self.config.hidden;
+        if matrix.len() != h * h {
+            crate::bail!(InvalidArgument, "a value head for hidden size {h} has {} values, got {}", h * h, matrix.len());
+        }
+        if matrix.iter().any(|v| !v.is_finite()) {
+            crate::bail!(InvalidArgument, "the value head holds a value that is not finite");
+        }
+        Ok(ValueHead(std::sync::Arc::new(self.backend.load_f32(matrix, h, h)?)))
     }
 
     /// Forgets positions `len..` of a sequence.
@@ -170,7 +201,10 @@ impl<B: Backend> Llama<B> {
                 }
                 x = b.select_rows(&x, &last)?;
             }
-            let x = b.rms_norm(&x, &self.output_norm, cfg.rms_eps)?;
+            let mut x = b.rms_norm(&x, &self.output_norm, cfg.rms_eps)?;
+            if seqs.iter().any(|s| s.head.is_some()) {
+                x = self.apply_value_heads(x, seqs, &segments, which)?;
+            }
             b.matmul(&x, self.output.as_ref().unwrap_or(&self.embedding))
         })();
         match result {
@@ -188,6 +222,31 @@ impl<B: Backend> Llama<B> {
                 Err(e)
             }
         }
+    }
+
+    /// Passes each sequence's rows of the final hidden states through its value head, if it
+    /// has one; the rows stay in batch order.
+    fn apply_value_heads(
+        &self,
+        x: B::Tensor,
+        seqs: &[&mut Sequence<B>],
+        segments: &[Segment],
+        which: Logits,
+    ) -> Result<B::Tensor> {
+        let b = &self.backend;
+        let mut parts = Vec::with_capacity(seqs.len());
+        let mut row = 0;
+        for (seq, seg) in seqs.iter().zip(segments) {
+            let n = if which == Logits::Last { 1 } else { seg.n_tokens };
+            let rows: Vec<usize> = (row..row + n).collect();
+            row += n;
+            let part = b.select_rows(&x, &rows)?;
+            parts.push(match &seq.head {
+                Some(head) => b.matmul(&part, &head.0)?,
+                None => part,
+            });
+        }
+        b.concat_rows(&parts.iter().collect::<Vec<_>>())
     }
 
     /// `forward` with each sequence's last-token logits read back: `[seqs, vocab]` row-major.

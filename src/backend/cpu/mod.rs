@@ -111,6 +111,15 @@ impl Backend for CpuBackend {
         })
     }
 
+    fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuWeight> {
+        if rows * cols != data.len() || cols == 0 {
+            crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows * cols, data.len());
+        }
+        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let n_bytes = bytes.len();
+        Ok(CpuWeight { dtype: GgmlDType::F32, cols, rows, file: Arc::new(bytes), offset: 0, n_bytes })
+    }
+
     fn new_kv_cache(&self, config: &LlamaConfig) -> Result<CpuKvCache> {
         Ok(CpuKvCache {
             keys: vec![Vec::new(); config.n_layers],
@@ -299,6 +308,10 @@ impl Backend for CpuBackend {
             }
             tensor(out, rows.len(), cols)
         })
+    }
+
+    fn concat_rows(&self, parts: &[&Tensor]) -> Result<Tensor> {
+        Tensor::cat(parts, 0).map_err(backend_err)
     }
 
     async fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
