@@ -47,6 +47,20 @@ pub enum ErrorCode {
     Io,
     /// A preference tries to switch off the universal values (harmlessness).
     UnsafePreference,
+    /// The preference store (IndexedDB, or the native store's files) failed.
+    Storage,
+    /// The browser refused the write: the origin's storage quota is used up. Nothing was changed.
+    QuotaExceeded,
+    /// A stored record or an export could not be decrypted (wrong key or passphrase, or altered data).
+    DecryptFailed,
+    /// An import is not a valid padlock memory export. Nothing was changed.
+    InvalidImport,
+    /// No preference (or other record) with that id.
+    NotFound,
+    /// The store was written by a newer padlock than this one.
+    SchemaVersion,
+    /// The memory was closed, e.g. because another tab asked to forget everything.
+    StorageClosed,
 }
 
 impl ErrorCode {
@@ -72,6 +86,13 @@ impl ErrorCode {
             ErrorCode::Backend => "BACKEND",
             ErrorCode::Io => "IO",
             ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
+            ErrorCode::Storage => "STORAGE",
+            ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
+            ErrorCode::DecryptFailed => "DECRYPT_FAILED",
+            ErrorCode::InvalidImport => "INVALID_IMPORT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::SchemaVersion => "SCHEMA_VERSION",
+            ErrorCode::StorageClosed => "STORAGE_CLOSED",
         }
     }
 }
@@ -102,6 +123,17 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// `{ "code": "STABLE_CODE", "message": "..." }`, as pages and exports show an error.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Error", 2)?;
+        st.serialize_field("code", self.code.as_str())?;
+        st.serialize_field("message", &self.message)?;
+        st.end()
+    }
+}
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
