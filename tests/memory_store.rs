@@ -60,6 +60,7 @@ mod native {
 
     impl suite::Backend for Files {
         type S = FileStore;
+        const INTERLEAVES: bool = false;
 
         async fn open(&self, name: &str) -> padlock::Result<FileStore> {
             FileStore::open(self.root.join(name))
@@ -151,3 +152,331 @@ mod native {
     }
 }
 
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use idb::{Factory, KeyPath, ObjectStoreParams, TransactionMode};
+    use js_sys::{Object, Reflect, Uint8Array};
+    use padlock::memory::idb::IdbStore;
+    use padlock::memory::schema::{FeedbackV1, PreferenceV1};
+    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Response, Reward, Source, HARMLESS_ID};
+    use padlock::ErrorCode;
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use wasm_bindgen_test::*;
+
+    use super::suite;
+
+    wasm_bindgen_test_configure!(run_in_browser);
+
+    /// Databases named per test (and per run), so tests never see each other's data.
+    pub struct Idb {
+        prefix: String,
+    }
+
+    impl Idb {
+        pub fn new(test: &str) -> Self {
+            Idb { prefix: format!("padlock-test-{test}-{}", padlock::memory::new_id().unwrap()) }
+        }
+
+        fn db(&self, name: &str) -> String {
+            format!("{}-{name}", self.prefix)
+        }
+    }
+
+    impl suite::Backend for Idb {
+        type S = IdbStore;
+        const INTERLEAVES: bool = true;
+
+        async fn open(&self, name: &str) -> padlock::Result<IdbStore> {
+            IdbStore::open(&self.db(name), None).await
+        }
+
+        async fn write_v1(&self, name: &str, preferences: &[PreferenceV1], feedback: &[FeedbackV1]) {
+            write_v1(&self.db(name), preferences, feedback).await
+        }
+    }
+
+    macro_rules! browser_tests {
+        ($($name:ident),* $(,)?) => {
+            $(
+                #[wasm_bindgen_test]
+                async fn $name() {
+                    suite::$name(&Idb::new(stringify!($name))).await
+                }
+            )*
+        };
+    }
+
+    for_each_suite_test!(browser_tests);
+
+    fn subtle() -> web_sys::SubtleCrypto {
+        let crypto: web_sys::Crypto = Reflect::get(&js_sys::global(), &"crypto".into()).unwrap().unchecked_into();
+        crypto.subtle()
+    }
+
+    async fn settle(p: Result<js_sys::Promise, JsValue>) -> JsValue {
+        JsFuture::from(p.unwrap()).await.unwrap()
+    }
+
+    fn field(o: &JsValue, k: &str) -> JsValue {
+        Reflect::get(o, &k.into()).unwrap()
+    }
+
+    /// Writes a database exactly as schema version 1 did: stores `keys`, `preferences` (key
+    /// path id) and `feedback` (auto-increment), records `{id?, iv, data}` sealed with AES-GCM
+    /// under a non-extractable key and no associated data.
+    pub async fn write_v1(name: &str, preferences: &[PreferenceV1], feedback: &[FeedbackV1]) {
+        let mut request = Factory::new().unwrap().open(name, Some(1)).unwrap();
+        request.on_upgrade_needed(|event| {
+            use idb::DatabaseEvent;
+            let db = event.database().unwrap();
+            db.create_object_store("keys", ObjectStoreParams::new()).unwrap();
+            let mut by_id = ObjectStoreParams::new();
+            by_id.key_path(Some(KeyPath::new_single("id")));
+            db.create_object_store("preferences", by_id).unwrap();
+            let mut counted = ObjectStoreParams::new();
+            counted.auto_increment(true);
+            db.create_object_store("feedback", counted).unwrap();
+        });
+        let db = request.await.unwrap();
+        let params = web_sys::AesKeyGenParams::new("AES-GCM", 256);
+        let usages: js_sys::Array = ["encrypt", "decrypt"].iter().map(|s| JsValue::from_str(s)).collect();
+        let key: web_sys::CryptoKey = settle(subtle().generate_key_with_object(&params, false, &usages)).await.unchecked_into();
+        let seal = |plain: Vec<u8>| {
+            let key = key.clone();
+            async move {
+                let iv = padlock::memory::random_bytes::<12>().unwrap();
+                let gcm = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &Uint8Array::from(&iv[..]));
+                let data = settle(subtle().encrypt_with_object_and_u8_array(&gcm, &key, &plain)).await;
+                let record = Object::new();
+                Reflect::set(&record, &"iv".into(), &Uint8Array::from(&iv[..])).unwrap();
+                Reflect::set(&record, &"data".into(), &data).unwrap();
+                record
+            }
+        };
+        let mut sealed_prefs = Vec::new();
+        for p in preferences {
+            let record = seal(serde_json::to_vec(p).unwrap()).await;
+            Reflect::set(&record, &"id".into(), &p.id.as_str().into()).unwrap();
+            sealed_prefs.push(record);
+        }
+        let mut sealed_feedback = Vec::new();
+        for f in feedback {
+            sealed_feedback.push(seal(serde_json::to_vec(f).unwrap()).await);
+        }
+        let tx = db.transaction(&["keys", "preferences", "feedback"], TransactionMode::ReadWrite).unwrap();
+        tx.object_store("keys").unwrap().put(&key, Some(&JsValue::from_str("records"))).unwrap().await.unwrap();
+        for r in &sealed_prefs {
+            tx.object_store("preferences").unwrap().put(r, None).unwrap().await.unwrap();
+        }
+        for r in &sealed_feedback {
+            tx.object_store("feedback").unwrap().add(r, None).unwrap().await.unwrap();
+        }
+        assert!(tx.commit().unwrap().await.unwrap().is_committed());
+        db.close();
+    }
+
+    /// Every value in every object store of the database, read raw (no padlock code).
+    async fn raw_records(name: &str) -> Vec<(String, JsValue, JsValue)> {
+        let db = Factory::new().unwrap().open(name, None).unwrap().await.unwrap();
+        let mut out = Vec::new();
+        for store in db.store_names() {
+            let tx = db.transaction(&[&store], TransactionMode::ReadOnly).unwrap();
+            let s = tx.object_store(&store).unwrap();
+            let keys = s.get_all_keys(None, None).unwrap().await.unwrap();
+            let values = s.get_all(None, None).unwrap().await.unwrap();
+            for (k, v) in keys.into_iter().zip(values) {
+                out.push((store.clone(), k, v));
+            }
+        }
+        db.close();
+        out
+    }
+
+    /// All bytes and strings inside a stored value.
+    fn blobs(value: &JsValue, out: &mut Vec<Vec<u8>>) {
+        if let Some(s) = value.as_string() {
+            out.push(s.into_bytes());
+        } else if value.is_instance_of::<js_sys::ArrayBuffer>() || value.is_instance_of::<Uint8Array>() {
+            out.push(Uint8Array::new(value).to_vec());
+        } else if value.is_object() && !value.is_instance_of::<web_sys::CryptoKey>() {
+            for k in js_sys::Object::keys(value.unchecked_ref::<js_sys::Object>()).iter() {
+                blobs(&field(value, &k.as_string().unwrap()), out);
+            }
+        }
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    async fn filled(name: &str) -> (Memory<IdbStore>, String, String) {
+        let m = Memory::new(IdbStore::open(name, None).await.unwrap());
+        let a = m.add("I am vegetarian and allergic to peanuts.", None, Source::Explicit).await.unwrap().id;
+        let b = m.add("Keep answers short and concise.", Some(1.5), Source::Explicit).await.unwrap().id;
+        let r = |v: f32| Response {
+            text: "Try a lentil curry without peanuts.".into(),
+            tokens: 8,
+            rewards: vec![
+                Reward { preference: HARMLESS_ID.into(), value: 1.0 },
+                Reward { preference: a.clone(), value: v },
+                Reward { preference: b.clone(), value: 1.0 },
+            ],
+        };
+        let input = FeedbackInput { kind: FeedbackKind::Choice, prompt: "What should I cook tonight?".into(), responses: vec![r(3.0), r(1.0)] };
+        m.feedback(input).await.unwrap();
+        (m, a, b)
+    }
+
+    #[wasm_bindgen_test]
+    async fn raw_records_hold_no_plaintext() {
+        let name = Idb::new("raw").db("m");
+        let (m, a, _) = filled(&name).await;
+        let records = raw_records(&name).await;
+        let stores: std::collections::BTreeSet<&str> = records.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(stores.into_iter().collect::<Vec<_>>(), ["events", "keys", "meta", "preferences"]);
+        let mut all = Vec::new();
+        for (_, _, v) in &records {
+            blobs(v, &mut all);
+        }
+        for secret in ["vegetarian", "peanuts", "concise", "What should I cook", "lentil", "Be harmless"] {
+            assert!(!all.iter().any(|b| contains(b, secret.as_bytes())), "{secret:?} is stored in the clear");
+        }
+        // Every sealed record has its own IV.
+        let ivs: Vec<Vec<u8>> = records
+            .iter()
+            .filter(|(s, _, _)| s == "preferences" || s == "events")
+            .map(|(_, _, v)| Uint8Array::new(&field(v, "iv")).to_vec())
+            .collect();
+        assert_eq!(ivs.len(), 4, "two preferences, the harmlessness principle (moved by feedback), one event");
+        assert!(ivs.iter().all(|iv| iv.len() == 12));
+        let unique: std::collections::HashSet<&Vec<u8>> = ivs.iter().collect();
+        assert_eq!(unique.len(), ivs.len());
+        // Rewriting a record uses a fresh IV.
+        let before = records.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(a.as_str())).unwrap().2.clone();
+        m.update(&a, &padlock::memory::PreferenceChange { weight: Some(2.0), ..Default::default() }).await.unwrap();
+        let after = raw_records(&name).await;
+        let after = after.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(a.as_str())).unwrap();
+        assert_ne!(Uint8Array::new(&field(&before, "iv")).to_vec(), Uint8Array::new(&field(&after.2, "iv")).to_vec());
+        m.forget().await.unwrap();
+    }
+
+    /// After the upgrade from v1 the old store is gone and every record is sealed the v2 way
+    /// (bound to its id).
+    #[wasm_bindgen_test]
+    async fn v1_records_are_resealed_and_the_old_store_removed() {
+        let idb = Idb::new("v1-reseal");
+        let prefs = vec![PreferenceV1 { id: "p1".into(), text: "Keep answers short.".into(), weight: 1.5 }];
+        let feedback = vec![FeedbackV1 { time: 1, prompt: "Hi".into(), response: "Hello!".into(), liked: true }];
+        write_v1(&idb.db("m"), &prefs, &feedback).await;
+        let before = raw_records(&idb.db("m")).await;
+        assert!(before.iter().all(|(_, _, v)| field(v, "v").is_undefined()));
+        let m = Memory::new(IdbStore::open(&idb.db("m"), None).await.unwrap());
+        let after = raw_records(&idb.db("m")).await;
+        let stores: std::collections::BTreeSet<&str> = after.iter().map(|r| r.0.as_str()).collect();
+        assert_eq!(stores.into_iter().collect::<Vec<_>>(), ["events", "keys", "meta", "preferences"]);
+        for (store, key, v) in &after {
+            if store == "events" || store == "preferences" {
+                assert_eq!(field(v, "v").as_f64(), Some(2.0), "{store} {key:?}");
+            }
+        }
+        assert_eq!(m.events().await.unwrap().items[0].responses[0].text, "Hello!");
+        m.forget().await.unwrap();
+    }
+
+    #[wasm_bindgen_test]
+    async fn the_record_key_cannot_be_read_out() {
+        let name = Idb::new("key").db("m");
+        let (m, _, _) = filled(&name).await;
+        let records = raw_records(&name).await;
+        let key: web_sys::CryptoKey = records.iter().find(|r| r.0 == "keys").unwrap().2.clone().unchecked_into();
+        assert!(!key.extractable());
+        assert_eq!(key.type_(), "secret");
+        let exported = JsFuture::from(subtle().export_key("raw", &key).unwrap()).await;
+        assert!(exported.is_err(), "a non-extractable key was exported");
+        m.forget().await.unwrap();
+    }
+
+    /// Puts `edit(record)` back in place of the raw record `id` of `store`.
+    async fn tamper(name: &str, store: &str, id: &str, edit: impl Fn(&JsValue)) {
+        let db = Factory::new().unwrap().open(name, None).unwrap().await.unwrap();
+        let tx = db.transaction(&[store], TransactionMode::ReadWrite).unwrap();
+        let s = tx.object_store(store).unwrap();
+        let record = s.get(JsValue::from_str(id)).unwrap().await.unwrap().expect("the record exists");
+        edit(&record);
+        s.put(&record, None).unwrap().await.unwrap();
+        assert!(tx.commit().unwrap().await.unwrap().is_committed());
+        db.close();
+    }
+
+    #[wasm_bindgen_test]
+    async fn a_record_that_fails_to_decrypt_is_reported_and_the_others_load() {
+        let name = Idb::new("tamper").db("m");
+        let (m, a, b) = filled(&name).await;
+        drop(m);
+        // One flipped bit in a preference's ciphertext.
+        tamper(&name, "preferences", &a, |r| {
+            let data = Uint8Array::new(&field(r, "data"));
+            data.set_index(3, data.get_index(3) ^ 1);
+            Reflect::set(r, &"data".into(), &data.buffer()).unwrap();
+        })
+        .await;
+        let m = Memory::new(IdbStore::open(&name, None).await.unwrap());
+        let loaded = m.preferences().await.unwrap();
+        assert_eq!(loaded.unreadable.len(), 1);
+        assert_eq!(loaded.unreadable[0].id, a);
+        assert_eq!(loaded.unreadable[0].kind, "preferences");
+        assert_eq!(loaded.unreadable[0].error.code, ErrorCode::DecryptFailed);
+        let ids: Vec<&str> = loaded.items.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ids, [HARMLESS_ID, b.as_str()]);
+        // A sealed record copied onto another id does not open either (its AAD names its id).
+        let copied = {
+            let records = raw_records(&name).await;
+            records.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(b.as_str())).unwrap().2.clone()
+        };
+        tamper(&name, "preferences", HARMLESS_ID, move |r| {
+            Reflect::set(r, &"iv".into(), &field(&copied, "iv")).unwrap();
+            Reflect::set(r, &"data".into(), &field(&copied, "data")).unwrap();
+        })
+        .await;
+        let loaded = m.preferences().await.unwrap();
+        let bad: Vec<&str> = loaded.unreadable.iter().map(|u| u.id.as_str()).collect();
+        assert!(bad.contains(&HARMLESS_ID) && bad.contains(&a.as_str()), "{bad:?}");
+        // The rest still works: an export needs consent to leave the damaged records out,
+        // and the damaged ones can be removed.
+        assert_eq!(m.export(None, false).await.unwrap_err().code, ErrorCode::DecryptFailed);
+        let file = m.export(None, true).await.unwrap();
+        assert!(file.contains("Keep answers short and concise."));
+        assert_eq!(m.update(&a, &Default::default()).await.unwrap_err().code, ErrorCode::DecryptFailed);
+        m.remove(&a).await.unwrap();
+        assert_eq!(m.preferences().await.unwrap().unreadable.len(), 1);
+        m.forget().await.unwrap();
+    }
+
+    #[wasm_bindgen_test]
+    async fn forgetting_closes_the_other_connections_and_deletes_the_database() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let name = Idb::new("forget").db("m");
+        let (m, _, _) = filled(&name).await;
+        let told = Rc::new(Cell::new(false));
+        let other = {
+            let told = told.clone();
+            IdbStore::open(&name, Some(Box::new(move || told.set(true)))).await.unwrap()
+        };
+        let other = Memory::new(other);
+        assert_eq!(other.preferences().await.unwrap().items.len(), 3);
+        m.forget().await.unwrap();
+        assert!(told.get(), "the other connection was not told");
+        assert!(other.store().is_closed());
+        assert_eq!(other.preferences().await.unwrap_err().code, ErrorCode::StorageClosed);
+        // The database is gone.
+        let factory = Reflect::get(&js_sys::global(), &"indexedDB".into()).unwrap();
+        let databases: js_sys::Function = field(&factory, "databases").unchecked_into();
+        let list = JsFuture::from(js_sys::Promise::from(databases.call0(&factory).unwrap())).await.unwrap();
+        let names: Vec<String> =
+            js_sys::Array::from(&list).iter().map(|d| field(&d, "name").as_string().unwrap()).collect();
+        assert!(!names.contains(&name), "{names:?}");
+    }
+}
