@@ -4,35 +4,36 @@
 //! Every response generated with PAD carries, per preference p, its sequence reward
 //! R_p(y) = Σ_t r_p(y_t) (`Generation::sequence_rewards`). The person is modelled as liking
 //! a response y with probability σ(Σ_p w_p x_p(y)) — a logistic (Bradley–Terry) model whose
-//! features are the rewards — so one piece of feedback is one step of gradient ascent on the
-//! log-likelihood of what the person said:
+//! features come from those rewards — so one piece of feedback is one step of gradient
+//! ascent on the log-likelihood of what the person said:
 //!
 //! - thumbs up on y:   w_p += η (1 − σ(w·x(y))) x_p(y)
 //! - thumbs down on y: w_p −= η σ(w·x(y)) x_p(y)
 //! - a over b:         w_p += η (1 − σ(w·(x(a) − x(b)))) (x_p(a) − x_p(b))
 //!
-//! The features are the rewards *centred across the preferences of that generation*:
-//! x_p(y) = R_p(y) − mean_q R_q(y). Raw rewards share a large common part — every guideline
-//! context agrees with PAD's own choice of tokens, so each R_p grows with the length of the
-//! answer — which would move every weight up or down together and learn "longer" or
-//! "shorter" instead of which preference the person favours. Centred, the step shifts weight
-//! between preferences (it sums to zero before bounds apply).
+//! The features are the rewards *minus what PAD's own choice puts into them*:
+//! x_p(y) = R_p(y) − E_p(y), where E_p(y) = Σ_t E_{a∼softmax(score_t/T)}[r_p(a)] is recorded at
+//! generation time too (`Generation::expected_rewards`). PAD picks tokens that the weightier
+//! contexts reward, so raw rewards favour those contexts on *every* answer, and more so the
+//! longer it is; learning from them teaches "whoever steered most, liked it" (measured on the
+//! default model: a person who always chose the shorter answer made 'detailed' — the
+//! weightiest — grow with per-token rewards, and 'concise' stall with summed ones). The
+//! difference is zero on average for every context whatever the weights and the length, and
+//! is large where the answer went where p would (or would not) have gone, e.g. stopping early.
+//! Responses recorded without expected rewards fall back to rewards centred across the
+//! preferences of the generation, R_p − mean_q R_q.
 //!
 //! Bounds: each step moves a weight by at most [`MAX_STEP`], and a preference's effective
-//! weight (`weight + learned`) stays within [floor, `MAX_WEIGHT`], where the floor of the
-//! harmlessness principle is `HARMLESS_FLOOR_WEIGHT` — feedback can never switch it off.
+//! weight (`weight + learned`) stays within [0, `MAX_WEIGHT`]. The harmlessness principle
+//! takes part in w·x but feedback never changes its weight: universal values are not the
+//! person's to tune (and so never fall below `HARMLESS_FLOOR_WEIGHT`).
 //!
-//! Only `learned` changes: the weight the person set stays as they set it. Replaying the
-//! log from `learned = 0` in the order the updates were applied rebuilds the same weights
-//! ([`replay`]), as long as the person did not change a weight in between (replay reads the
-//! whole log against today's weights).
-
 use serde::Serialize;
 
 use crate::memory::{FeedbackEvent, FeedbackKind, Preference, Response, MAX_WEIGHT};
 
 /// η: the step size of one piece of feedback.
-pub const LEARNING_RATE: f32 = 0.1;
+pub const LEARNING_RATE: f32 = 0.25;
 /// The most one piece of feedback moves one weight.
 pub const MAX_STEP: f32 = 0.5;
 
@@ -49,30 +50,44 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// Centred rewards of one response, per preference id.
-fn centred(response: &Response) -> Vec<(&str, f64)> {
+/// The features of one response, per preference id: `rewards − expected` when the response
+/// carries expected rewards, else the rewards centred across its preferences.
+fn features(response: &Response) -> Vec<(&str, f64)> {
+    if !response.expected.is_empty() && response.expected.len() == response.rewards.len() {
+        return response
+            .rewards
+            .iter()
+            .zip(&response.expected)
+            .map(|(r, e)| (r.preference.as_str(), r.value as f64 - e.value as f64))
+            .collect();
+    }
     let n = response.rewards.len().max(1) as f64;
     let mean = response.rewards.iter().map(|r| r.value as f64).sum::<f64>() / n;
     response.rewards.iter().map(|r| (r.preference.as_str(), r.value as f64 - mean)).collect()
 }
 
-/// The feature vector of an event (per preference id) and the gradient's sign: +1 pushes the
-/// weights towards agreeing with the features, −1 away. `None` when the event carries no
-/// rewards to learn from (an edit, or a response not generated with PAD).
+/// The feature vector of an event (per preference id) and whether it was liked. `None` when
+/// the event carries nothing to learn from (an edit, or responses not generated with PAD).
 fn observation(event: &FeedbackEvent) -> Option<(Vec<(&str, f64)>, bool)> {
+    let usable = |x: &Vec<(&str, f64)>, r: &Response| !x.is_empty() && (r.expected.len() == r.rewards.len() || x.len() >= 2);
     match event.kind {
         FeedbackKind::ThumbsUp | FeedbackKind::ThumbsDown => {
-            let x = centred(event.responses.first()?);
-            (x.len() >= 2).then_some((x, event.kind == FeedbackKind::ThumbsUp))
+            let r = event.responses.first()?;
+            let x = features(r);
+            usable(&x, r).then_some((x, event.kind == FeedbackKind::ThumbsUp))
         }
         FeedbackKind::Choice => {
-            let (a, b) = (centred(event.responses.first()?), centred(event.responses.get(1)?));
+            let (ra, rb) = (event.responses.first()?, event.responses.get(1)?);
+            if ra.expected.is_empty() != rb.expected.is_empty() {
+                return None; // one measured with expected rewards, one without: not comparable
+            }
+            let (a, b) = (features(ra), features(rb));
             // Only preferences that scored both answers can compare them.
             let x: Vec<(&str, f64)> = a
                 .iter()
                 .filter_map(|&(id, va)| b.iter().find(|(j, _)| *j == id).map(|&(_, vb)| (id, va - vb)))
                 .collect();
-            (x.len() >= 2).then_some((x, true))
+            usable(&x, ra).then_some((x, true))
         }
         FeedbackKind::Edit => None,
     }
@@ -91,6 +106,9 @@ pub fn apply(preferences: &mut [Preference], event: &FeedbackEvent) -> Vec<Weigh
     let mut changes = Vec::new();
     for (i, v) in present {
         let p = &mut preferences[i];
+        if p.is_universal() {
+            continue;
+        }
         let before = p.effective_weight();
         let step = ((LEARNING_RATE as f64 * scale * v) as f32).clamp(-MAX_STEP, MAX_STEP);
         p.learned = (p.learned + step).clamp(p.floor() - p.weight, MAX_WEIGHT - p.weight);

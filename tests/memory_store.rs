@@ -111,6 +111,7 @@ mod native {
                                 Reward { preference: HARMLESS_ID.into(), value: 0.0 },
                                 Reward { preference: a.clone(), value: v },
                             ],
+                            expected: vec![],
                         };
                         let input = FeedbackInput {
                             kind: FeedbackKind::Choice,
@@ -323,6 +324,7 @@ mod browser {
                 Reward { preference: a.clone(), value: v },
                 Reward { preference: b.clone(), value: 1.0 },
             ],
+            expected: vec![],
         };
         let input = FeedbackInput { kind: FeedbackKind::Choice, prompt: "What should I cook tonight?".into(), responses: vec![r(3.0), r(1.0)] };
         m.feedback(input).await.unwrap();

@@ -6,6 +6,11 @@
 //                                      ({ phase, fraction, loaded, total }) => {});
 //   const r = await client.generate('Hello', { temperature: 0.5 }, (piece, id) => {});
 //   client.cancel();          // a running generate resolves with stopReason 'cancelled'
+//   await client.memory.add('Keep answers short.', { weight: 1.5 });   // preference memory
+//   const r = await client.generateWithMemory('Hello', {}, onToken);   // steered by it
+//   await client.memory.feedback({ kind: 'thumbs_up', prompt: 'Hello', responses: [r.response] });
+//   await client.forget();    // deletes the memory (other tabs close theirs) and the cached model
+//   client.onMemoryClosed = () => {};   // another tab forgot the memory
 //
 // Rejections are Errors with a string `.code` (the Rust side's stable code, or one of
 // PKG_MISSING, MODEL_FETCH_FAILED, NOT_LOADED, BUSY, WORKER_CRASHED, TERMINATED).
@@ -34,9 +39,18 @@ export class PadlockClient {
     this.worker.onmessageerror = () => this.#failAll('WORKER_CRASHED', 'a message from the worker could not be read');
     this.loaded = false;
     this.lastInfo = null;
+    this.onMemoryClosed = null;
+    // memory.list(), memory.add(text, options), ... : the worker's Memory, by name.
+    this.memory = new Proxy({}, {
+      get: (_, op) => (typeof op === 'string' ? (...args) => this.#call('memory', { op, args }) : undefined),
+    });
   }
 
   #onMessage(msg) {
+    if (msg.type === 'memory-closed') {
+      try { this.onMemoryClosed?.(); } catch (err) { console.error('onMemoryClosed threw', err); }
+      return;
+    }
     const p = this.pending.get(msg.id);
     if (!p) return;
     if (msg.type === 'result') {
@@ -114,6 +128,22 @@ export class PadlockClient {
       if (m.type === 'token' && onToken) onToken(m.piece, m.tokenId);
     };
     return this.#call('generate', { prompt, options: clean(options) }, onEvent);
+  }
+
+  /**
+   * Like generate, steered by the preference memory (its active preferences and profile).
+   * The result also has `response` (what memory.feedback takes) and `preferences` (the ids).
+   */
+  generateWithMemory(prompt, options = {}, onToken = null) {
+    const onEvent = (m) => {
+      if (m.type === 'token' && onToken) onToken(m.piece, m.tokenId);
+    };
+    return this.#call('generate', { prompt, options: clean(options), useMemory: true }, onEvent);
+  }
+
+  /** Deletes the preference memory (telling other tabs to close it first) and the cached model. */
+  forget() {
+    return this.#call('forget');
   }
 
   /** Logits (Float32Array of vocabSize) after feeding `ids` from a fresh context. */

@@ -11,12 +11,29 @@
 //   { type: 'logits', ids }              Float32Array of logits after feeding ids (fresh context)
 //   { type: 'cancel' }                   rt.cancel(): a running generate stops at the next token
 //   { type: 'unload' }                   drops the loaded model
+//   { type: 'generate', prompt, options, useMemory: true }   steered by the preference memory;
+//                                        the result also has { response, preferences }
+//   { type: 'memory', op, args }         memory[op](...args) on the preference memory (IndexedDB,
+//                                        encrypted): list, add, remember, update, remove, profile,
+//                                        setProfile, events, feedback, rebuild, active, export,
+//                                        import, putValueHead, valueHeads, removeValueHead
+//   { type: 'forget' }                   deletes the memory (other tabs close theirs first) and the
+//                                        cached model
+// Unprompted (worker -> page): { type: 'memory-closed' } when another tab forgot the memory.
+//
+// The model is cached on this device (Cache Storage, "padlock-models") after its first download,
+// so later visits load it without any network request; 'forget' deletes that cache too.
 
 const PKG_URL = new URL('../pkg/padlock.js', import.meta.url).href;
 
 let wasm = null; // the imported pkg module, after init()
 let runtime = null; // the loaded Runtime
 let busy = null; // name of the running operation, if any
+let memory = null; // the opened Memory, on first use
+const MEMORY_NAME = 'padlock-memory';
+const MODEL_CACHE = 'padlock-models';
+const MEMORY_OPS = new Set(['list', 'add', 'remember', 'update', 'remove', 'profile', 'setProfile', 'events',
+  'feedback', 'rebuild', 'active', 'export', 'import', 'putValueHead', 'valueHeads', 'removeValueHead']);
 
 class CodedError extends Error {
   constructor(code, message) {
@@ -96,6 +113,33 @@ async function download(url, progress) {
   return out;
 }
 
+/** The model from this device's cache, else downloaded (and then cached). */
+async function cachedDownload(url, progress) {
+  const cache = self.caches ? await self.caches.open(MODEL_CACHE).catch(() => null) : null;
+  const hit = cache ? await cache.match(url).catch(() => null) : null;
+  if (hit) {
+    const bytes = new Uint8Array(await hit.arrayBuffer());
+    progress({ phase: 'cache', loaded: bytes.length, total: bytes.length, fraction: 1 });
+    return { bytes, cached: true };
+  }
+  const bytes = await download(url, progress);
+  if (cache) {
+    try {
+      await cache.put(url, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
+    } catch (e) {
+      console.warn(`padlock: the model was not cached (${e.message || e})`);
+    }
+  }
+  return { bytes, cached: false };
+}
+
+async function openMemory() {
+  if (memory && !memory.closed) return memory;
+  const { Memory } = await ensureWasm();
+  memory = await Memory.open(MEMORY_NAME, () => self.postMessage({ id: null, type: 'memory-closed' }));
+  return memory;
+}
+
 function toPlain(value) {
   // info() may return a Map (serde-wasm-bindgen) or a plain object; normalise for postMessage.
   if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [k, toPlain(v)]));
@@ -120,14 +164,15 @@ async function handle(msg, reply) {
       try {
         const progress = (p) => reply({ type: 'progress', ...p });
         const { Runtime } = await ensureWasm();
-        const bytes = msg.bytes ? new Uint8Array(msg.bytes) : await download(msg.url, progress);
+        const { bytes, cached } = msg.bytes ? { bytes: new Uint8Array(msg.bytes), cached: false }
+          : await cachedDownload(msg.url, progress);
         if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
         progress({ phase: 'load', fraction: 0, loaded: 0, total: bytes.length });
         const t0 = performance.now();
         runtime = await Runtime.load(bytes, (fraction) => progress({ phase: 'load', fraction: Number(fraction) }));
         const loadMs = performance.now() - t0;
         progress({ phase: 'load', fraction: 1 });
-        return { info: toPlain(runtime.info()), bytes: bytes.length, loadMs };
+        return { info: toPlain(runtime.info()), bytes: bytes.length, loadMs, cached };
       } finally {
         busy = null;
       }
@@ -142,7 +187,9 @@ async function handle(msg, reply) {
       try {
         const onToken = (piece, tokenId) => reply({ type: 'token', piece, tokenId });
         const t0 = performance.now();
-        const r = await runtime.generate(String(msg.prompt), msg.options || {}, onToken);
+        const r = msg.useMemory
+          ? await (await openMemory()).generate(runtime, String(msg.prompt), msg.options || {}, onToken)
+          : await runtime.generate(String(msg.prompt), msg.options || {}, onToken);
         return { ...normalizeResult(r), wallMs: performance.now() - t0 };
       } finally {
         busy = null;
@@ -167,6 +214,18 @@ async function handle(msg, reply) {
       if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
       if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
       return { unloaded: true };
+    case 'memory': {
+      if (!MEMORY_OPS.has(msg.op)) throw new CodedError('BAD_REQUEST', `unknown memory operation ${JSON.stringify(msg.op)}`);
+      const m = await openMemory();
+      return toPlain(await m[msg.op](...(msg.args || [])));
+    }
+    case 'forget': {
+      const m = await openMemory();
+      await m.forget();
+      memory = null;
+      const modelCacheDeleted = self.caches ? await self.caches.delete(MODEL_CACHE) : false;
+      return { forgotten: true, modelCacheDeleted };
+    }
     case 'ping':
       return { pong: true, crossOriginIsolated: self.crossOriginIsolated, webgpu: !!self.navigator?.gpu };
     default:

@@ -1,6 +1,11 @@
 //! `padlock`: the native command line.
 //!   padlock generate --model PATH --prompt TEXT [--max-tokens N] [--greedy | --temperature T --top-p P --seed S] [--json]
+//!   padlock generate --model PATH --prompt TEXT --store DIR [--answers 2]   (preferences from memory)
 //!   padlock bench --model PATH
+//!   padlock memory --store DIR ...; padlock feedback --store DIR ...   (see memory_cli.rs)
+
+#[path = "padlock/memory_cli.rs"]
+mod memory_cli;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -27,6 +32,10 @@ enum Command {
     Generate(GenerateArgs),
     /// Measure prefill and decode speed.
     Bench(BenchArgs),
+    /// The preference memory in a directory: list, add, update, remove, export, import, forget.
+    Memory(memory_cli::MemoryArgs),
+    /// Feedback on the last answers of `generate --store DIR`: up, down, choose, remember.
+    Feedback(memory_cli::FeedbackArgs),
 }
 
 #[derive(Args)]
@@ -76,6 +85,13 @@ struct GenerateArgs {
     /// Per token: the chosen token, the base model's top-1, each preference's contribution.
     #[arg(long)]
     explain: bool,
+    /// Take the method, preferences, β and (unless given here) decoding settings from the
+    /// memory in DIR; the answers are kept there for `padlock feedback --store DIR`.
+    #[arg(long, conflicts_with_all = ["prefer", "weight"])]
+    store: Option<std::path::PathBuf>,
+    /// How many answers to give, each with the next seed (2 for `feedback choose A|B`).
+    #[arg(long, default_value_t = 1, requires = "store", value_parser = clap::value_parser!(u8).range(1..=2))]
+    answers: u8,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -134,7 +150,27 @@ fn generate(args: GenerateArgs) -> Result<()> {
         combined: args.combined,
     };
     let options = GenerateOptions { max_tokens: args.max_tokens, sampling, system: args.system.clone(), personalization };
-
+    let sampling_given = args.greedy
+        || args.temperature.is_some()
+        || args.top_p.is_some()
+        || args.top_k.is_some()
+        || args.repetition_penalty.is_some()
+        || args.seed.is_some();
+    let plan = match &args.store {
+        Some(dir) => Some(memory_cli::personalize(dir, &options, !sampling_given)?),
+        None => None,
+    };
+    let options = plan.as_ref().map_or(options, |p| p.options.clone());
+    if args.answers > 1 && options.sampling.greedy {
+        return Err(Error::new(padlock::ErrorCode::InvalidArgument, "two answers need sampling, not --greedy"));
+    }
+    let mut responses = Vec::new();
+    for answer in 0..args.answers {
+    let mut options = options.clone();
+    options.sampling.seed += answer as u64;
+    if args.answers > 1 && !args.json {
+        println!("--- answer {}", ["A", "B"][answer as usize]);
+    }
     let t0 = now_seconds();
     let mut gen = pollster::block_on(Generation::chat(&engine, &args.prompt, &options))?;
     let t1 = now_seconds();
@@ -169,6 +205,9 @@ fn generate(args: GenerateArgs) -> Result<()> {
             "prefill_tokens_per_second": prefill_tps,
             "decode_tokens_per_second": decode_tps,
             "explanation": if args.explain { Some(&explanations) } else { None },
+            "sequence_rewards": gen.sequence_rewards(),
+            "expected_rewards": gen.expected_rewards(),
+            "preferences": plan.as_ref().map(|p| &p.contexts),
         });
         println!("{out}");
     } else {
@@ -179,6 +218,13 @@ fn generate(args: GenerateArgs) -> Result<()> {
             gen.generated().len(),
             quant::kernel_name()
         );
+    }
+    if let Some(plan) = &plan {
+        responses.push(plan.response(gen.text()?, gen.generated().len(), gen.sequence_rewards(), gen.expected_rewards()));
+    }
+    }
+    if let (Some(dir), Some(_)) = (&args.store, &plan) {
+        memory_cli::save_last_answers(dir, &memory_cli::LastAnswers { prompt: args.prompt.clone(), responses })?;
     }
     Ok(())
 }
@@ -236,6 +282,8 @@ fn main() -> ExitCode {
     let run = || match cli.command {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
+        Command::Memory(a) => memory_cli::memory(a),
+        Command::Feedback(a) => memory_cli::feedback(a),
     };
     let result = match rayon::ThreadPoolBuilder::new().build() {
         Ok(pool) => pool.install(run),

@@ -263,7 +263,7 @@ impl Store for FileStore {
         })
     }
 
-    async fn destroy(self) -> Result<()> {
+    async fn destroy(&self) -> Result<()> {
         let lock = self.lock(true)?;
         for name in [MEMORY_FILE, LOCK_FILE] {
             let path = self.dir.join(name);

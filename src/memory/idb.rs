@@ -528,14 +528,13 @@ impl Store for IdbStore {
         Self::commit(tx, raw, "import").await
     }
 
-    async fn destroy(self) -> Result<()> {
+    async fn destroy(&self) -> Result<()> {
         if let Some(channel) = &self.channel {
             let _ = channel.post_message(&JsValue::from_str(FORGET_MESSAGE));
         }
         self.closed.set(true);
         self.raw.close();
         let name = self.name.clone();
-        drop(self);
         let factory = Factory::new().map_err(|e| idb_error("is not available", e))?;
         factory.delete(&name).map_err(|e| idb_error("delete", e))?.await.map_err(|e| idb_error("delete", e))
     }

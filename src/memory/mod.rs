@@ -176,6 +176,10 @@ pub struct Response {
     /// One per PersRM context of the generation (empty when it was not generated with PAD).
     #[serde(default)]
     pub rewards: Vec<Reward>,
+    /// Per context, what its reward sums to on average under PAD's own choice of tokens
+    /// (`Generation::expected_rewards`); feedback learns from `rewards − expected`.
+    #[serde(default)]
+    pub expected: Vec<Reward>,
 }
 
 /// One piece of feedback, as logged.
@@ -218,12 +222,20 @@ impl FeedbackEvent {
             }
             let mut seen = std::collections::HashSet::new();
             for w in &r.rewards {
+                if !seen.insert(w.preference.as_str()) {
+                    crate::bail!(InvalidArgument, "two rewards for {:?} in one response", w.preference);
+                }
+            }
+            if !r.expected.is_empty()
+                && (r.expected.len() != r.rewards.len()
+                    || r.expected.iter().zip(&r.rewards).any(|(e, w)| e.preference != w.preference))
+            {
+                crate::bail!(InvalidArgument, "expected rewards must name the same preferences as the rewards");
+            }
+            for w in r.rewards.iter().chain(&r.expected) {
                 check_id(&w.preference)?;
                 if !w.value.is_finite() {
                     crate::bail!(InvalidArgument, "the reward for {:?} is not a finite number", w.preference);
-                }
-                if !seen.insert(w.preference.as_str()) {
-                    crate::bail!(InvalidArgument, "two rewards for {:?} in one response", w.preference);
                 }
             }
         }
@@ -405,10 +417,8 @@ pub trait Store {
     async fn write(&self, writes: &[Write], expect_revision: Option<u64>) -> Result<bool>;
     /// Replaces everything with `contents` in one atomic step.
     async fn replace(&self, contents: &Contents) -> Result<()>;
-    /// Deletes the store and everything in it.
-    async fn destroy(self) -> Result<()>
-    where
-        Self: Sized;
+    /// Deletes the store and everything in it; the store is closed afterwards.
+    async fn destroy(&self) -> Result<()>;
 }
 
 /// A change the person makes to a preference (`None`: unchanged).
@@ -449,18 +459,13 @@ pub struct Personalized {
 }
 
 impl Personalized {
-    /// The response as feedback will see it: text, token count and each context's reward.
-    pub fn response(&self, text: String, tokens: usize, sequence_rewards: &[f32]) -> Response {
-        Response {
-            text,
-            tokens: tokens.min(u32::MAX as usize) as u32,
-            rewards: self
-                .contexts
-                .iter()
-                .zip(sequence_rewards)
-                .map(|(id, &value)| Reward { preference: id.clone(), value })
-                .collect(),
-        }
+    /// The response as feedback will see it: text, token count, and each context's reward and
+    /// expected reward (`Generation::sequence_rewards` and `expected_rewards`).
+    pub fn response(&self, text: String, tokens: usize, rewards: &[f32], expected: &[f32]) -> Response {
+        let named = |values: &[f32]| {
+            self.contexts.iter().zip(values).map(|(id, &value)| Reward { preference: id.clone(), value }).collect()
+        };
+        Response { text, tokens: tokens.min(u32::MAX as usize) as u32, rewards: named(rewards), expected: named(expected) }
     }
 }
 
@@ -783,7 +788,7 @@ impl<S: Store> Memory<S> {
     }
 
     /// Deletes everything, the store itself included.
-    pub async fn forget(self) -> Result<()> {
+    pub async fn forget(&self) -> Result<()> {
         self.store.destroy().await
     }
 }

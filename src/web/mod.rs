@@ -21,15 +21,18 @@ use crate::error::{Error, ErrorCode};
 use crate::generate::{now_seconds, Engine, GenerateOptions, Generation, StopReason};
 use crate::model::llama::Logits;
 
+mod memory;
+pub use memory::Memory;
+
 /// A JS `Error` carrying the stable code as `err.code`.
-fn js_error(e: Error) -> JsValue {
+pub(crate) fn js_error(e: Error) -> JsValue {
     let err = js_sys::Error::new(&e.message);
     err.set_name("PadlockError");
     let _ = js_sys::Reflect::set(&err, &"code".into(), &e.code.as_str().into());
     err.into()
 }
 
-fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
+pub(crate) fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsValue> {
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, e.to_string())))
@@ -48,7 +51,7 @@ async fn yield_to_event_loop() -> Result<(), JsValue> {
     Ok(())
 }
 
-struct Inner {
+pub(crate) struct Inner {
     engine: Engine<CpuBackend>,
     cancel: Cell<bool>,
     busy: Cell<bool>,
@@ -56,18 +59,22 @@ struct Inner {
 
 #[wasm_bindgen]
 pub struct Runtime {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct GenerateResult {
+pub(crate) struct GenerateResult {
     prompt_ids: Vec<u32>,
-    generated_ids: Vec<u32>,
-    text: String,
+    pub(crate) generated_ids: Vec<u32>,
+    pub(crate) text: String,
     stop_reason: StopReason,
     prefill_tokens_per_second: f64,
     decode_tokens_per_second: f64,
+    /// Per PersRM context: Σ_t r_p(chosen token) (empty unless PAD).
+    pub(crate) sequence_rewards: Vec<f32>,
+    /// Per PersRM context: Σ_t E[r_p] under PAD's own choice (see `Generation::expected_rewards`).
+    pub(crate) expected_rewards: Vec<f32>,
 }
 
 #[derive(Serialize)]
@@ -121,19 +128,8 @@ impl Runtime {
     pub fn generate(&self, prompt: String, options: JsValue, on_token: Option<js_sys::Function>) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let options: GenerateOptions = if options.is_undefined() || options.is_null() {
-                GenerateOptions::default()
-            } else {
-                serde_wasm_bindgen::from_value(options)
-                    .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("options: {e}"))))?
-            };
-            if inner.busy.replace(true) {
-                return Err(js_error(Error::new(ErrorCode::Busy, "a generation is already running")));
-            }
-            inner.cancel.set(false);
-            let result = run_generation(&inner, &prompt, &options, on_token.as_ref()).await;
-            inner.busy.set(false);
-            result
+            let options = generate_options(options)?;
+            to_js(&generate_exclusive(&inner, &prompt, &options, on_token.as_ref()).await?)
         })
     }
 
@@ -159,12 +155,36 @@ impl Runtime {
     }
 }
 
+pub(crate) fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
+    if options.is_undefined() || options.is_null() {
+        return Ok(GenerateOptions::default());
+    }
+    serde_wasm_bindgen::from_value(options)
+        .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("options: {e}"))))
+}
+
+/// One generation at a time per runtime (`BUSY` otherwise).
+pub(crate) async fn generate_exclusive(
+    inner: &Inner,
+    prompt: &str,
+    options: &GenerateOptions,
+    on_token: Option<&js_sys::Function>,
+) -> Result<GenerateResult, JsValue> {
+    if inner.busy.replace(true) {
+        return Err(js_error(Error::new(ErrorCode::Busy, "a generation is already running")));
+    }
+    inner.cancel.set(false);
+    let result = run_generation(inner, prompt, options, on_token).await;
+    inner.busy.set(false);
+    result
+}
+
 async fn run_generation(
     inner: &Inner,
     prompt: &str,
     options: &GenerateOptions,
     on_token: Option<&js_sys::Function>,
-) -> Result<JsValue, JsValue> {
+) -> Result<GenerateResult, JsValue> {
     let engine = &inner.engine;
     let t0 = now_seconds();
     let mut gen = Generation::chat(engine, prompt, options).await.map_err(js_error)?;
@@ -185,12 +205,14 @@ async fn run_generation(
     }
     let t2 = now_seconds();
     let n = gen.generated().len();
-    to_js(&GenerateResult {
+    Ok(GenerateResult {
         prompt_ids: gen.prompt_ids().to_vec(),
         generated_ids: gen.generated().to_vec(),
         text: gen.text().map_err(js_error)?,
         stop_reason: gen.stop_reason().unwrap_or(StopReason::Length),
         prefill_tokens_per_second: gen.prompt_ids().len() as f64 / (t1 - t0).max(1e-9),
         decode_tokens_per_second: n as f64 / (t2 - t1).max(1e-9),
+        sequence_rewards: gen.sequence_rewards().to_vec(),
+        expected_rewards: gen.expected_rewards().to_vec(),
     })
 }

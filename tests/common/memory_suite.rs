@@ -37,6 +37,7 @@ fn response(text: &str, rewards: &[(&str, f32)]) -> Response {
         text: text.into(),
         tokens: text.split_whitespace().count() as u32,
         rewards: rewards.iter().map(|&(id, value)| Reward { preference: id.into(), value }).collect(),
+        expected: Vec::new(),
     }
 }
 
@@ -262,7 +263,7 @@ impl<S: Store> Store for Counting<S> {
     async fn replace(&self, contents: &Contents) -> Result<()> {
         self.inner.replace(contents).await
     }
-    async fn destroy(self) -> Result<()> {
+    async fn destroy(&self) -> Result<()> {
         self.inner.destroy().await
     }
 }
@@ -367,34 +368,61 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     let short = response("Short.", &[(HARMLESS_ID, 10.0), (&concise, 12.0), (&detailed, 8.0)]);
     let long = response("Long ...", &[(HARMLESS_ID, 10.0), (&concise, 9.0), (&detailed, 11.0)]);
     let outcome = m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
-    // Centred features x = (0, 3, −3), w·x = 0: a step of η·½·3 each way.
-    let step = padlock::feedback::LEARNING_RATE * 0.5 * 3.0;
+    // Centred features x = (0, 2, −2) − (0, −1, 1) = (0, 3, −3), w·x = 0: a step of η·½·3 each way.
+    let eta = padlock::feedback::LEARNING_RATE;
     let change = |id: &str| outcome.changes.iter().find(|c| c.id == id).cloned();
     let c = change(&concise).expect("concise changed");
     let d = change(&detailed).expect("detailed changed");
-    assert!((c.after - (1.0 + step)).abs() < 1e-6 && (d.after - (1.0 - step)).abs() < 1e-6, "{c:?} {d:?}");
-    assert!(change(HARMLESS_ID).is_none(), "the harmlessness context saw no difference");
+    assert!((c.after - (1.0 + eta * 1.5)).abs() < 1e-6 && (d.after - (1.0 - eta * 1.5)).abs() < 1e-6, "{c:?} {d:?}");
+    assert!(change(HARMLESS_ID).is_none(), "the harmlessness principle is not the person's to tune");
     let explicit = m.preferences().await.unwrap().items.into_iter().find(|p| p.id == concise).unwrap();
     assert_eq!(explicit.weight, 1.0, "the weight the person set is kept");
-    assert!((explicit.learned - step).abs() < 1e-6);
+    assert!((explicit.learned - eta * 1.5).abs() < 1e-6);
 
-    // Many more of the same: each moves less as the model comes to agree (Bradley–Terry);
-    // 61 such choices take 'concise' to 1.78 and 'detailed' to 0.22.
-    for _ in 0..60 {
+    // More of the same: each step is smaller as the model comes to agree (Bradley–Terry).
+    // The expected weights, computed here independently of padlock's code:
+    let (mut wc, mut wd) = (1.0 + eta as f64 * 1.5, 1.0 - eta as f64 * 1.5);
+    for _ in 0..20 {
         m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
+        let z = 3.0 * wc - 3.0 * wd;
+        let step = (eta as f64 * (1.0 - 1.0 / (1.0 + (-z).exp())) * 3.0).min(0.5);
+        wc = (wc + step).min(MAX_WEIGHT as f64);
+        wd = (wd - step).max(0.0);
     }
     let contents = m.contents(false).await.unwrap();
-    assert!((weight_of(&contents, &concise) - 1.783).abs() < 0.01, "{}", weight_of(&contents, &concise));
-    assert!((weight_of(&contents, &detailed) - 0.217).abs() < 0.01, "{}", weight_of(&contents, &detailed));
-    // Thumbs down on answers the harmlessness context liked most: its weight falls, but
-    // never below the floor.
+    assert!((weight_of(&contents, &concise) as f64 - wc).abs() < 1e-4, "{} vs {wc}", weight_of(&contents, &concise));
+    assert!((weight_of(&contents, &detailed) as f64 - wd).abs() < 1e-4, "{} vs {wd}", weight_of(&contents, &detailed));
+    assert!(wc > 1.5 && wd < 0.5);
+
+    // With expected rewards recorded, the features are rewards − expected, not centred: a
+    // single preference context can learn, and a context whose reward was what PAD's choice
+    // predicts learns nothing.
+    let before = m.contents(false).await.unwrap();
+    let with_expected = |rewards: &[(&str, f32)], expected: &[(&str, f32)]| Response {
+        expected: expected.iter().map(|&(id, value)| Reward { preference: id.into(), value }).collect(),
+        ..response("answer", rewards)
+    };
+    let liked = with_expected(&[(HARMLESS_ID, 5.0), (&concise, 5.0), (&detailed, 9.0)], &[(HARMLESS_ID, 5.0), (&concise, 4.0), (&detailed, 9.0)]);
+    let outcome = m
+        .feedback(FeedbackInput { kind: FeedbackKind::ThumbsUp, prompt: "q".into(), responses: vec![liked] })
+        .await
+        .unwrap();
+    // x = (0, 1, 0): z = w_c; the step is η (1 − σ(w_c)) for 'concise' only.
+    let wc0 = weight_of(&before, &concise) as f64;
+    let expected_step = eta as f64 * (1.0 - 1.0 / (1.0 + (-wc0).exp()));
+    assert_eq!(outcome.changes.len(), 1, "{:?}", outcome.changes);
+    assert!((outcome.changes[0].after as f64 - (wc0 + expected_step)).abs() < 1e-5, "{:?}", outcome.changes);
+    let mixed = choice("q", with_expected(&[(&concise, 1.0)], &[(&concise, 0.0)]), response("b", &[(&concise, 0.0)]));
+    assert!(m.feedback(mixed).await.unwrap().changes.is_empty(), "a response with and one without expected rewards do not compare");
+
+    // Thumbs down on answers the harmlessness context liked most: its weight does not move.
     let harmless_liked = response("...", &[(HARMLESS_ID, 20.0), (&concise, 1.0), (&detailed, 1.0)]);
-    for _ in 0..40 {
+    for _ in 0..10 {
         let input = FeedbackInput { kind: FeedbackKind::ThumbsDown, prompt: "q".into(), responses: vec![harmless_liked.clone()] };
         m.feedback(input).await.unwrap();
     }
     let contents = m.contents(false).await.unwrap();
-    assert_eq!(weight_of(&contents, HARMLESS_ID), padlock::align::values::HARMLESS_FLOOR_WEIGHT);
+    assert_eq!(weight_of(&contents, HARMLESS_ID), 1.0);
 
     // Edits and responses without rewards are logged but move nothing.
     let before = m.contents(false).await.unwrap();
@@ -463,9 +491,10 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
     assert_eq!(pairs[1..], [("Beta.", 2.0), ("Epsilon.", 1.5), ("Gamma.", 1.0)]);
     assert_eq!(p.contexts, vec![HARMLESS_ID.to_string(), ids[1].clone(), ids[4].clone(), ids[2].clone()]);
     // The rewards of a generation map back onto those ids.
-    let r = p.response("text".into(), 7, &[0.5, 1.5, 2.5, 3.5]);
+    let r = p.response("text".into(), 7, &[0.5, 1.5, 2.5, 3.5], &[0.25, 1.25, 2.25, 3.25]);
     assert_eq!(r.tokens, 7);
     assert_eq!(r.rewards[2], Reward { preference: ids[4].clone(), value: 2.5 });
+    assert_eq!(r.expected[3], Reward { preference: ids[2].clone(), value: 3.25 });
     m.forget().await.unwrap();
 }
 
