@@ -33,17 +33,17 @@ use serde::Serialize;
 use crate::memory::{FeedbackEvent, FeedbackKind, Preference, Response, MAX_WEIGHT};
 
 /// η: the step size of one piece of feedback.
-pub const LEARNING_RATE: f32 = 0.25;
+pub const LEARNING_RATE: f64 = 0.25;
 /// The most one piece of feedback moves one weight.
-pub const MAX_STEP: f32 = 0.5;
+pub const MAX_STEP: f64 = 0.5;
 
 /// How one preference's effective weight changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WeightChange {
     pub id: String,
-    pub before: f32,
-    pub after: f32,
+    pub before: f64,
+    pub after: f64,
 }
 
 fn sigmoid(z: f64) -> f64 {
@@ -101,7 +101,7 @@ pub fn apply(preferences: &mut [Preference], event: &FeedbackEvent) -> Vec<Weigh
         .iter()
         .filter_map(|&(id, v)| preferences.iter().position(|p| p.id == id).map(|i| (i, v)))
         .collect();
-    let z: f64 = present.iter().map(|&(i, v)| preferences[i].effective_weight() as f64 * v).sum();
+    let z: f64 = present.iter().map(|&(i, v)| preferences[i].effective_weight() * v).sum();
     let scale = if liked { 1.0 - sigmoid(z) } else { -sigmoid(z) };
     let mut changes = Vec::new();
     for (i, v) in present {
@@ -110,7 +110,7 @@ pub fn apply(preferences: &mut [Preference], event: &FeedbackEvent) -> Vec<Weigh
             continue;
         }
         let before = p.effective_weight();
-        let step = ((LEARNING_RATE as f64 * scale * v) as f32).clamp(-MAX_STEP, MAX_STEP);
+        let step = (LEARNING_RATE * scale * v).clamp(-MAX_STEP, MAX_STEP);
         p.learned = (p.learned + step).clamp(p.floor() - p.weight, MAX_WEIGHT - p.weight);
         let after = p.effective_weight();
         if after != before {
@@ -127,7 +127,7 @@ pub fn replay_order(a: &FeedbackEvent, b: &FeedbackEvent) -> std::cmp::Ordering 
 
 /// Forgets every learned weight and replays `events` in [`replay_order`].
 pub fn replay(preferences: &mut [Preference], events: &[FeedbackEvent]) -> Vec<WeightChange> {
-    let before: Vec<f32> = preferences.iter().map(|p| p.effective_weight()).collect();
+    let before: Vec<f64> = preferences.iter().map(|p| p.effective_weight()).collect();
     for p in preferences.iter_mut() {
         p.learned = 0.0;
     }

@@ -1,6 +1,7 @@
 // The padlock demo page: loads the model in a worker, streams answers, shows tokens/s.
 // Everything stays in this tab; the only requests are for the page itself, the wasm and the model.
 import { PadlockClient } from './client.js';
+import { setupMemoryPanel } from './memory-panel.js';
 
 const DEFAULT_MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
 
@@ -88,7 +89,10 @@ const mb = (n) => (n / 1e6).toFixed(1);
 function onProgress({ phase, fraction, loaded, total }) {
   app.progressLog.push({ phase, fraction });
   const pct = Math.round((fraction || 0) * 100);
-  if (phase === 'download') {
+  if (phase === 'cache') {
+    el.status.textContent = `Read the model from this device's cache (${mb(loaded || 0)} MB)`;
+    el.progress.value = 0.5;
+  } else if (phase === 'download') {
     el.status.textContent = total
       ? `Downloading the model… ${pct}% (${mb(loaded)} / ${mb(total)} MB)`
       : `Downloading the model… ${mb(loaded || 0)} MB`;
@@ -118,7 +122,8 @@ async function loadModel(source, label) {
     const r = await client.load(source, onProgress);
     app.info = r.info;
     el.progress.value = 1;
-    el.status.textContent = `Ready: ${label} (${describe(r.info)}), loaded in ${(r.loadMs / 1000).toFixed(1)} s`;
+    el.status.textContent = `Ready: ${label} (${describe(r.info)}), loaded in ${(r.loadMs / 1000).toFixed(1)} s` +
+      (r.cached ? ' from this device\'s cache' : '');
     el.backend.textContent = `backend: ${r.info?.backend ?? '?'}${r.info?.kernel ? ` (${r.info.kernel})` : ''}`;
     setState('ready');
     el.prompt.focus();
@@ -160,7 +165,10 @@ async function send() {
   let firstAt = 0;
   const started = performance.now();
   try {
-    const r = await client.generate(prompt, readOptions(), (piece) => {
+    const personalize = app.memory.personalize();
+    const generate = personalize ? client.generateWithMemory.bind(client) : client.generate.bind(client);
+    app.memory.onAnswer(prompt, null);
+    const r = await generate(prompt, readOptions(), (piece) => {
       n += 1;
       const now = performance.now();
       if (n === 1) firstAt = now;
@@ -169,6 +177,7 @@ async function send() {
     });
     app.lastResult = r;
     el.answer.textContent = r.text;
+    app.memory.onAnswer(prompt, r);
     const ids = r.generatedIds?.length ?? n;
     const decode = Number(r.decodeTokensPerSecond);
     const prefill = Number(r.prefillTokensPerSecond);
@@ -217,6 +226,7 @@ function modelFromQuery() {
 }
 
 setState('idle');
+app.memory = setupMemoryPanel({ client, readOptions, setState, getState: () => app.state, showError });
 app.modelUrl = modelFromQuery();
 if (new URLSearchParams(location.search).get('autoload') === '0') {
   el.status.textContent = 'Pick a model file to start.';

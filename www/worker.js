@@ -30,6 +30,7 @@ let wasm = null; // the imported pkg module, after init()
 let runtime = null; // the loaded Runtime
 let busy = null; // name of the running operation, if any
 let memory = null; // the opened Memory, on first use
+let memoryOpening = null; // the Memory.open in flight, so concurrent calls share one connection
 const MEMORY_NAME = 'padlock-memory';
 const MODEL_CACHE = 'padlock-models';
 const MEMORY_OPS = new Set(['list', 'add', 'remember', 'update', 'remove', 'profile', 'setProfile', 'events',
@@ -135,9 +136,16 @@ async function cachedDownload(url, progress) {
 
 async function openMemory() {
   if (memory && !memory.closed) return memory;
-  const { Memory } = await ensureWasm();
-  memory = await Memory.open(MEMORY_NAME, () => self.postMessage({ id: null, type: 'memory-closed' }));
-  return memory;
+  memoryOpening ??= (async () => {
+    try {
+      const { Memory } = await ensureWasm();
+      memory = await Memory.open(MEMORY_NAME, () => self.postMessage({ id: null, type: 'memory-closed' }));
+      return memory;
+    } finally {
+      memoryOpening = null;
+    }
+  })();
+  return memoryOpening;
 }
 
 function toPlain(value) {

@@ -71,7 +71,10 @@ fn dom_error(what: &str, name: String, message: String) -> Error {
     match name.as_str() {
         "QuotaExceededError" => Error::new(
             ErrorCode::QuotaExceeded,
-            format!("the browser's storage quota for this site is used up; nothing was written ({message})"),
+            format!(
+                "the browser's storage quota for this site is used up; nothing was written{}",
+                if message.is_empty() { String::new() } else { format!(" ({message})") }
+            ),
         ),
         "VersionError" => Error::new(
             ErrorCode::SchemaVersion,

@@ -34,9 +34,9 @@ pub const HARMLESS_ID: &str = "harmless";
 /// The longest preference text, in characters.
 pub const MAX_PREFERENCE_CHARS: usize = 500;
 /// Weights (set or learned) stay within [0, MAX_WEIGHT].
-pub const MAX_WEIGHT: f32 = 3.0;
+pub const MAX_WEIGHT: f64 = 3.0;
 /// The weight a new preference gets when none is given.
-pub const DEFAULT_WEIGHT: f32 = 1.0;
+pub const DEFAULT_WEIGHT: f64 = 1.0;
 /// How many times a read-modify-write is retried when another writer got there first.
 const MAX_ATTEMPTS: usize = 64;
 
@@ -60,11 +60,11 @@ pub enum Source {
 pub struct Preference {
     pub id: String,
     pub text: String,
-    /// The weight the person set.
-    pub weight: f32,
+    /// The weight the person set (f64 like a JS number, so it reads back as it was written).
+    pub weight: f64,
     /// What feedback added to (or took from) `weight`; see [`Preference::effective_weight`].
     #[serde(default)]
-    pub learned: f32,
+    pub learned: f64,
     pub enabled: bool,
     pub source: Source,
     /// Milliseconds since the Unix epoch.
@@ -75,14 +75,14 @@ pub struct Preference {
 impl Preference {
     /// The weight PAD uses: `weight + learned`, kept within [floor, MAX_WEIGHT], where the
     /// floor is `HARMLESS_FLOOR_WEIGHT` for the harmlessness principle and 0 otherwise.
-    pub fn effective_weight(&self) -> f32 {
+    pub fn effective_weight(&self) -> f64 {
         (self.weight + self.learned).clamp(self.floor(), MAX_WEIGHT)
     }
 
     /// The lowest effective weight this preference may have.
-    pub fn floor(&self) -> f32 {
+    pub fn floor(&self) -> f64 {
         if self.is_universal() {
-            HARMLESS_FLOOR_WEIGHT
+            HARMLESS_FLOOR_WEIGHT as f64
         } else {
             0.0
         }
@@ -118,7 +118,7 @@ impl Preference {
             if self.text != HARMLESS_PRINCIPLE || self.source != Source::Universal || !self.enabled {
                 crate::bail!(UnsafePreference, "the harmlessness principle cannot be reworded or disabled");
             }
-            if self.weight < HARMLESS_FLOOR_WEIGHT {
+            if self.weight < HARMLESS_FLOOR_WEIGHT as f64 {
                 crate::bail!(
                     UnsafePreference,
                     "the harmlessness principle's weight cannot go below {HARMLESS_FLOOR_WEIGHT}"
@@ -426,7 +426,7 @@ pub trait Store {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PreferenceChange {
     pub text: Option<String>,
-    pub weight: Option<f32>,
+    pub weight: Option<f64>,
     pub enabled: Option<bool>,
     /// Forget what feedback learned for this preference.
     #[serde(default)]
@@ -531,7 +531,7 @@ fn check_text(text: &str) -> Result<()> {
     screen_preference(text)
 }
 
-fn check_weight(weight: f32, what: &str) -> Result<()> {
+fn check_weight(weight: f64, what: &str) -> Result<()> {
     if !(weight.is_finite() && (0.0..=MAX_WEIGHT).contains(&weight)) {
         crate::bail!(InvalidArgument, "{what} must be within [0, {MAX_WEIGHT}], got {weight}");
     }
@@ -580,7 +580,7 @@ impl<S: Store> Memory<S> {
     }
 
     /// Adds a preference (screened first: text that asks to switch safety off is refused).
-    pub async fn add(&self, text: &str, weight: Option<f32>, source: Source) -> Result<Preference> {
+    pub async fn add(&self, text: &str, weight: Option<f64>, source: Source) -> Result<Preference> {
         let now = now_millis();
         let p = Preference {
             id: new_id()?,
@@ -724,7 +724,7 @@ impl<S: Store> Memory<S> {
             method,
             preferences: used
                 .iter()
-                .map(|p| crate::align::Preference { text: p.text.clone(), weight: p.effective_weight() })
+                .map(|p| crate::align::Preference { text: p.text.clone(), weight: p.effective_weight() as f32 })
                 .collect(),
             beta: profile.beta,
             candidates: profile.candidates,

@@ -28,7 +28,7 @@ pub const CURRENT_VERSION: u32 = 2;
 pub struct PreferenceV1 {
     pub id: String,
     pub text: String,
-    pub weight: f32,
+    pub weight: f64,
 }
 
 /// A v1 feedback payload (thumbs only).

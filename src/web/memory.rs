@@ -40,7 +40,7 @@ pub struct Memory {
 struct PreferenceView<'a> {
     #[serde(flatten)]
     preference: &'a Preference,
-    effective_weight: f32,
+    effective_weight: f64,
 }
 
 fn view(p: &Preference) -> PreferenceView<'_> {
@@ -50,7 +50,7 @@ fn view(p: &Preference) -> PreferenceView<'_> {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 struct AddOptions {
-    weight: Option<f32>,
+    weight: Option<f64>,
     source: Option<Source>,
 }
 

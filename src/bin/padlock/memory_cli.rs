@@ -46,7 +46,7 @@ enum MemoryCommand {
     Add {
         text: String,
         #[arg(long)]
-        weight: Option<f32>,
+        weight: Option<f64>,
     },
     /// Changes a preference.
     Update {
@@ -54,7 +54,7 @@ enum MemoryCommand {
         #[arg(long)]
         text: Option<String>,
         #[arg(long)]
-        weight: Option<f32>,
+        weight: Option<f64>,
         #[arg(long, conflicts_with = "disable")]
         enable: bool,
         #[arg(long)]

@@ -1,0 +1,237 @@
+// The demo's preference memory: the preferences panel, thumbs and "which answer is better"
+// feedback, export / import / forget. Everything goes through the worker's Memory (IndexedDB,
+// encrypted with a key that never leaves this browser); nothing here makes a network request.
+
+const $ = (id) => document.getElementById(id);
+
+const EXPLAIN = {
+  UNSAFE_PREFERENCE: 'A preference may change tone, length, level or focus — not switch safety off.',
+  QUOTA_EXCEEDED: 'This browser has no storage left for this site; nothing was saved.',
+  DECRYPT_FAILED: 'Something could not be decrypted (wrong passphrase, or the data was altered).',
+  INVALID_IMPORT: 'That file is not a valid padlock memory export; nothing was changed.',
+  STORAGE_CLOSED: 'Your memory was cleared in another tab.',
+  NOT_FOUND: 'That preference no longer exists.',
+};
+
+/**
+ * Wires the panel. `host` gives what the page already has: { client, readOptions, setState,
+ * getState, showError, answerEl }. Returns { personalize(), onAnswer(prompt, result), refresh() }.
+ */
+export function setupMemoryPanel(host) {
+  const { client } = host;
+  const el = {
+    list: $('preferences'),
+    status: $('memory-status'),
+    error: $('memory-error'),
+    personalize: $('personalize'),
+    addForm: $('add-preference'),
+    text: $('preference-text'),
+    weight: $('preference-weight'),
+    feedback: $('feedback'),
+    feedbackStatus: $('feedback-status'),
+    up: $('thumbs-up'),
+    down: $('thumbs-down'),
+    another: $('another'),
+    choice: $('choice'),
+    answerB: $('answer-b'),
+    preferA: $('prefer-a'),
+    preferB: $('prefer-b'),
+    exportButton: $('export'),
+    exportPass: $('export-passphrase'),
+    importFile: $('import-file'),
+    importPass: $('import-passphrase'),
+    importButton: $('import'),
+    forget: $('forget'),
+  };
+  const state = { prompt: null, first: null, second: null, preferences: [], lastExport: null, log: [] };
+
+  function fail(err) {
+    const code = err?.code || 'INTERNAL';
+    el.error.textContent = `${EXPLAIN[code] ? EXPLAIN[code] + ' ' : ''}[${code}] ${err?.message ?? err}`;
+    el.error.dataset.code = code;
+    el.error.hidden = false;
+    state.log.push({ error: code });
+  }
+  function ok(message) {
+    el.error.hidden = true;
+    delete el.error.dataset.code;
+    if (message) el.status.textContent = message;
+  }
+
+  function row(p) {
+    const li = document.createElement('li');
+    li.dataset.id = p.id;
+    const universal = p.source === 'universal';
+    const text = document.createElement('span');
+    text.className = 'pref-text';
+    text.textContent = p.text;
+    const weight = document.createElement('input');
+    Object.assign(weight, { type: 'number', min: universal ? '0.5' : '0', max: '3', step: '0.1', value: String(p.weight) });
+    weight.setAttribute('aria-label', 'weight');
+    weight.addEventListener('change', () => act(() => client.memory.update(p.id, { weight: Number(weight.value) }), 'Saved.'));
+    const learned = document.createElement('span');
+    learned.className = 'muted learned';
+    learned.textContent = p.learned ? `→ ${p.effectiveWeight.toFixed(2)} (${p.learned > 0 ? '+' : ''}${p.learned.toFixed(2)} from feedback)` : '';
+    li.append(text, weight, learned);
+    if (universal) {
+      const note = document.createElement('span');
+      note.className = 'muted';
+      note.textContent = 'always on';
+      li.append(note);
+    } else {
+      const on = document.createElement('input');
+      Object.assign(on, { type: 'checkbox', checked: p.enabled });
+      on.setAttribute('aria-label', 'enabled');
+      on.addEventListener('change', () => act(() => client.memory.update(p.id, { enabled: on.checked }), 'Saved.'));
+      const remove = document.createElement('button');
+      Object.assign(remove, { type: 'button', textContent: 'Remove', className: 'secondary remove' });
+      remove.addEventListener('click', () => act(() => client.memory.remove(p.id), 'Removed.'));
+      li.prepend(on);
+      li.append(remove);
+    }
+    return li;
+  }
+
+  async function refresh() {
+    try {
+      const { preferences, unreadable } = await client.memory.list();
+      state.preferences = preferences;
+      el.list.replaceChildren(...preferences.map(row));
+      for (const u of unreadable) {
+        const li = document.createElement('li');
+        li.dataset.id = u.id;
+        li.className = 'unreadable';
+        li.textContent = `A preference could not be read (${u.error.code}). `;
+        const remove = document.createElement('button');
+        Object.assign(remove, { type: 'button', textContent: 'Remove it', className: 'secondary remove' });
+        remove.addEventListener('click', () => act(() => client.memory.remove(u.id), 'Removed.'));
+        li.append(remove);
+        el.list.append(li);
+      }
+      const own = preferences.filter((p) => p.source !== 'universal').length;
+      el.status.textContent = `${own} preference${own === 1 ? '' : 's'}, encrypted on this device`;
+    } catch (err) {
+      fail(err);
+    }
+  }
+
+  async function act(op, message) {
+    try {
+      const r = await op();
+      ok(message);
+      await refresh();
+      return r;
+    } catch (err) {
+      fail(err);
+      await refresh();
+      return null;
+    }
+  }
+
+  el.addForm.addEventListener('submit', (e) => {
+    e.preventDefault();
+    const text = el.text.value.trim();
+    if (!text) return;
+    act(async () => {
+      const p = await client.memory.add(text, { weight: Number(el.weight.value) || 1 });
+      el.text.value = '';
+      return p;
+    }, 'Remembered.');
+  });
+
+  // --- feedback on answers
+  function showFeedback(visible) {
+    el.feedback.hidden = !visible;
+    for (const b of [el.up, el.down, el.another]) b.disabled = !visible;
+  }
+
+  async function give(input, message) {
+    const r = await act(() => client.memory.feedback(input), message);
+    if (r) {
+      state.log.push({ feedback: input.kind, changes: r.changes });
+      el.feedbackStatus.textContent = message;
+    }
+    return r;
+  }
+
+  el.up.addEventListener('click', () => {
+    if (!state.first?.response) return;
+    showFeedback(false);
+    give({ kind: 'thumbs_up', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted.');
+  });
+  el.down.addEventListener('click', () => {
+    if (!state.first?.response) return;
+    showFeedback(false);
+    give({ kind: 'thumbs_down', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted.');
+  });
+  el.another.addEventListener('click', async () => {
+    if (!state.first?.response || host.getState() !== 'ready') return;
+    showFeedback(false);
+    el.choice.hidden = false;
+    el.answerB.textContent = '';
+    el.preferA.disabled = el.preferB.disabled = true;
+    host.setState('generating');
+    try {
+      // Another sample: the next seed, and sampling even if the page asks for greedy answers.
+      const options = { ...host.readOptions(), greedy: false, seed: (Number(host.readOptions().seed) || 42) + 1 };
+      state.second = await client.generateWithMemory(state.prompt, options, (piece) => { el.answerB.textContent += piece; });
+      el.answerB.textContent = state.second.text;
+      el.preferA.disabled = el.preferB.disabled = false;
+    } catch (err) {
+      fail(err);
+    } finally {
+      host.setState(client.loaded ? 'ready' : 'error');
+    }
+  });
+  const prefer = (first) => {
+    if (!state.second?.response) return;
+    el.preferA.disabled = el.preferB.disabled = true;
+    const [chosen, rejected] = first ? [state.first, state.second] : [state.second, state.first];
+    give({ kind: 'choice', prompt: state.prompt, responses: [chosen.response, rejected.response] }, 'Thanks — the next answers will lean that way.');
+  };
+  el.preferA.addEventListener('click', () => prefer(true));
+  el.preferB.addEventListener('click', () => prefer(false));
+
+  // --- export, import, forget
+  el.exportButton.addEventListener('click', () => act(async () => {
+    const passphrase = el.exportPass.value || undefined;
+    const text = await client.memory.export(passphrase ? { passphrase } : {});
+    state.lastExport = text;
+    // A blob: URL is made and read inside this tab; nothing is sent anywhere.
+    const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
+    const a = Object.assign(document.createElement('a'), { href: url, download: 'padlock-memory.json' });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  }, 'Exported.'));
+  el.importButton.addEventListener('click', () => act(async () => {
+    const file = el.importFile.files?.[0];
+    if (!file) throw Object.assign(new Error('pick an export file first'), { code: 'INVALID_IMPORT' });
+    const passphrase = el.importPass.value || undefined;
+    return client.memory.import(await file.text(), passphrase ? { passphrase } : {});
+  }, 'Imported.'));
+  el.forget.addEventListener('click', () => {
+    if (!window.confirm('Forget everything? This deletes your preferences, your feedback and the cached model from this browser.')) return;
+    act(() => client.forget(), 'Everything was deleted from this browser.');
+  });
+  client.onMemoryClosed = () => {
+    el.status.textContent = 'Your memory was cleared in another tab.';
+    refresh();
+  };
+
+  refresh();
+  return {
+    state,
+    refresh,
+    personalize: () => el.personalize.checked,
+    onAnswer(prompt, result) {
+      state.prompt = prompt;
+      state.first = result;
+      state.second = null;
+      el.choice.hidden = true;
+      el.feedbackStatus.textContent = '';
+      showFeedback(!!result?.response);
+    },
+  };
+}
