@@ -11,17 +11,23 @@
 //! - thumbs down on y: w_p −= η σ(w·x(y)) x_p(y)
 //! - a over b:         w_p += η (1 − σ(w·(x(a) − x(b)))) (x_p(a) − x_p(b))
 //!
-//! The features are the rewards *minus what PAD's own choice puts into them*:
-//! x_p(y) = R_p(y) − E_p(y), where E_p(y) = Σ_t E_{a∼softmax(score_t/T)}[r_p(a)] is recorded at
-//! generation time too (`Generation::expected_rewards`). PAD picks tokens that the weightier
-//! contexts reward, so raw rewards favour those contexts on *every* answer, and more so the
-//! longer it is; learning from them teaches "whoever steered most, liked it" (measured on the
-//! default model: a person who always chose the shorter answer made 'detailed' — the
-//! weightiest — grow with per-token rewards, and 'concise' stall with summed ones). The
-//! difference is zero on average for every context whatever the weights and the length, and
-//! is large where the answer went where p would (or would not) have gone, e.g. stopping early.
-//! Responses recorded without expected rewards fall back to rewards centred across the
-//! preferences of the generation, R_p − mean_q R_q.
+//! The feature of preference p for an answer y of n tokens is
+//!
+//!   f_p(y) = (R_p(y) − S_p(y)) / n + S_p(y),    x_p(y) = f_p(y) − mean_q f_q(y),
+//!
+//! where S_p(y) is p's reward for the end-of-turn token when the answer stopped by itself
+//! (`Generation::stop_rewards`; 0 otherwise): the mean reward of the content tokens, which
+//! does not grow with the length, plus the one decision to stop, which a mean would dilute.
+//! Centred across the preferences of that answer, because all guideline contexts share a
+//! large common part (they all agree with the tokens PAD picked) that says nothing about which
+//! preference the person favours; the step then shifts weight *between* preferences.
+//!
+//! Why this feature (measured on the default model with identity value heads, β = 2, pairs of
+//! sampled answers, the shorter one chosen; `examples`-free data in BENCHMARKS.md): the
+//! centred summed rewards favoured 'concise' over 'detailed' in 13 of 25 pairs, per-token
+//! means in 15, the stop decision alone in 23, and this feature in 23. Summed rewards mostly
+//! measure which preference steered the answer (PAD picks its tokens to please the weightiest
+//! contexts, more so the longer it runs); the decision to stop is where "concise" shows.
 //!
 //! Bounds: each step moves a weight by at most [`MAX_STEP`], and a preference's effective
 //! weight (`weight + learned`) stays within [0, `MAX_WEIGHT`]. The harmlessness principle
@@ -33,7 +39,7 @@ use serde::Serialize;
 use crate::memory::{FeedbackEvent, FeedbackKind, Preference, Response, MAX_WEIGHT};
 
 /// η: the step size of one piece of feedback.
-pub const LEARNING_RATE: f64 = 0.25;
+pub const LEARNING_RATE: f64 = 1.0;
 /// The most one piece of feedback moves one weight.
 pub const MAX_STEP: f64 = 0.5;
 
@@ -50,44 +56,33 @@ fn sigmoid(z: f64) -> f64 {
     1.0 / (1.0 + (-z).exp())
 }
 
-/// The features of one response, per preference id: `rewards − expected` when the response
-/// carries expected rewards, else the rewards centred across its preferences.
+/// The features of one response, per preference id (see the module's documentation).
 fn features(response: &Response) -> Vec<(&str, f64)> {
-    if !response.expected.is_empty() && response.expected.len() == response.rewards.len() {
-        return response
-            .rewards
-            .iter()
-            .zip(&response.expected)
-            .map(|(r, e)| (r.preference.as_str(), r.value as f64 - e.value as f64))
-            .collect();
-    }
-    let n = response.rewards.len().max(1) as f64;
-    let mean = response.rewards.iter().map(|r| r.value as f64).sum::<f64>() / n;
-    response.rewards.iter().map(|r| (r.preference.as_str(), r.value as f64 - mean)).collect()
+    let n = response.tokens.max(1) as f64;
+    let stop = |i: usize| response.stop.get(i).map_or(0.0, |s| s.value as f64);
+    let f: Vec<f64> =
+        response.rewards.iter().enumerate().map(|(i, r)| (r.value as f64 - stop(i)) / n + stop(i)).collect();
+    let mean = f.iter().sum::<f64>() / f.len().max(1) as f64;
+    response.rewards.iter().zip(f).map(|(r, f)| (r.preference.as_str(), f - mean)).collect()
 }
 
 /// The feature vector of an event (per preference id) and whether it was liked. `None` when
-/// the event carries nothing to learn from (an edit, or responses not generated with PAD).
+/// the event carries nothing to learn from: an edit, or responses with fewer than two
+/// preference contexts (centred, one context says nothing).
 fn observation(event: &FeedbackEvent) -> Option<(Vec<(&str, f64)>, bool)> {
-    let usable = |x: &Vec<(&str, f64)>, r: &Response| !x.is_empty() && (r.expected.len() == r.rewards.len() || x.len() >= 2);
     match event.kind {
         FeedbackKind::ThumbsUp | FeedbackKind::ThumbsDown => {
-            let r = event.responses.first()?;
-            let x = features(r);
-            usable(&x, r).then_some((x, event.kind == FeedbackKind::ThumbsUp))
+            let x = features(event.responses.first()?);
+            (x.len() >= 2).then_some((x, event.kind == FeedbackKind::ThumbsUp))
         }
         FeedbackKind::Choice => {
-            let (ra, rb) = (event.responses.first()?, event.responses.get(1)?);
-            if ra.expected.is_empty() != rb.expected.is_empty() {
-                return None; // one measured with expected rewards, one without: not comparable
-            }
-            let (a, b) = (features(ra), features(rb));
+            let (a, b) = (features(event.responses.first()?), features(event.responses.get(1)?));
             // Only preferences that scored both answers can compare them.
             let x: Vec<(&str, f64)> = a
                 .iter()
                 .filter_map(|&(id, va)| b.iter().find(|(j, _)| *j == id).map(|&(_, vb)| (id, va - vb)))
                 .collect();
-            usable(&x, ra).then_some((x, true))
+            (x.len() >= 2).then_some((x, true))
         }
         FeedbackKind::Edit => None,
     }

@@ -153,9 +153,8 @@ pub struct Generation<'e, B: Backend> {
     stop: Option<StopReason>,
     /// Per PersRM context: Σ over generated tokens of r_p(chosen), what feedback learns from.
     rewards: Vec<f32>,
-    /// Per PersRM context: Σ over generated tokens of E[r_p] under PAD's own choice (see
-    /// `expected_rewards`).
-    expected: Vec<f32>,
+    /// Per PersRM context: r_p(end-of-turn token), once PAD chose to stop there.
+    stop_rewards: Vec<f32>,
 }
 
 struct PadChoice {
@@ -212,7 +211,7 @@ impl<'e, B: Backend> Generation<'e, B> {
             logits: Some(logits),
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
             rewards: vec![0.0; expected - 1],
-            expected: vec![0.0; expected - 1],
+            stop_rewards: Vec::new(),
         })
     }
 
@@ -236,7 +235,6 @@ impl<'e, B: Backend> Generation<'e, B> {
             Some(pad) => {
                 let p = self.sampler.params();
                 apply_repetition_penalty(base, &self.context, p.repetition_window, p.repetition_penalty);
-                let t = if p.greedy || p.temperature <= 0.0 { 1.0 } else { p.temperature as f64 };
                 let persrm: Vec<&[f32]> = rewards.chunks_exact(vocab).collect();
                 let step = pad_step(base, &persrm, &pad.weights, pad.beta, pad.candidates)?;
                 let mut order: Vec<usize> = (0..step.candidates.len()).collect();
@@ -249,13 +247,8 @@ impl<'e, B: Backend> Generation<'e, B> {
                 for (total, r) in self.rewards.iter_mut().zip(&step.rewards) {
                     *total += r[pick];
                 }
-                // What each reward is on average when PAD chooses: softmax(score / T) over the
-                // candidates (T = 1 for greedy decoding).
-                let top = step.scores.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-                let q: Vec<f64> = step.scores.iter().map(|&s| libm::exp((s as f64 - top) / t)).collect();
-                let norm: f64 = q.iter().sum();
-                for (total, r) in self.expected.iter_mut().zip(&step.rewards) {
-                    *total += (q.iter().zip(r).map(|(q, &r)| q * r as f64).sum::<f64>() / norm) as f32;
+                if self.engine.tokenizer.is_stop_token(chosen) {
+                    self.stop_rewards = step.rewards.iter().map(|r| r[pick]).collect();
                 }
                 (chosen, Some(Explanation { chosen, base_top1: step.candidates[0], contributions }))
             }
@@ -287,13 +280,11 @@ impl<'e, B: Backend> Generation<'e, B> {
         &self.rewards
     }
 
-    /// Per PersRM context, Σ_t E[r_p] with the expectation over PAD's own choice at step t
-    /// (softmax of the PAD scores over the candidates, at the sampling temperature, 1 when
-    /// greedy). PAD picks tokens the weightier contexts reward, so `sequence_rewards` favour
-    /// those contexts on any answer; the difference `sequence_rewards − expected_rewards` is
-    /// zero on average for every context whatever the weights, which is what feedback needs.
-    pub fn expected_rewards(&self) -> &[f32] {
-        &self.expected
+    /// Per PersRM context, the reward of the end-of-turn token when PAD chose to stop (the
+    /// last term of `sequence_rewards`); empty if the answer did not end that way. Feedback
+    /// weighs this one decision apart from the content tokens.
+    pub fn stop_rewards(&self) -> &[f32] {
+        &self.stop_rewards
     }
 
     pub fn prompt_ids(&self) -> &[u32] {

@@ -44,7 +44,7 @@ async fn answer(
     let plan = memory.personalize(&options).await.unwrap();
     let mut gen = Generation::chat(engine, prompt, &plan.options).await.unwrap();
     while gen.next().await.unwrap().is_some() {}
-    plan.response(gen.text().unwrap(), gen.generated().len(), gen.sequence_rewards(), gen.expected_rewards())
+    plan.response(gen.text().unwrap(), gen.generated().len(), gen.sequence_rewards(), gen.stop_rewards())
 }
 
 async fn mean_length(engine: &padlock::generate::Engine<padlock::backend::cpu::CpuBackend>, memory: &Memory<FileStore>) -> (f32, Vec<u32>) {
@@ -74,14 +74,19 @@ fn choosing_the_concise_answer_raises_concise_and_shortens_answers() {
             let sample = |seed: u64| SamplingParams { temperature: 0.8, seed: seed + env("SEED", 0u64), ..Default::default() };
             let a = answer(&engine, &memory, prompt, sample(2 * round as u64 + 1)).await;
             let b = answer(&engine, &memory, prompt, sample(2 * round as u64 + 2)).await;
-            // The scripted person prefers the more concise answer (fewer characters).
-            let (chosen, rejected) = if a.text.chars().count() <= b.text.chars().count() { (a, b) } else { (b, a) };
+            // The scripted person prefers the more concise answer; two answers of the same length
+            // (both cut off at the token limit, say) are not a choice.
+            if a.tokens == b.tokens {
+                eprintln!("round {round}: both {} tokens, no choice", a.tokens);
+                continue;
+            }
+            let (chosen, rejected) = if a.tokens < b.tokens { (a, b) } else { (b, a) };
             let outcome = memory
                 .feedback(FeedbackInput { kind: FeedbackKind::Choice, prompt: prompt.into(), responses: vec![chosen, rejected] })
                 .await
                 .unwrap();
             let r = &outcome.event.responses;
-            let feats = |x: &Response| x.rewards.iter().zip(&x.expected).map(|(r, e)| format!("{:.2}", r.value - e.value)).collect::<Vec<_>>();
+            let feats = |x: &Response| x.rewards.iter().map(|r| format!("{:.1}", r.value)).collect::<Vec<_>>();
             eprintln!(
                 "round {round}: chosen {} tok {:?} vs {} tok {:?}: {:?}",
                 r[0].tokens, feats(&r[0]), r[1].tokens, feats(&r[1]),

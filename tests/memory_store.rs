@@ -111,7 +111,7 @@ mod native {
                                 Reward { preference: HARMLESS_ID.into(), value: 0.0 },
                                 Reward { preference: a.clone(), value: v },
                             ],
-                            expected: vec![],
+                            stop: vec![],
                         };
                         let input = FeedbackInput {
                             kind: FeedbackKind::Choice,
@@ -324,7 +324,7 @@ mod browser {
                 Reward { preference: a.clone(), value: v },
                 Reward { preference: b.clone(), value: 1.0 },
             ],
-            expected: vec![],
+            stop: vec![],
         };
         let input = FeedbackInput { kind: FeedbackKind::Choice, prompt: "What should I cook tonight?".into(), responses: vec![r(3.0), r(1.0)] };
         m.feedback(input).await.unwrap();

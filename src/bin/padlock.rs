@@ -206,7 +206,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
             "decode_tokens_per_second": decode_tps,
             "explanation": if args.explain { Some(&explanations) } else { None },
             "sequence_rewards": gen.sequence_rewards(),
-            "expected_rewards": gen.expected_rewards(),
+            "stop_rewards": gen.stop_rewards(),
             "preferences": plan.as_ref().map(|p| &p.contexts),
         });
         println!("{out}");
@@ -220,7 +220,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         );
     }
     if let Some(plan) = &plan {
-        responses.push(plan.response(gen.text()?, gen.generated().len(), gen.sequence_rewards(), gen.expected_rewards()));
+        responses.push(plan.response(gen.text()?, gen.generated().len(), gen.sequence_rewards(), gen.stop_rewards()));
     }
     }
     if let (Some(dir), Some(_)) = (&args.store, &plan) {

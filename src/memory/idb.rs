@@ -22,6 +22,13 @@
 //! Forgetting: the store tells the other tabs on a BroadcastChannel, then deletes the
 //! database; every connection also closes itself on `versionchange`, so the deletion is
 //! never blocked by another padlock tab.
+//!
+//! Why `idb` (0.6.5) and not `indexed_db_futures`: `idb` maps IndexedDB one to one — the
+//! upgrade callback with the versionchange transaction (which the v1 migration uses), the
+//! `versionchange`/`blocked` events, transactions as futures that say committed or aborted,
+//! and the DOMException behind an abort (how QUOTA_EXCEEDED is told apart) — and works the
+//! same in a window and a worker. `indexed_db_futures` 0.8 is not on the registry mirror these
+//! machines use (0.6.4 is its newest there).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;

@@ -176,10 +176,10 @@ pub struct Response {
     /// One per PersRM context of the generation (empty when it was not generated with PAD).
     #[serde(default)]
     pub rewards: Vec<Reward>,
-    /// Per context, what its reward sums to on average under PAD's own choice of tokens
-    /// (`Generation::expected_rewards`); feedback learns from `rewards − expected`.
+    /// Per context, the reward of the end-of-turn token (part of `rewards`), when the answer
+    /// ended there (`Generation::stop_rewards`); empty otherwise.
     #[serde(default)]
-    pub expected: Vec<Reward>,
+    pub stop: Vec<Reward>,
 }
 
 /// One piece of feedback, as logged.
@@ -226,13 +226,13 @@ impl FeedbackEvent {
                     crate::bail!(InvalidArgument, "two rewards for {:?} in one response", w.preference);
                 }
             }
-            if !r.expected.is_empty()
-                && (r.expected.len() != r.rewards.len()
-                    || r.expected.iter().zip(&r.rewards).any(|(e, w)| e.preference != w.preference))
+            if !r.stop.is_empty()
+                && (r.stop.len() != r.rewards.len()
+                    || r.stop.iter().zip(&r.rewards).any(|(s, w)| s.preference != w.preference))
             {
-                crate::bail!(InvalidArgument, "expected rewards must name the same preferences as the rewards");
+                crate::bail!(InvalidArgument, "stop rewards must name the same preferences as the rewards");
             }
-            for w in r.rewards.iter().chain(&r.expected) {
+            for w in r.rewards.iter().chain(&r.stop) {
                 check_id(&w.preference)?;
                 if !w.value.is_finite() {
                     crate::bail!(InvalidArgument, "the reward for {:?} is not a finite number", w.preference);
@@ -459,13 +459,13 @@ pub struct Personalized {
 }
 
 impl Personalized {
-    /// The response as feedback will see it: text, token count, and each context's reward and
-    /// expected reward (`Generation::sequence_rewards` and `expected_rewards`).
-    pub fn response(&self, text: String, tokens: usize, rewards: &[f32], expected: &[f32]) -> Response {
+    /// The response as feedback will see it: text, token count, and each context's reward
+    /// and stop reward (`Generation::sequence_rewards`, `Generation::stop_rewards`).
+    pub fn response(&self, text: String, tokens: usize, rewards: &[f32], stop: &[f32]) -> Response {
         let named = |values: &[f32]| {
             self.contexts.iter().zip(values).map(|(id, &value)| Reward { preference: id.clone(), value }).collect()
         };
-        Response { text, tokens: tokens.min(u32::MAX as usize) as u32, rewards: named(rewards), expected: named(expected) }
+        Response { text, tokens: tokens.min(u32::MAX as usize) as u32, rewards: named(rewards), stop: named(stop) }
     }
 }
 

@@ -65,7 +65,7 @@ impl FeedbackV1 {
             seq: 0,
             prompt: self.prompt,
             kind: if self.liked { FeedbackKind::ThumbsUp } else { FeedbackKind::ThumbsDown },
-            responses: vec![Response { text: self.response, tokens: 0, rewards: Vec::new(), expected: Vec::new() }],
+            responses: vec![Response { text: self.response, tokens: 0, rewards: Vec::new(), stop: Vec::new() }],
         }
     }
 }

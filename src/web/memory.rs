@@ -263,7 +263,7 @@ impl Memory {
                 result.text.clone(),
                 result.generated_ids.len(),
                 &result.sequence_rewards,
-                &result.expected_rewards,
+                &result.stop_rewards,
             );
             Ok(MemoryGenerateResult {
                 result,

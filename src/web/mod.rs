@@ -73,8 +73,8 @@ pub(crate) struct GenerateResult {
     decode_tokens_per_second: f64,
     /// Per PersRM context: Σ_t r_p(chosen token) (empty unless PAD).
     pub(crate) sequence_rewards: Vec<f32>,
-    /// Per PersRM context: Σ_t E[r_p] under PAD's own choice (see `Generation::expected_rewards`).
-    pub(crate) expected_rewards: Vec<f32>,
+    /// Per PersRM context: r_p(end-of-turn token) if the answer stopped there (else empty).
+    pub(crate) stop_rewards: Vec<f32>,
 }
 
 #[derive(Serialize)]
@@ -213,6 +213,6 @@ async fn run_generation(
         prefill_tokens_per_second: gen.prompt_ids().len() as f64 / (t1 - t0).max(1e-9),
         decode_tokens_per_second: n as f64 / (t2 - t1).max(1e-9),
         sequence_rewards: gen.sequence_rewards().to_vec(),
-        expected_rewards: gen.expected_rewards().to_vec(),
+        stop_rewards: gen.stop_rewards().to_vec(),
     })
 }

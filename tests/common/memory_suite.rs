@@ -37,7 +37,7 @@ fn response(text: &str, rewards: &[(&str, f32)]) -> Response {
         text: text.into(),
         tokens: text.split_whitespace().count() as u32,
         rewards: rewards.iter().map(|&(id, value)| Reward { preference: id.into(), value }).collect(),
-        expected: Vec::new(),
+        stop: Vec::new(),
     }
 }
 
@@ -365,55 +365,59 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     let concise = m.add("Keep answers short.", None, Source::Explicit).await.unwrap().id;
     let detailed = m.add("Give details.", None, Source::Explicit).await.unwrap().id;
     // The chosen answer is the one the 'concise' context liked more than the others did.
-    let short = response("Short.", &[(HARMLESS_ID, 10.0), (&concise, 12.0), (&detailed, 8.0)]);
-    let long = response("Long ...", &[(HARMLESS_ID, 10.0), (&concise, 9.0), (&detailed, 11.0)]);
+    let scored = |text: &str, rewards: &[(&str, f32)]| Response { tokens: 10, ..response(text, rewards) };
+    let short = scored("Short.", &[(HARMLESS_ID, 10.0), (&concise, 12.0), (&detailed, 8.0)]);
+    let long = scored("Long ...", &[(HARMLESS_ID, 10.0), (&concise, 9.0), (&detailed, 11.0)]);
     let outcome = m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
-    // Centred features x = (0, 2, −2) − (0, −1, 1) = (0, 3, −3), w·x = 0: a step of η·½·3 each way.
-    let eta = padlock::feedback::LEARNING_RATE;
+    // Per-token means (1, 1.2, 0.8) and (1, 0.9, 1.1), centred: x = (0, 0.3, −0.3); w·x = 0,
+    // so a step of η·½·0.3 each way.
+    let (eta, x) = (padlock::feedback::LEARNING_RATE, 0.3);
     let change = |id: &str| outcome.changes.iter().find(|c| c.id == id).cloned();
     let c = change(&concise).expect("concise changed");
     let d = change(&detailed).expect("detailed changed");
-    assert!((c.after - (1.0 + eta * 1.5)).abs() < 1e-6 && (d.after - (1.0 - eta * 1.5)).abs() < 1e-6, "{c:?} {d:?}");
+    let first = eta * 0.5 * x;
+    assert!((c.after - (1.0 + first)).abs() < 1e-6 && (d.after - (1.0 - first)).abs() < 1e-6, "{c:?} {d:?}");
     assert!(change(HARMLESS_ID).is_none(), "the harmlessness principle is not the person's to tune");
     let explicit = m.preferences().await.unwrap().items.into_iter().find(|p| p.id == concise).unwrap();
     assert_eq!(explicit.weight, 1.0, "the weight the person set is kept");
-    assert!((explicit.learned - eta * 1.5).abs() < 1e-6);
+    assert!((explicit.learned - first).abs() < 1e-6);
 
     // More of the same: each step is smaller as the model comes to agree (Bradley–Terry).
     // The expected weights, computed here independently of padlock's code:
-    let (mut wc, mut wd) = (1.0 + eta * 1.5, 1.0 - eta * 1.5);
+    let (mut wc, mut wd) = (1.0 + first, 1.0 - first);
     for _ in 0..20 {
         m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
-        let z = 3.0 * wc - 3.0 * wd;
-        let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * 3.0).min(0.5);
+        let z = x * wc - x * wd;
+        let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * x).min(padlock::feedback::MAX_STEP);
         wc = (wc + step).min(MAX_WEIGHT);
         wd = (wd - step).max(0.0);
     }
     let contents = m.contents(false).await.unwrap();
-    assert!((weight_of(&contents, &concise) - wc).abs() < 1e-4, "{} vs {wc}", weight_of(&contents, &concise));
-    assert!((weight_of(&contents, &detailed) - wd).abs() < 1e-4, "{} vs {wd}", weight_of(&contents, &detailed));
-    assert!(wc > 1.5 && wd < 0.5);
-
-    // With expected rewards recorded, the features are rewards − expected, not centred: a
-    // single preference context can learn, and a context whose reward was what PAD's choice
-    // predicts learns nothing.
+    assert!((weight_of(&contents, &concise) - wc).abs() < 1e-6, "{} vs {wc}", weight_of(&contents, &concise));
+    assert!((weight_of(&contents, &detailed) - wd).abs() < 1e-6, "{} vs {wd}", weight_of(&contents, &detailed));
+    assert!(wc > 1.5 && wd < 0.5, "{wc} {wd}");
+    // The decision to stop counts in full, the content per token: two answers with the same
+    // summed rewards, one of which stopped where 'concise' wanted to (stop rewards
+    // (1, 3, −1), part of the sums), differ by x = (0, 1.8, −1.8).
     let before = m.contents(false).await.unwrap();
-    let with_expected = |rewards: &[(&str, f32)], expected: &[(&str, f32)]| Response {
-        expected: expected.iter().map(|&(id, value)| Reward { preference: id.into(), value }).collect(),
-        ..response("answer", rewards)
+    let stopped = Response {
+        stop: [(HARMLESS_ID, 1.0), (concise.as_str(), 3.0), (detailed.as_str(), -1.0)]
+            .iter()
+            .map(|&(id, value)| Reward { preference: id.into(), value })
+            .collect(),
+        ..scored("Done.", &[(HARMLESS_ID, 10.0), (&concise, 10.0), (&detailed, 10.0)])
     };
-    let liked = with_expected(&[(HARMLESS_ID, 5.0), (&concise, 5.0), (&detailed, 9.0)], &[(HARMLESS_ID, 5.0), (&concise, 4.0), (&detailed, 9.0)]);
-    let outcome = m
-        .feedback(FeedbackInput { kind: FeedbackKind::ThumbsUp, prompt: "q".into(), responses: vec![liked] })
-        .await
-        .unwrap();
-    // x = (0, 1, 0): z = w_c; the step is η (1 − σ(w_c)) for 'concise' only.
-    let wc0 = weight_of(&before, &concise);
-    let expected_step = eta * (1.0 - 1.0 / (1.0 + (-wc0).exp()));
-    assert_eq!(outcome.changes.len(), 1, "{:?}", outcome.changes);
-    assert!((outcome.changes[0].after - (wc0 + expected_step)).abs() < 1e-9, "{:?}", outcome.changes);
-    let mixed = choice("q", with_expected(&[(&concise, 1.0)], &[(&concise, 0.0)]), response("b", &[(&concise, 0.0)]));
-    assert!(m.feedback(mixed).await.unwrap().changes.is_empty(), "a response with and one without expected rewards do not compare");
+    let cut = scored("And so on", &[(HARMLESS_ID, 10.0), (&concise, 10.0), (&detailed, 10.0)]);
+    let outcome = m.feedback(choice("q", stopped, cut)).await.unwrap();
+    let (wc0, wd0) = (weight_of(&before, &concise), weight_of(&before, &detailed));
+    let z = 1.8 * wc0 - 1.8 * wd0;
+    let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * 1.8).min(padlock::feedback::MAX_STEP);
+    let after = m.contents(false).await.unwrap();
+    assert!((weight_of(&after, &concise) - (wc0 + step).min(MAX_WEIGHT)).abs() < 1e-6, "{:?}", outcome.changes);
+    assert!((weight_of(&after, &detailed) - (wd0 - step).max(0.0)).abs() < 1e-6, "{:?}", outcome.changes);
+    // A single preference context has nothing to be centred against: no step.
+    let alone = choice("q", response("a", &[(&concise, 9.0)]), response("b", &[(&concise, 1.0)]));
+    assert!(m.feedback(alone).await.unwrap().changes.is_empty());
 
     // Thumbs down on answers the harmlessness context liked most: its weight does not move.
     let harmless_liked = response("...", &[(HARMLESS_ID, 20.0), (&concise, 1.0), (&detailed, 1.0)]);
@@ -491,10 +495,10 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
     assert_eq!(pairs[1..], [("Beta.", 2.0), ("Epsilon.", 1.5), ("Gamma.", 1.0)]);
     assert_eq!(p.contexts, vec![HARMLESS_ID.to_string(), ids[1].clone(), ids[4].clone(), ids[2].clone()]);
     // The rewards of a generation map back onto those ids.
-    let r = p.response("text".into(), 7, &[0.5, 1.5, 2.5, 3.5], &[0.25, 1.25, 2.25, 3.25]);
+    let r = p.response("text".into(), 7, &[0.5, 1.5, 2.5, 3.5], &[0.25, 0.5, 0.75, 1.0]);
     assert_eq!(r.tokens, 7);
     assert_eq!(r.rewards[2], Reward { preference: ids[4].clone(), value: 2.5 });
-    assert_eq!(r.expected[3], Reward { preference: ids[2].clone(), value: 3.25 });
+    assert_eq!(r.stop[3], Reward { preference: ids[2].clone(), value: 1.0 });
     m.forget().await.unwrap();
 }
 
