@@ -47,6 +47,9 @@ pub enum ErrorCode {
     Io,
     /// A preference tries to switch off the universal values (harmlessness).
     UnsafePreference,
+    /// A value head file that cannot be used: not safetensors, missing or misshapen
+    /// tensors for this model, values that are not finite.
+    ValueHead,
 }
 
 impl ErrorCode {
@@ -72,6 +75,7 @@ impl ErrorCode {
             ErrorCode::Backend => "BACKEND",
             ErrorCode::Io => "IO",
             ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
+            ErrorCode::ValueHead => "VALUE_HEAD",
         }
     }
 }
