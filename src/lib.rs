@@ -10,7 +10,7 @@ pub mod tokenizer;
 pub mod backend;
 pub mod align;
 pub mod generate;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod eval;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,6 +1,7 @@
 //! Personalized generation: samplers, the PAD step, universal values, value heads, and the
 //! options that say how a person's preferences steer an answer.
 
+pub mod dpo;
 pub mod head;
 pub mod pad;
 pub mod sampler;

@@ -32,6 +32,82 @@ enum Command {
     Bench(BenchArgs),
     /// Make preference pairs by contrastive prompting (JSONL, resumable).
     MakePairs(MakePairsArgs),
+    /// Train a value head with DPO on a frozen backbone from preference pairs.
+    TrainHead(TrainHeadArgs),
+    /// Answer an evaluation set under one configuration per dimension (JSONL, resumable), or
+    /// with --report print the comparison with base as Markdown.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long, required_unless_present = "report")]
+    model: Option<String>,
+    /// The prompts: [{ "id", "prompt" }] (e.g. koala_eval_50.json).
+    #[arg(long, required_unless_present = "report")]
+    data: Option<String>,
+    /// Results (JSONL): answers already there are kept and not made again.
+    #[arg(long)]
+    out: String,
+    /// Name of this configuration in the report (default: the method).
+    #[arg(long)]
+    label: Option<String>,
+    /// Dimensions (comma-separated); default: all. Each one's preference steers the answers.
+    #[arg(long, value_delimiter = ',')]
+    dimensions: Vec<String>,
+    /// Use the trained head DIR/<dimension>.safetensors for each dimension's preference.
+    #[arg(long)]
+    heads_dir: Option<String>,
+    /// Only the first N prompts.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 1.1)]
+    repetition_penalty: f32,
+    /// PAD's k.
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[command(flatten)]
+    personalization: PersonalizationArgs,
+    /// Print the Markdown report of --out instead of generating.
+    #[arg(long)]
+    report: bool,
+}
+
+#[derive(Args)]
+struct TrainHeadArgs {
+    #[arg(long)]
+    model: String,
+    /// Pairs (JSONL from make-pairs).
+    #[arg(long)]
+    pairs: String,
+    /// Which dimension's pairs to learn from.
+    #[arg(long)]
+    dimension: String,
+    /// Where to write the head (safetensors), only if it reaches --min-accuracy on held-out pairs.
+    #[arg(long)]
+    out: String,
+    /// Held-out pairwise accuracy a head must reach to be written.
+    #[arg(long, default_value_t = 0.7)]
+    min_accuracy: f64,
+    /// Use only the first N pairs of the dimension (smoke tests).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    rank: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f32,
+    /// β of the DPO loss.
+    #[arg(long, default_value_t = 0.1)]
+    dpo_beta: f32,
+    /// Candidates per position (PAD's k).
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -413,6 +489,181 @@ fn make_pairs(args: MakePairsArgs) -> Result<()> {
     Ok(())
 }
 
+fn eval(args: EvalArgs) -> Result<()> {
+    use padlock::eval::{dimensions, run};
+    let io = |e: std::io::Error| Error::new(padlock::ErrorCode::Io, e.to_string());
+    let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
+    let read_rows = || -> Result<Vec<run::Row>> {
+        match std::fs::read_to_string(&args.out) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map_err(|e| invalid(format!("{}: {e}", args.out))))
+                .collect(),
+            Err(_) => Ok(Vec::new()),
+        }
+    };
+    if args.report {
+        print!("{}", run::report(&read_rows()?)?);
+        return Ok(());
+    }
+    let (model, data) = (args.model.as_deref().unwrap_or_default(), args.data.as_deref().unwrap_or_default());
+    let engine = load(model)?;
+    let mut prompts: Vec<run::Prompt> =
+        serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?).map_err(|e| invalid(format!("{data}: {e}")))?;
+    prompts.truncate(args.limit.unwrap_or(usize::MAX));
+    let mut pers = args.personalization.resolve(&engine, args.top_k)?;
+    let dims: Vec<&dimensions::Dimension> = if pers.method == Method::Base {
+        Vec::new()
+    } else if args.dimensions.is_empty() {
+        dimensions::DIMENSIONS.iter().collect()
+    } else {
+        args.dimensions.iter().map(|d| dimensions::dimension(d)).collect::<Result<_>>()?
+    };
+    let label = args.label.clone().unwrap_or_else(|| format!("{:?}", pers.method).to_lowercase());
+    let done: std::collections::HashSet<(String, String, String)> =
+        read_rows()?.into_iter().map(|r| (r.label, r.dimension, r.id)).collect();
+    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&args.out).map_err(io)?;
+    let sampling = SamplingParams { repetition_penalty: args.repetition_penalty, ..SamplingParams::greedy() };
+    let mut jobs: Vec<(Option<&dimensions::Dimension>, &run::Prompt)> = Vec::new();
+    for p in &prompts {
+        if dims.is_empty() {
+            jobs.push((None, p));
+        }
+        for d in &dims {
+            jobs.push((Some(*d), p));
+        }
+    }
+    let t0 = now_seconds();
+    for (i, (dim, p)) in jobs.iter().enumerate() {
+        let dim_name = dim.map_or("-".to_string(), |d| d.name.to_string());
+        if done.contains(&(label.clone(), dim_name.clone(), p.id.clone())) {
+            continue;
+        }
+        if let Some(d) = dim {
+            let head = match &args.heads_dir {
+                Some(dir) => {
+                    let path = format!("{dir}/{}.safetensors", d.name);
+                    let bytes = std::fs::read(&path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
+                    engine.load_head(&path, &bytes)?;
+                    Some(path)
+                }
+                None => None,
+            };
+            pers.preferences = vec![Preference { text: d.prefer.into(), weight: 1.0, head }];
+        }
+        let options =
+            GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: None, personalization: pers.clone(), ignore_eos: false };
+        let (text, tokens) = pollster::block_on(run::answer(&engine, &p.prompt, &options))?;
+        let row = run::Row {
+            label: label.clone(),
+            method: pers.method,
+            dimension: dim_name,
+            id: p.id.clone(),
+            prompt: p.prompt.clone(),
+            measures: padlock::eval::measures::Measures::of(&p.prompt, &text),
+            text,
+            tokens,
+        };
+        writeln!(out, "{}", serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))?).map_err(io)?;
+        eprintln!("[{label} {}/{} {:.0}s] {} #{}: {} words", i + 1, jobs.len(), now_seconds() - t0, row.dimension, row.id, row.measures.words);
+    }
+    Ok(())
+}
+
+/// Pairs of the held-out split: every fifth prompt (by prompt index), 20%.
+fn held_out(prompt_index: usize) -> bool {
+    prompt_index % 5 == 4
+}
+
+fn train_head(args: TrainHeadArgs) -> Result<()> {
+    use padlock::align::dpo::{self, Answer, DpoConfig, LmHeadRows, TrainPair};
+    use padlock::eval::{dimensions, pairs::Pair};
+    let io = |e: std::io::Error| Error::new(padlock::ErrorCode::Io, e.to_string());
+    let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
+    let dim = dimensions::dimension(&args.dimension)?;
+    let bytes = Arc::new(std::fs::read(&args.model).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{}: {e}", args.model)))?);
+    let engine = Engine::load(CpuBackend::new(), bytes.clone(), &mut |_| {})?;
+    let mut pairs = Vec::new();
+    for (n, line) in std::fs::read_to_string(&args.pairs).map_err(io)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let pair: Pair = serde_json::from_str(line).map_err(|e| invalid(format!("{} line {}: {e}", args.pairs, n + 1)))?;
+        if pair.dimension == dim.name {
+            pairs.push(pair);
+        }
+    }
+    pairs.truncate(args.limit.unwrap_or(usize::MAX));
+    let (train, held): (Vec<usize>, Vec<usize>) = (0..pairs.len()).partition(|&i| !held_out(pairs[i].prompt_index));
+    if train.is_empty() || held.is_empty() {
+        return Err(invalid(format!("{} pairs of {:?}: need some to train on and some held out", pairs.len(), dim.name)));
+    }
+    let preference = pairs[0].preference.clone();
+    let answers: Vec<TrainPair> = pairs
+        .iter()
+        .map(|p| TrainPair {
+            chosen: Answer { prompt: p.prompt.clone(), ids: p.chosen_ids.clone(), eos: p.chosen_eos },
+            rejected: Answer { prompt: p.prompt.clone(), ids: p.rejected_ids.clone(), eos: p.rejected_eos },
+        })
+        .collect();
+    let t0 = now_seconds();
+    let features = pollster::block_on(dpo::extract(&engine, &preference, &answers, args.top_k, &mut |done, total| {
+        if done % 10 == 0 || done == total {
+            eprintln!("[features {done}/{total}]");
+        }
+    }))?;
+    let t_features = now_seconds() - t0;
+    // The LM head on the host, for scoring candidates.
+    let file = padlock::model::gguf::GgufFile::parse(bytes)?;
+    let info = file.tensor("output.weight").or_else(|| file.tensor("token_embd.weight")).ok_or_else(|| invalid("no LM head".into()))?;
+    let mut rows = vec![0f32; info.n_elements()];
+    quant::dequantize_row(info.dtype, file.tensor_data(info), &mut rows)?;
+    let lm = LmHeadRows { rows: &rows, hidden: features.hidden };
+    let cfg = DpoConfig {
+        rank: args.rank,
+        epochs: args.epochs,
+        learning_rate: args.learning_rate,
+        beta: args.dpo_beta,
+        batch: 8,
+        seed: args.seed,
+    };
+    let identity_train = dpo::pairwise_accuracy(&features, &lm, None, &train);
+    let identity_held = dpo::pairwise_accuracy(&features, &lm, None, &held);
+    eprintln!("identity head: train accuracy {identity_train:.3}, held-out {identity_held:.3}");
+    let t1 = now_seconds();
+    let head = dpo::train(&features, &lm, &train, &cfg, &mut |epoch, loss, head| {
+        let acc = dpo::pairwise_accuracy(&features, &lm, Some(head), &train);
+        eprintln!("epoch {epoch}: train loss {loss:.4}, train accuracy {acc:.3}");
+    })?;
+    let t_train = now_seconds() - t1;
+    let train_acc = dpo::pairwise_accuracy(&features, &lm, Some(&head), &train);
+    let held_acc = dpo::pairwise_accuracy(&features, &lm, Some(&head), &held);
+    let report = serde_json::json!({
+        "dimension": dim.name,
+        "preference": preference,
+        "pairs": pairs.len(), "train_pairs": train.len(), "heldout_pairs": held.len(),
+        "positions": features.target.len(),
+        "identity_train_accuracy": identity_train, "identity_heldout_accuracy": identity_held,
+        "train_accuracy": train_acc, "heldout_accuracy": held_acc,
+        "rank": cfg.rank, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "dpo_beta": cfg.beta,
+        "top_k": args.top_k, "seed": cfg.seed,
+        "feature_seconds": t_features, "train_seconds": t_train,
+        "shipped": held_acc >= args.min_accuracy,
+    });
+    println!("{report}");
+    if held_acc < args.min_accuracy {
+        return Err(invalid(format!(
+            "held-out accuracy {held_acc:.3} is below {}: no head written",
+            args.min_accuracy
+        )));
+    }
+    let metadata = report
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
+        .unwrap_or_default();
+    std::fs::write(&args.out, head.to_safetensors(&metadata)?).map_err(io)?;
+    eprintln!("wrote {}", args.out);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Run everything inside the thread pool: a kernel call made from a pool thread hands work
@@ -422,6 +673,8 @@ fn main() -> ExitCode {
         Command::Generate(a) => generate(a),
         Command::Bench(a) => bench(a),
         Command::MakePairs(a) => make_pairs(a),
+        Command::TrainHead(a) => train_head(a),
+        Command::Eval(a) => eval(a),
     };
     let result = match rayon::ThreadPoolBuilder::new().build() {
         Ok(pool) => pool.install(run),

@@ -2,4 +2,6 @@
 //! measures, contrastive preference pairs and the evaluation runner behind `padlock eval`.
 
 pub mod dimensions;
+pub mod measures;
 pub mod pairs;
+pub mod run;
