@@ -153,7 +153,7 @@ mod tests {
             "Photosynthetic organisms convert electromagnetic radiation into chemical energy through complicated biochemical pathways.",
         );
         assert!(easy < 2.0 && hard > 15.0, "{easy} {hard}");
-        assert_eq!(humour_per_100_words("Ha, what a funny joke 😂 to tell"), 100.0 * 3.0 / 7.0);
+        assert_eq!(humour_per_100_words("Ha, what a funny joke 😂 to tell"), 100.0 * 3.0 / 8.0);
         assert_eq!(distinct2("a b a b"), 2.0 / 3.0);
         assert_eq!(content_words("What is the capital of Germany?"), vec!["capital", "germany"]);
         assert_eq!(relevance("What is the capital of Germany?", "Berlin is Germany's capital."), 1.0);
