@@ -11,15 +11,22 @@ M=models/SmolLM2-135M-Instruct.Q4_1.gguf
 R=eval/results.jsonl
 ev() { "$BIN" eval --model "$M" --data eval/koala_eval_50.json --out "$R" "$@"; }
 ev --label base --method base
-ev --label "pad β=1" --method pad --beta 1
-ev --label prompt --method prompt
-# Trained value heads (heads/<dimension>.safetensors, made by scripts/train-heads.sh).
-for d in concise child warm humor; do
-  [[ -f "heads/$d.safetensors" ]] && ev --label "pad β=1 trained head" --method pad --beta 1 --heads-dir heads --dimensions "$d"
+# The main configurations, in rounds of 10 prompts so that every one has the same prompts
+# done whenever the run is stopped (it resumes where it stopped).
+for n in 10 20 30 40 50; do
+  ev --limit $n --label prompt --method prompt
+  ev --limit $n --label "pad" --method pad --beta 1
+  # Trained value heads (heads/<dimension>.safetensors, made by scripts/train-heads.sh).
+  for d in concise child warm humor; do
+    if [[ -f "heads/$d.safetensors" ]]; then
+      ev --limit $n --label "pad + trained head" --method pad --beta 1 --heads-dir heads --dimensions "$d"
+    fi
+  done
 done
-# Levers, on the first 10 prompts: the guideline in the base context too; candidates cut
-# to the base model's top-p 0.9 nucleus inside the top-10; β = 2.
-ev --label "pad β=1 +guideline in base" --method pad --beta 1 --base-with-guideline --limit 10
-ev --label "pad β=1 top-p 0.9" --method pad --beta 1 --candidate-top-p 0.9 --limit 10
-ev --label "pad β=2" --method pad --beta 2 --limit 10
+# Levers, on the first 10 prompts ("pad" is β = 1, k = 10, candidates need ≥ 0.1 × the base
+# top-1's probability, harmlessness in its own context): no candidate floor (the PAD paper's
+# setting), the guideline in the base context too, β = 2.
+ev --limit 10 --label "pad, no candidate floor" --method pad --beta 1 --candidate-min-p 0
+ev --limit 10 --label "pad + guideline in base" --method pad --beta 1 --base-with-guideline
+ev --limit 10 --label "pad β=2" --method pad --beta 2
 "$BIN" eval --out "$R" --report > eval/report.md

@@ -183,10 +183,10 @@ struct PersonalizationArgs {
     #[arg(long, default_value_t = 1.0)]
     beta: f32,
     /// PAD: keep the candidates inside this much base probability (nucleus within the top-k; 1: off).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = Personalization::default().candidate_top_p)]
     candidate_top_p: f32,
     /// PAD: drop candidates below this fraction of the base top-1's probability (0: off).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = Personalization::default().candidate_min_p)]
     candidate_min_p: f32,
     /// Put the guideline in the base context too (PAD).
     #[arg(long)]
@@ -276,6 +276,14 @@ struct BenchArgs {
     decode_tokens: usize,
     #[arg(long)]
     json: bool,
+    /// Instead: decode through generation (greedy, end-of-turn ignored) with each number of
+    /// preferences in the list (0: plain decoding; n > 0: PAD with n preferences plus the
+    /// harmlessness context), alternating for --rounds, and report each one's best decode
+    /// tok/s, its ratio to plain decoding, and tok/s over the first and last quarter.
+    #[arg(long, value_delimiter = ',')]
+    preferences: Vec<usize>,
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 fn load(path: &str) -> Result<Engine<CpuBackend>> {
@@ -399,8 +407,70 @@ fn best_of_n(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &Generat
     Ok(())
 }
 
+/// Decode speed through `Generation` with `n` preferences (0: plain), end-of-turn ignored:
+/// (tok/s over all tokens, over the first quarter, over the last quarter).
+fn decode_speed(engine: &Engine<CpuBackend>, n: usize, tokens: usize) -> Result<(f64, f64, f64)> {
+    let personalization = Personalization {
+        method: if n == 0 { Method::Base } else { Method::Pad },
+        preferences: (0..n).map(|i| Preference::new(format!("Preference number {}: be helpful.", i + 1), 1.0)).collect(),
+        ..Default::default()
+    };
+    let options = GenerateOptions {
+        max_tokens: tokens,
+        sampling: SamplingParams::greedy(),
+        system: None,
+        personalization,
+        ignore_eos: true,
+    };
+    let mut gen = pollster::block_on(Generation::chat(engine, "Write a long story about a dragon who learns to bake bread.", &options))?;
+    // The first token comes from the prefill's logits: start the clock after it.
+    pollster::block_on(gen.next())?;
+    let mut times = vec![now_seconds()];
+    while pollster::block_on(gen.next())?.is_some() {
+        times.push(now_seconds());
+    }
+    let rate = |a: usize, b: usize| (b - a) as f64 / (times[b] - times[a]).max(1e-9);
+    let (n, q) = (times.len() - 1, (times.len() - 1) / 4);
+    Ok((rate(0, n), rate(0, q.max(1)), rate(n - q.max(1), n)))
+}
+
+fn bench_pad(engine: &Engine<CpuBackend>, args: &BenchArgs) -> Result<()> {
+    let mut best = vec![(0.0f64, 0.0f64, 0.0f64); args.preferences.len()];
+    for _ in 0..args.rounds.max(1) {
+        for (i, &n) in args.preferences.iter().enumerate() {
+            let r = decode_speed(engine, n, args.decode_tokens)?;
+            if r.0 > best[i].0 {
+                best[i] = r;
+            }
+        }
+    }
+    let plain = args.preferences.iter().position(|&n| n == 0).map(|i| best[i].0);
+    let rows: Vec<_> = args
+        .preferences
+        .iter()
+        .zip(&best)
+        .map(|(&n, &(all, first, last))| {
+            serde_json::json!({
+                "preferences": n, "contexts": if n == 0 { 1 } else { n + 2 },
+                "decode_tokens_per_second": all,
+                "cost_vs_plain": plain.map(|p| p / all),
+                "first_quarter_tokens_per_second": first, "last_quarter_tokens_per_second": last,
+            })
+        })
+        .collect();
+    let out = serde_json::json!({
+        "bench": "pad-decode", "decode_tokens": args.decode_tokens, "rounds": args.rounds,
+        "kernel": quant::kernel_name(), "threads": rayon::current_num_threads(), "results": rows,
+    });
+    println!("{out}");
+    Ok(())
+}
+
 fn bench(args: BenchArgs) -> Result<()> {
     let engine = load(&args.model)?;
+    if !args.preferences.is_empty() {
+        return bench_pad(&engine, &args);
+    }
     let model = &engine.model;
     // A prompt of exactly `prompt_tokens` tokens: a paragraph of text, repeated as needed.
     let text = "The quick brown fox jumps over the lazy dog while the river runs to the sea. ";
