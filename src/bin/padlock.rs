@@ -284,6 +284,10 @@ struct BenchArgs {
     preferences: Vec<usize>,
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// With --preferences: where the harmlessness principle goes (its own context costs one
+    /// more sequence in the batch).
+    #[arg(long, value_enum, default_value = "context")]
+    harmless: HarmlessArg,
 }
 
 fn load(path: &str) -> Result<Engine<CpuBackend>> {
@@ -409,8 +413,9 @@ fn best_of_n(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &Generat
 
 /// Decode speed through `Generation` with `n` preferences (0: plain), end-of-turn ignored:
 /// (tok/s over all tokens, over the first quarter, over the last quarter).
-fn decode_speed(engine: &Engine<CpuBackend>, n: usize, tokens: usize) -> Result<(f64, f64, f64)> {
+fn decode_speed(engine: &Engine<CpuBackend>, n: usize, tokens: usize, harmless: HarmlessMode) -> Result<(f64, f64, f64)> {
     let personalization = Personalization {
+        harmless,
         method: if n == 0 { Method::Base } else { Method::Pad },
         preferences: (0..n).map(|i| Preference::new(format!("Preference number {}: be helpful.", i + 1), 1.0)).collect(),
         ..Default::default()
@@ -438,7 +443,11 @@ fn bench_pad(engine: &Engine<CpuBackend>, args: &BenchArgs) -> Result<()> {
     let mut best = vec![(0.0f64, 0.0f64, 0.0f64); args.preferences.len()];
     for _ in 0..args.rounds.max(1) {
         for (i, &n) in args.preferences.iter().enumerate() {
-            let r = decode_speed(engine, n, args.decode_tokens)?;
+            let harmless = match args.harmless {
+                HarmlessArg::Context => HarmlessMode::Context,
+                HarmlessArg::Guideline => HarmlessMode::Guideline,
+            };
+            let r = decode_speed(engine, n, args.decode_tokens, harmless)?;
             if r.0 > best[i].0 {
                 best[i] = r;
             }
@@ -451,7 +460,8 @@ fn bench_pad(engine: &Engine<CpuBackend>, args: &BenchArgs) -> Result<()> {
         .zip(&best)
         .map(|(&n, &(all, first, last))| {
             serde_json::json!({
-                "preferences": n, "contexts": if n == 0 { 1 } else { n + 2 },
+                "preferences": n,
+                "contexts": if n == 0 { 1 } else if matches!(args.harmless, HarmlessArg::Guideline) { n + 1 } else { n + 2 },
                 "decode_tokens_per_second": all,
                 "cost_vs_plain": plain.map(|p| p / all),
                 "first_quarter_tokens_per_second": first, "last_quarter_tokens_per_second": last,
