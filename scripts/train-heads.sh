@@ -12,9 +12,10 @@ if [[ "${MAKE_PAIRS:-0}" == 1 ]]; then
   # Pairs were made in prompt order with seed 1 until enough per dimension (48) existed.
   "$BIN" make-pairs --model "$M" --prompts heads/train_prompts.txt --seeds 1 --max-tokens 128 --out heads/pairs.jsonl
 fi
+mkdir -p target/head-features
 for dim in concise child warm humor; do
   if "$BIN" train-head --model "$M" --pairs heads/pairs.jsonl --dimension "$dim" --epochs 5 \
-       --out "heads/$dim.safetensors" > "heads/$dim.json"; then
+       --cache "target/head-features/$dim.safetensors" --out "heads/$dim.safetensors" > "heads/$dim.json"; then
     echo "$dim: shipped"
   else
     echo "$dim: not shipped (see heads/$dim.json)"

@@ -62,6 +62,57 @@ pub struct Features {
     pub pairs: Vec<[std::ops::Range<usize>; 2]>,
 }
 
+impl Features {
+    /// The features as safetensors (so that training with other settings skips the backbone).
+    pub fn to_safetensors(&self) -> Result<Vec<u8>> {
+        use safetensors::{tensor::TensorView, Dtype};
+        let le32 = |v: &mut dyn Iterator<Item = [u8; 4]>| v.flatten().collect::<Vec<u8>>();
+        let h = le32(&mut self.h.iter().map(|x| x.to_le_bytes()));
+        let cand = le32(&mut self.candidates.iter().map(|x| x.to_le_bytes()));
+        let target = le32(&mut self.target.iter().map(|x| x.to_le_bytes()));
+        let lp = le32(&mut self.base_logprob.iter().map(|x| x.to_le_bytes()));
+        let ranges = le32(&mut self.pairs.iter().flat_map(|[c, r]| [c.start, c.end, r.start, r.end]).map(|x| (x as u32).to_le_bytes()));
+        let n = self.target.len();
+        let err = |e: safetensors::SafeTensorError| crate::Error::new(crate::ErrorCode::Io, e.to_string());
+        let tensors = vec![
+            ("h", TensorView::new(Dtype::F32, vec![n, self.hidden], &h).map_err(err)?),
+            ("candidates", TensorView::new(Dtype::U32, vec![n, self.slots], &cand).map_err(err)?),
+            ("target", TensorView::new(Dtype::U32, vec![n], &target).map_err(err)?),
+            ("base_logprob", TensorView::new(Dtype::F32, vec![n], &lp).map_err(err)?),
+            ("pairs", TensorView::new(Dtype::U32, vec![self.pairs.len(), 4], &ranges).map_err(err)?),
+        ];
+        safetensors::serialize(tensors, None).map_err(err)
+    }
+
+    /// Reads what [`Features::to_safetensors`] wrote; anything else is an `INVALID_ARGUMENT` error.
+    pub fn from_safetensors(bytes: &[u8]) -> Result<Features> {
+        let bad = |m: String| crate::Error::new(crate::ErrorCode::InvalidArgument, format!("feature cache: {m}"));
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let get = |name: &str| st.tensor(name).map_err(|e| bad(format!("{name}: {e}")));
+        let u32s = |d: &[u8]| d.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<u32>>();
+        let f32s = |d: &[u8]| d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>();
+        let (h, cand) = (get("h")?, get("candidates")?);
+        let (hidden, slots) = (h.shape().get(1).copied().unwrap_or(0), cand.shape().get(1).copied().unwrap_or(0));
+        let ranges = u32s(get("pairs")?.data());
+        let f = Features {
+            hidden,
+            slots,
+            h: f32s(h.data()),
+            candidates: u32s(cand.data()),
+            target: u32s(get("target")?.data()),
+            base_logprob: f32s(get("base_logprob")?.data()),
+            pairs: ranges.chunks_exact(4).map(|r| [r[0] as usize..r[1] as usize, r[2] as usize..r[3] as usize]).collect(),
+        };
+        let n = f.target.len();
+        if hidden == 0 || slots == 0 || f.h.len() != n * hidden || f.candidates.len() != n * slots || f.base_logprob.len() != n
+            || f.pairs.iter().flatten().any(|r| r.start > r.end || r.end > n)
+        {
+            return Err(bad("inconsistent shapes".into()));
+        }
+        Ok(f)
+    }
+}
+
 /// Runs the backbone over every answer of `pairs`: the base model on the plain chat prompt
 /// (candidates and reference log-probabilities) and the PersRM context for `preference`
 /// (hidden states). `progress(done, total)` after each pair.
@@ -356,6 +407,14 @@ mod tests {
         let head = train(&f, &lm, &all[..16], &cfg, &mut |_, loss, _| losses.push(loss)).unwrap();
         assert!(losses.last().unwrap() < &(0.5 * losses[0]), "loss {losses:?}");
         assert_eq!(pairwise_accuracy(&f, &lm, Some(&head), &all[16..]), 1.0);
+    }
+
+    #[test]
+    fn features_round_trip_through_safetensors() {
+        let (f, _) = toy();
+        let g = Features::from_safetensors(&f.to_safetensors().unwrap()).unwrap();
+        assert_eq!((g.h, g.candidates, g.target, g.base_logprob, g.pairs), (f.h, f.candidates, f.target, f.base_logprob, f.pairs));
+        assert!(Features::from_safetensors(b"nope").is_err());
     }
 
     #[test]

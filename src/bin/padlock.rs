@@ -108,6 +108,10 @@ struct TrainHeadArgs {
     top_k: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Keep the backbone's outputs here (safetensors): a later run with the same pairs,
+    /// dimension and --top-k reads them instead of running the model again.
+    #[arg(long)]
+    cache: Option<String>,
 }
 
 #[derive(Args)]
@@ -685,11 +689,30 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         })
         .collect();
     let t0 = now_seconds();
-    let features = pollster::block_on(dpo::extract(&engine, &preference, &answers, args.top_k, &mut |done, total| {
-        if done % 10 == 0 || done == total {
-            eprintln!("[features {done}/{total}]");
+    let cached = match &args.cache {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(dpo::Features::from_safetensors(&bytes)?),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let features = match cached {
+        Some(f) if f.pairs.len() == answers.len() && f.slots == args.top_k + 1 => {
+            eprintln!("[features from {}]", args.cache.as_deref().unwrap_or_default());
+            f
         }
-    }))?;
+        _ => {
+            let f = pollster::block_on(dpo::extract(&engine, &preference, &answers, args.top_k, &mut |done, total| {
+                if done % 10 == 0 || done == total {
+                    eprintln!("[features {done}/{total}]");
+                }
+            }))?;
+            if let Some(path) = &args.cache {
+                std::fs::write(path, f.to_safetensors()?).map_err(io)?;
+            }
+            f
+        }
+    };
     let t_features = now_seconds() - t0;
     // The LM head on the host, for scoring candidates.
     let file = padlock::model::gguf::GgufFile::parse(bytes)?;
