@@ -43,13 +43,14 @@ test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_
   await t.test('PAD with two preferences (and the harmlessness principle), greedy, 24 tokens', async () => {
     const prefs = ['Be concise: answer in one or two short sentences.', 'Be warm, friendly and encouraging, like a caring friend.'];
     const cli = native(['--max-tokens', '24', '--greedy', '--method', 'pad', '--prefer', prefs[0], '--prefer', prefs[1],
-      '--weight', '1', '--weight', '0.5', '--beta', '1.5', '--top-k', '10']);
+      '--weight', '1', '--weight', '0.5', '--beta', '1.5', '--top-k', '10', '--candidate-min-p', '0']);
     const tokens = [];
     const web = await env.page.evaluate(({ p, o }) => {
       const seen = [];
       return window.padlock.generate(p, o, (piece, id, explanation) => seen.push({ id, explanation }))
         .then((r) => ({ ...r, seen }));
     }, { p: PROMPT, o: { maxTokens: 24, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5, candidates: 10,
+      candidateMinP: 0,
       preferences: [{ text: prefs[0], weight: 1 }, { text: prefs[1], weight: 0.5 }] } });
     tokens.push(...web.seen);
     assert.deepEqual(web.promptIds, cli.prompt_ids, 'base prompt ids differ');
@@ -65,6 +66,29 @@ test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_
       t.explanation.contributions.forEach((c, j) => assert.ok(Math.abs(c - cli.explanation[i].contributions[j]) < 1e-2));
     });
     assert.ok(tokens.some((t) => t.explanation.chosen !== t.explanation.baseTop1), 'β = 1.5 should move some choice');
+  });
+
+  await t.test('a trained value head loaded in the browser gives the native tokens', async () => {
+    const pref = 'Be concise: answer in one or two short sentences.';
+    const cli = native(['--max-tokens', '24', '--greedy', '--method', 'pad', '--prefer', pref, '--beta', '1.5',
+      '--head', 'heads/concise.safetensors']);
+    const web = await env.page.evaluate(async ({ p, pref }) => {
+      const meta = await window.padlock.loadHead('concise', '/heads/concise.safetensors');
+      const bad = await window.padlock.loadHead('broken', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))
+        .then(() => null, (e) => e.code);
+      const options = { maxTokens: 24, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5 };
+      const withHead = await window.padlock.generate(p, { ...options, preferences: [{ text: pref, head: 'concise' }] });
+      const identity = await window.padlock.generate(p, { ...options, preferences: [{ text: pref }] });
+      const missing = await window.padlock.generate(p, { ...options, preferences: [{ text: pref, head: 'nope' }] })
+        .then(() => null, (e) => e.code);
+      return { meta, bad, withHead, identity, missing };
+    }, { p: PROMPT, pref });
+    assert.equal(web.meta.dimension, 'concise');
+    assert.ok(Number(web.meta.heldout_accuracy) >= 0.7);
+    assert.equal(web.bad, 'VALUE_HEAD');
+    assert.equal(web.missing, 'INVALID_ARGUMENT');
+    assert.deepEqual(web.withHead.generatedIds, cli.generated_ids, `with head\n web: ${web.withHead.text}\n cli: ${cli.text}`);
+    assert.notDeepEqual(web.withHead.sequenceRewards, web.identity.sequenceRewards, 'the head changes the rewards');
   });
 
   await t.test('an unsafe preference is refused with UNSAFE_PREFERENCE', async () => {
