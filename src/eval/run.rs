@@ -130,5 +130,51 @@ pub fn report(rows: &[Row]) -> Result<String> {
             );
         }
     }
+    md += &side_by_side(rows, 2);
     Ok(md)
+}
+
+/// For each dimension, the answers of every configuration to its first `per_dimension`
+/// prompts that every configuration answered (each cut to 320 characters).
+fn side_by_side(rows: &[Row], per_dimension: usize) -> String {
+    let cell = |t: &str| {
+        let mut c: String = t.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|");
+        if c.chars().count() > 320 {
+            c = c.chars().take(320).collect::<String>() + "…";
+        }
+        c
+    };
+    let mut md = String::from("\n## Answers side by side\n");
+    for d in DIMENSIONS {
+        let labels: Vec<&str> = {
+            let mut l: Vec<&str> = rows.iter().filter(|r| r.dimension == d.name).map(|r| r.label.as_str()).collect();
+            l.sort();
+            l.dedup();
+            l
+        };
+        if labels.is_empty() {
+            continue;
+        }
+        let find = |label: &str, id: &str| rows.iter().find(|r| r.label == label && r.dimension == d.name && r.id == id);
+        let base = |id: &str| rows.iter().find(|r| r.method == Method::Base && r.id == id);
+        let mut shown = 0;
+        for r in rows.iter().filter(|r| r.method == Method::Base) {
+            if shown == per_dimension {
+                break;
+            }
+            if labels.iter().all(|l| find(l, &r.id).is_some()) {
+                md += &format!("\n**{}** — prompt {}: \"{}\"\n\n| method | answer |\n|---|---|\n", d.name, r.id, cell(&r.prompt));
+                if let Some(b) = base(&r.id) {
+                    md += &format!("| base | {} |\n", cell(&b.text));
+                }
+                for l in &labels {
+                    if let Some(a) = find(l, &r.id) {
+                        md += &format!("| {} | {} |\n", l, cell(&a.text));
+                    }
+                }
+                shown += 1;
+            }
+        }
+    }
+    md
 }
