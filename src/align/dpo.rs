@@ -312,7 +312,7 @@ pub fn train(
     cfg: &DpoConfig,
     on_epoch: &mut dyn FnMut(usize, f64, &LowRankHead),
 ) -> Result<LowRankHead> {
-    if cfg.rank == 0 || cfg.epochs == 0 || cfg.batch == 0 || !(cfg.learning_rate > 0.0) || !(cfg.beta > 0.0) {
+    if cfg.rank == 0 || cfg.epochs == 0 || cfg.batch == 0 || cfg.learning_rate.is_nan() || cfg.learning_rate <= 0.0 || cfg.beta.is_nan() || cfg.beta <= 0.0 {
         crate::bail!(InvalidArgument, "rank, epochs, batch, learning rate and β must be positive");
     }
     if train.is_empty() {

@@ -57,11 +57,11 @@ impl LowRankHead {
     /// z = W·x = x + U·(V·x).
     pub fn apply(&self, x: &[f32], vx: &mut [f32], z: &mut [f32]) {
         let (h, r) = (self.hidden, self.rank);
-        for k in 0..r {
-            vx[k] = dot(&self.down[k * h..(k + 1) * h], x);
+        for (k, v) in vx.iter_mut().enumerate().take(r) {
+            *v = dot(&self.down[k * h..(k + 1) * h], x);
         }
-        for i in 0..h {
-            z[i] = x[i] + dot(&self.up[i * r..(i + 1) * r], vx);
+        for (i, zi) in z.iter_mut().enumerate().take(h) {
+            *zi = x[i] + dot(&self.up[i * r..(i + 1) * r], vx);
         }
     }
 
@@ -165,9 +165,9 @@ mod tests {
         let x: Vec<f32> = (0..8).map(|i| i as f32 * 0.25 - 1.0).collect();
         let (mut vx, mut z) = (vec![0.0; 2], vec![0.0; 8]);
         head.apply(&x, &mut vx, &mut z);
-        for i in 0..8 {
+        for (i, zi) in z.iter().enumerate() {
             let dense: f32 = (0..8).map(|j| file.matrix[i * 8 + j] * x[j]).sum();
-            assert!((dense - z[i]).abs() < 1e-5, "{dense} vs {}", z[i]);
+            assert!((dense - zi).abs() < 1e-5, "{dense} vs {zi}");
         }
         // U = 0 is exactly the identity.
         let id = LowRankHead::identity(8, 2, || 0.3).to_matrix();

@@ -364,7 +364,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
     } else {
         println!();
         if args.explain && !explanations.is_empty() {
-            print_explanation(&gen.reward_labels().to_vec(), &explanations);
+            print_explanation(gen.reward_labels(), &explanations);
         }
         eprintln!(
             "[{} prompt tokens at {prefill_tps:.1} tok/s, {} generated at {decode_tps:.1} tok/s, kernel {}]",
