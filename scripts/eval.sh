@@ -31,7 +31,9 @@ main 20
 ev --limit 10 --label "pad, no candidate floor" --method pad --beta 1 --candidate-min-p 0
 ev --limit 10 --label "pad + guideline in base" --method pad --beta 1 --base-with-guideline
 ev --limit 10 --label "pad β=2" --method pad --beta 2
-main 30
-main 40
-main 50
+# β = 2 moved the measures most on those 10 prompts: it joins the main configurations.
+for n in 20 30 40 50; do
+  ev --limit $n --label "pad β=2" --method pad --beta 2
+  main $n
+done
 "$BIN" eval --out "$R" --report > eval/report.md
