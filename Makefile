@@ -2,7 +2,10 @@
 #
 #   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
 #   make test    set up, native tests, wasm tests in headless Chromium, build pkg/, browser e2e tests
-#   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium
+#   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
+#                and PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium
+#   make heads   the value heads in heads/ (scripts/train-heads.sh; long, CPU-heavy)
+#   make eval    the evaluation in EVAL.md (scripts/eval.sh; hours on 2 cores, resumable)
 #
 # pkg/ is built with `wasm-pack build --release --target web --mode no-install` (wasm-opt is off
 # in Cargo.toml). With PKG_BUILDER=cargo it is built with cargo + wasm-bindgen instead (same output).
@@ -27,7 +30,7 @@ WASM_TEST_ARGS ?= --no-default-features --lib $(foreach t,$(WASM_TEST_FILES),--t
 NATIVE_TEST_ARGS ?=
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser clean-pkg help
+.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad heads eval clean-pkg help
 
 all: help
 
@@ -93,10 +96,27 @@ bench-browser:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
 	node scripts/bench-browser.mjs
 
+# PAD decode tok/s with 0, 1 and 4 preferences (plus the harmlessness context) in one run,
+# natively (and with harmlessness inside the guideline instead) and in Chromium.
+bench-pad:
+	cargo build --release
+	target/release/padlock bench --model $(MODEL) --preferences 0,1,4 --decode-tokens 64 --rounds 3
+	target/release/padlock bench --model $(MODEL) --preferences 0,1 --decode-tokens 64 --rounds 3 --harmless guideline
+	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --preferences 0,1,4 --decode-tokens 64 --rounds 3
+	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
+	node scripts/bench-pad-browser.mjs
+
 bench: setup
 	$(MAKE) pkg
 	$(MAKE) bench-native
 	$(MAKE) bench-browser
+	$(MAKE) bench-pad
+
+heads: setup native
+	nice -n 10 scripts/train-heads.sh
+
+eval: setup native
+	nice -n 10 scripts/eval.sh
 
 clean-pkg:
 	rm -rf pkg

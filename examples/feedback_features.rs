@@ -15,6 +15,7 @@ use padlock::align::sampler::SamplingParams;
 use padlock::align::values::HARMLESS_PRINCIPLE;
 use padlock::align::{Method, Personalization, Preference};
 use padlock::backend::cpu::CpuBackend;
+use padlock::feedback::StopRewards;
 use padlock::generate::{Engine, GenerateOptions, Generation};
 
 const PROMPTS: [&str; 24] = [
@@ -43,9 +44,9 @@ fn main() {
     let bytes = std::fs::read("models/SmolLM2-135M-Instruct.Q4_1.gguf").expect("the default model (scripts/fetch-model.sh)");
     let engine = Engine::load(CpuBackend::new(), Arc::new(bytes), &mut |_| {}).expect("load");
     let preferences = vec![
-        Preference { text: HARMLESS_PRINCIPLE.into(), weight: 1.0 },
-        Preference { text: "Keep answers short and concise.".into(), weight: concise },
-        Preference { text: "Explain in detail, with examples.".into(), weight: detailed },
+        Preference::new(HARMLESS_PRINCIPLE, 1.0),
+        Preference::new("Keep answers short and concise.", concise),
+        Preference::new("Explain in detail, with examples.", detailed),
     ];
     type Feature = fn(&Answer) -> Vec<f64>;
     let features: [(&str, Feature); 4] = [
@@ -70,9 +71,10 @@ fn main() {
                     ..Default::default()
                 };
                 let mut g = pollster::block_on(Generation::chat(&engine, prompt, &options)).expect("generate");
-                while pollster::block_on(g.next()).expect("next").is_some() {}
+                let mut stop = StopRewards::default();
+                while pollster::block_on(stop.step(&mut g)).expect("next").is_some() {}
                 let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect();
-                Answer { tokens: g.generated().len(), rewards: f(g.sequence_rewards()), stop: f(g.stop_rewards()) }
+                Answer { tokens: g.generated().len(), rewards: f(g.sequence_rewards()), stop: f(&stop.finish(&g)) }
             })
             .collect();
         lengths.extend(answers.iter().map(|a| a.tokens));
@@ -83,7 +85,8 @@ fn main() {
         let (short, long) = if answers[0].tokens < answers[1].tokens { (&answers[0], &answers[1]) } else { (&answers[1], &answers[0]) };
         for (k, (_, f)) in features.iter().enumerate() {
             let x: Vec<f64> = centred(f(short)).iter().zip(centred(f(long))).map(|(a, b)| a - b).collect();
-            right[k] += (x[1] > x[2]) as usize;
+            // The reward contexts: concise, detailed, then harmlessness (`reward_contexts`).
+            right[k] += (x[0] > x[1]) as usize;
         }
     }
     println!(

@@ -47,6 +47,9 @@ pub enum ErrorCode {
     Io,
     /// A preference tries to switch off the universal values (harmlessness).
     UnsafePreference,
+    /// A value head file that cannot be used: not safetensors, missing or misshapen
+    /// tensors for this model, values that are not finite.
+    ValueHead,
     /// The preference store (IndexedDB, or the native store's files) failed.
     Storage,
     /// The browser refused the write: the origin's storage quota is used up. Nothing was changed.
@@ -86,6 +89,7 @@ impl ErrorCode {
             ErrorCode::Backend => "BACKEND",
             ErrorCode::Io => "IO",
             ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
+            ErrorCode::ValueHead => "VALUE_HEAD",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",
             ErrorCode::DecryptFailed => "DECRYPT_FAILED",

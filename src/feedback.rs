@@ -16,14 +16,14 @@
 //!   f_p(y) = (R_p(y) − S_p(y)) / n + S_p(y),    x_p(y) = f_p(y) − mean_q f_q(y),
 //!
 //! where S_p(y) is p's reward for the end-of-turn token when the answer stopped by itself
-//! (`Generation::stop_rewards`; 0 otherwise): the mean reward of the content tokens, which
+//! (the last term of R_p, kept apart by [`StopRewards`]; 0 otherwise): the mean reward of the content tokens, which
 //! does not grow with the length, plus the one decision to stop, which a mean would dilute.
 //! Centred across the preferences of that answer, because all guideline contexts share a
 //! large common part (they all agree with the tokens PAD picked) that says nothing about which
 //! preference the person favours; the step then shifts weight *between* preferences.
 //!
 //! Why this feature (measured on the default model with identity value heads, β = 2, pairs of
-//! sampled answers, the shorter one chosen; `examples`-free data in BENCHMARKS.md): the
+//! sampled answers, the shorter one chosen; `examples/feedback_features.rs`, BENCHMARKS.md): the
 //! centred summed rewards favoured 'concise' over 'detailed' in 13 of 25 pairs, per-token
 //! means in 15, the stop decision alone in 23, and this feature in 23. Summed rewards mostly
 //! measure which preference steered the answer (PAD picks its tokens to please the weightiest
@@ -36,7 +36,37 @@
 //!
 use serde::Serialize;
 
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::generate::{Generation, StopReason, Token};
 use crate::memory::{FeedbackEvent, FeedbackKind, Preference, Response, MAX_WEIGHT};
+
+/// Keeps, while a generation runs, what [`Response::stop`] needs: each reward context's
+/// reward for the end-of-turn token. That token's reward is the last term of
+/// `Generation::sequence_rewards`; drive the generation through [`StopRewards::step`] and
+/// [`StopRewards::finish`] tells it apart.
+#[derive(Debug, Default)]
+pub struct StopRewards {
+    before_last_step: Vec<f32>,
+}
+
+impl StopRewards {
+    /// `gen.next()`, remembering the sequence rewards before the step.
+    pub async fn step<B: Backend>(&mut self, gen: &mut Generation<'_, B>) -> Result<Option<Token>> {
+        self.before_last_step.clear();
+        self.before_last_step.extend_from_slice(gen.sequence_rewards());
+        gen.next().await
+    }
+
+    /// Once `step` has returned `None`: per reward context, the end-of-turn token's reward if
+    /// the answer ended there, else empty.
+    pub fn finish<B: Backend>(&self, gen: &Generation<'_, B>) -> Vec<f32> {
+        if gen.stop_reason() != Some(StopReason::Eos) || self.before_last_step.len() != gen.sequence_rewards().len() {
+            return Vec::new();
+        }
+        gen.sequence_rewards().iter().zip(&self.before_last_step).map(|(after, before)| after - before).collect()
+    }
+}
 
 /// η: the step size of one piece of feedback.
 pub const LEARNING_RATE: f64 = 1.0;

@@ -12,6 +12,8 @@ pub mod align;
 pub mod generate;
 pub mod memory;
 pub mod feedback;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod eval;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

@@ -6,6 +6,7 @@
 mod common;
 
 use padlock::align::sampler::SamplingParams;
+use padlock::feedback::StopRewards;
 use padlock::generate::{GenerateOptions, Generation};
 use padlock::memory::file::FileStore;
 use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Profile, Response, Source};
@@ -43,8 +44,9 @@ async fn answer(
     let options = GenerateOptions { max_tokens: env("MAX", 80), sampling, ..Default::default() };
     let plan = memory.personalize(&options).await.unwrap();
     let mut gen = Generation::chat(engine, prompt, &plan.options).await.unwrap();
-    while gen.next().await.unwrap().is_some() {}
-    plan.response(gen.text().unwrap(), gen.generated().len(), gen.sequence_rewards(), gen.stop_rewards())
+    let mut stop = StopRewards::default();
+    while stop.step(&mut gen).await.unwrap().is_some() {}
+    plan.response(gen.text().unwrap(), gen.generated().len(), gen.sequence_rewards(), &stop.finish(&gen))
 }
 
 async fn mean_length(engine: &padlock::generate::Engine<padlock::backend::cpu::CpuBackend>, memory: &Memory<FileStore>) -> (f32, Vec<u32>) {

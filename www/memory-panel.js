@@ -23,7 +23,7 @@ export function setupMemoryPanel(host) {
     list: $('preferences'),
     status: $('memory-status'),
     error: $('memory-error'),
-    personalize: $('personalize'),
+    useMemory: $('use-memory'),
     addForm: $('add-preference'),
     text: $('preference-text'),
     weight: $('preference-weight'),
@@ -224,7 +224,7 @@ export function setupMemoryPanel(host) {
   return {
     state,
     refresh,
-    personalize: () => el.personalize.checked,
+    personalize: () => el.useMemory.checked,
     onAnswer(prompt, result) {
       state.prompt = prompt;
       state.first = result;

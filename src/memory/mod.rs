@@ -177,7 +177,7 @@ pub struct Response {
     #[serde(default)]
     pub rewards: Vec<Reward>,
     /// Per context, the reward of the end-of-turn token (part of `rewards`), when the answer
-    /// ended there (`Generation::stop_rewards`); empty otherwise.
+    /// ended there (`feedback::StopRewards`); empty otherwise.
     #[serde(default)]
     pub stop: Vec<Reward>,
 }
@@ -460,7 +460,7 @@ pub struct Personalized {
 
 impl Personalized {
     /// The response as feedback will see it: text, token count, and each context's reward
-    /// and stop reward (`Generation::sequence_rewards`, `Generation::stop_rewards`).
+    /// and stop reward (`Generation::sequence_rewards`, `feedback::StopRewards`).
     pub fn response(&self, text: String, tokens: usize, rewards: &[f32], stop: &[f32]) -> Response {
         let named = |values: &[f32]| {
             self.contexts.iter().zip(values).map(|(id, &value)| Reward { preference: id.clone(), value }).collect()
@@ -724,14 +724,28 @@ impl<S: Store> Memory<S> {
             method,
             preferences: used
                 .iter()
-                .map(|p| crate::align::Preference { text: p.text.clone(), weight: p.effective_weight() as f32 })
+                .map(|p| crate::align::Preference::new(p.text.clone(), p.effective_weight() as f32))
                 .collect(),
             beta: profile.beta,
             candidates: profile.candidates,
             base_with_guideline: profile.base_with_guideline,
-            combined: false,
+            ..Personalization::default()
         };
-        let contexts = if method == Method::Pad { used.iter().map(|p| p.id.clone()).collect() } else { Vec::new() };
+        // Which preference each reward context stands for: the person's own in order, and
+        // the harmlessness principle where `reward_contexts` puts it (with at least its floor
+        // weight, `align::values`).
+        let mut own = used.iter().filter(|p| p.text != HARMLESS_PRINCIPLE).map(|p| p.id.clone());
+        let contexts = if method == Method::Pad {
+            options
+                .personalization
+                .reward_contexts()
+                .iter()
+                .map(|c| if c.label == HARMLESS_PRINCIPLE { Some(HARMLESS_ID.to_string()) } else { own.next() })
+                .collect::<Option<Vec<String>>>()
+                .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "the reward contexts do not match the active preferences"))?
+        } else {
+            Vec::new()
+        };
         Ok(Personalized { options, contexts })
     }
 

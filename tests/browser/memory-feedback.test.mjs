@@ -60,7 +60,7 @@ test('after the model has loaded, generating, storing and feedback make no netwo
   });
   assert.equal(summary.events, 2);
   assert.equal(summary.a.method, 'pad');
-  assert.deepEqual(summary.a.preferences, ['harmless', summary.a.preferences[1]]);
+  assert.deepEqual(summary.a.preferences, [summary.a.preferences[0], 'harmless'], 'the person\'s preference, then harmlessness (reward_contexts order)');
   assert.equal(summary.a.response.rewards.length, 2);
   assert.ok(summary.a.response.rewards.every((r) => Number.isFinite(r.value)));
   assert.deepEqual(requests, [], 'the page or its worker made requests');

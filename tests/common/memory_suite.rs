@@ -493,12 +493,15 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
     let pairs: Vec<(&str, f32)> =
         p.options.personalization.preferences.iter().map(|p| (p.text.as_str(), p.weight)).collect();
     assert_eq!(pairs[1..], [("Beta.", 2.0), ("Epsilon.", 1.5), ("Gamma.", 1.0)]);
-    assert_eq!(p.contexts, vec![HARMLESS_ID.to_string(), ids[1].clone(), ids[4].clone(), ids[2].clone()]);
+    // One id per reward context, in the order generation advances them (harmlessness last).
+    assert_eq!(p.contexts, vec![ids[1].clone(), ids[4].clone(), ids[2].clone(), HARMLESS_ID.to_string()]);
+    let labels: Vec<String> = p.options.personalization.reward_contexts().into_iter().map(|c| c.label).collect();
+    assert_eq!(labels, ["Beta.", "Epsilon.", "Gamma.", padlock::align::values::HARMLESS_PRINCIPLE]);
     // The rewards of a generation map back onto those ids.
     let r = p.response("text".into(), 7, &[0.5, 1.5, 2.5, 3.5], &[0.25, 0.5, 0.75, 1.0]);
     assert_eq!(r.tokens, 7);
-    assert_eq!(r.rewards[2], Reward { preference: ids[4].clone(), value: 2.5 });
-    assert_eq!(r.stop[3], Reward { preference: ids[2].clone(), value: 1.0 });
+    assert_eq!(r.rewards[2], Reward { preference: ids[2].clone(), value: 2.5 });
+    assert_eq!(r.stop[3], Reward { preference: HARMLESS_ID.into(), value: 1.0 });
     m.forget().await.unwrap();
 }
 
