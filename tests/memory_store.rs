@@ -35,7 +35,7 @@ mod native {
 
     use padlock::memory::file::FileStore;
     use padlock::memory::schema::{FeedbackV1, PreferenceV1};
-    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Response, Reward, Source, HARMLESS_ID};
+    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Source, HARMLESS_ID};
 
     use super::suite;
 
@@ -104,15 +104,7 @@ mod native {
                 s.spawn(move || {
                     let m = Memory::new(FileStore::open(&dir).unwrap());
                     for i in 0..per_thread {
-                        let r = |v: f32| Response {
-                            text: "x".into(),
-                            tokens: 1,
-                            rewards: vec![
-                                Reward { preference: HARMLESS_ID.into(), value: 0.0 },
-                                Reward { preference: a.clone(), value: v },
-                            ],
-                            stop: vec![],
-                        };
+                        let r = |v: f32| suite::response("x", &[(HARMLESS_ID, 0.0), (&a, v)]);
                         let input = FeedbackInput {
                             kind: FeedbackKind::Choice,
                             prompt: format!("{t}/{i}"),
@@ -160,7 +152,7 @@ mod browser {
     use js_sys::{Object, Reflect, Uint8Array};
     use padlock::memory::idb::IdbStore;
     use padlock::memory::schema::{FeedbackV1, PreferenceV1};
-    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Response, Reward, Source, HARMLESS_ID};
+    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Source, HARMLESS_ID};
     use padlock::ErrorCode;
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
@@ -316,16 +308,7 @@ mod browser {
         let m = Memory::new(IdbStore::open(name, None).await.unwrap());
         let a = m.add("I am vegetarian and allergic to peanuts.", None, Source::Explicit).await.unwrap().id;
         let b = m.add("Keep answers short and concise.", Some(1.5), Source::Explicit).await.unwrap().id;
-        let r = |v: f32| Response {
-            text: "Try a lentil curry without peanuts.".into(),
-            tokens: 8,
-            rewards: vec![
-                Reward { preference: HARMLESS_ID.into(), value: 1.0 },
-                Reward { preference: a.clone(), value: v },
-                Reward { preference: b.clone(), value: 1.0 },
-            ],
-            stop: vec![],
-        };
+        let r = |v: f32| suite::response("Try a lentil curry without peanuts.", &[(HARMLESS_ID, 1.0), (&a, v), (&b, 1.0)]);
         let input = FeedbackInput { kind: FeedbackKind::Choice, prompt: "What should I cook tonight?".into(), responses: vec![r(3.0), r(1.0)] };
         m.feedback(input).await.unwrap();
         (m, a, b)

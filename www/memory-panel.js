@@ -224,7 +224,9 @@ export function setupMemoryPanel(host) {
   return {
     state,
     refresh,
-    personalize: () => el.useMemory.checked,
+    // The saved preferences steer the answer when there are any enabled ones of the person's
+    // own and the box is ticked; otherwise the "Personalize (PAD)" panel's settings do.
+    personalize: () => el.useMemory.checked && state.preferences.some((p) => p.source !== 'universal' && p.enabled),
     onAnswer(prompt, result) {
       state.prompt = prompt;
       state.first = result;

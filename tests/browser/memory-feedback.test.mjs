@@ -76,6 +76,8 @@ test('the thumbs and "which is better" buttons log feedback events', { timeout: 
   await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: LOAD_TIMEOUT_MS });
   assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
   await page.evaluate(() => window.padlock.memory.add('Keep answers short and concise.'));
+  await page.evaluate(() => window.padlockApp.memory.refresh());
+  await page.click('#settings summary');
   await page.fill('#max-tokens', '24');
   await page.fill('#seed', '3');
   const ask = async (prompt) => {

@@ -32,7 +32,8 @@ fn code<T: std::fmt::Debug>(r: Result<T>) -> ErrorCode {
     r.expect_err("expected an error").code
 }
 
-fn response(text: &str, rewards: &[(&str, f32)]) -> Response {
+/// A response with these rewards (one token per word, no stop rewards).
+pub fn response(text: &str, rewards: &[(&str, f32)]) -> Response {
     Response {
         text: text.into(),
         tokens: text.split_whitespace().count() as u32,
