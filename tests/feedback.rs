@@ -65,8 +65,7 @@ fn choosing_the_concise_answer_raises_concise_and_shortens_answers() {
     pollster::block_on(async {
         let concise = memory.add("Keep answers short and concise.", Some(env("WC", 0.5)), Source::Explicit).await.unwrap().id;
         let detailed = memory.add("Explain in detail, with examples.", Some(env("WD", 1.5)), Source::Explicit).await.unwrap().id;
-        let mut profile = Profile::default();
-        profile.beta = env("BETA", 2.0);
+        let profile = Profile { beta: env("BETA", 2.0), ..Default::default() };
         memory.set_profile(&profile).await.unwrap();
 
         let (before, before_lengths) = mean_length(&engine, &memory).await;

@@ -471,7 +471,7 @@ impl Personalized {
 
 /// The preferences that steer the next answer: the harmlessness principle, then the enabled
 /// preferences, weightiest first (older first on a tie), at most `max_active` of them.
-pub fn active<'a>(preferences: &'a [Preference], max_active: usize) -> Vec<&'a Preference> {
+pub fn active(preferences: &[Preference], max_active: usize) -> Vec<&Preference> {
     let mut mine: Vec<&Preference> = preferences.iter().filter(|p| p.enabled && !p.is_universal()).collect();
     mine.sort_by(|a, b| {
         b.effective_weight()

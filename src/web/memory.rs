@@ -159,7 +159,7 @@ impl Memory {
         self.run(move |m| async move {
             let o = parsed?;
             let p = m.add(&text, o.weight, o.source.unwrap_or(Source::Explicit)).await.map_err(js_error)?;
-            Ok(serde_json::to_value(view(&p)).map_err(|e| invalid("preference", e))?)
+            serde_json::to_value(view(&p)).map_err(|e| invalid("preference", e))
         })
     }
 
@@ -173,7 +173,7 @@ impl Memory {
         let parsed = from_js::<PreferenceChange>(change, "change");
         self.run(move |m| async move {
             let p = m.update(&id, &parsed?).await.map_err(js_error)?;
-            Ok(serde_json::to_value(view(&p)).map_err(|e| invalid("preference", e))?)
+            serde_json::to_value(view(&p)).map_err(|e| invalid("preference", e))
         })
     }
 

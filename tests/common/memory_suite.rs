@@ -54,9 +54,7 @@ fn weight_of(contents: &Contents, id: &str) -> f64 {
 async fn fill<S: Store>(m: &Memory<S>) -> (String, String) {
     let concise = m.add("Keep answers short and concise.", Some(0.8), Source::Explicit).await.unwrap().id;
     let vegetarian = m.add("I am vegetarian.", None, Source::Explicit).await.unwrap().id;
-    let mut profile = Profile::default();
-    profile.beta = 1.5;
-    profile.max_active = 2;
+    let profile = Profile { beta: 1.5, max_active: 2, ..Default::default() };
     m.set_profile(&profile).await.unwrap();
     let rewards_a = [(HARMLESS_ID, 3.0), (concise.as_str(), 5.0), (vegetarian.as_str(), 1.0)];
     let rewards_b = [(HARMLESS_ID, 3.0), (concise.as_str(), 1.0), (vegetarian.as_str(), 2.0)];
@@ -126,8 +124,7 @@ pub async fn bad_changes_are_refused_and_change_nothing<B: Backend>(b: &B) {
     ] {
         assert_eq!(code(m.update(HARMLESS_ID, &change).await), ErrorCode::UnsafePreference, "{change:?}");
     }
-    let mut profile = Profile::default();
-    profile.beta = f32::INFINITY;
+    let profile = Profile { beta: f32::INFINITY, ..Default::default() };
     assert_eq!(code(m.set_profile(&profile).await), ErrorCode::InvalidArgument);
     let thumbs_with_two = FeedbackInput {
         kind: FeedbackKind::ThumbsUp,
@@ -482,9 +479,7 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
         ids.push(m.add(text, Some(w), Source::Explicit).await.unwrap().id);
     }
     m.update(&ids[3], &PreferenceChange { enabled: Some(false), ..Default::default() }).await.unwrap();
-    let mut profile = Profile::default();
-    profile.max_active = 3;
-    profile.beta = 0.75;
+    let profile = Profile { max_active: 3, beta: 0.75, ..Default::default() };
     m.set_profile(&profile).await.unwrap();
     let active: Vec<String> = m.active().await.unwrap().into_iter().map(|p| p.text).collect();
     assert_eq!(active, vec![padlock::align::values::HARMLESS_PRINCIPLE, "Beta.", "Epsilon.", "Gamma."]);
@@ -512,8 +507,7 @@ pub async fn value_heads_and_profile_round_trip<B: Backend>(b: &B) {
     m.put_value_head(ValueHead { name: "head-1".into(), bytes: bytes.clone() }).await.unwrap();
     m.put_value_head(ValueHead { name: "head-2".into(), bytes: vec![1, 2, 3] }).await.unwrap();
     m.remove_value_head("head-2").await.unwrap();
-    let mut profile = Profile::default();
-    profile.method = Method::Prompt;
+    let mut profile = Profile { method: Method::Prompt, ..Default::default() };
     profile.sampling.temperature = 0.3;
     m.set_profile(&profile).await.unwrap();
     drop(m);
