@@ -43,10 +43,10 @@ fn generate_with_the_store_then_choose_records_rewards_and_moves_weights() {
     let answers: Vec<serde_json::Value> = out.lines().map(json).collect();
     assert_eq!(answers.len(), 2);
     for a in &answers {
-        // Both preferences, then the harmlessness principle: one reward each.
+        // Both preferences, weightiest first, then the harmlessness principle: one reward each.
         let labels = a["reward_labels"].as_array().unwrap();
         assert_eq!(labels.len(), 3, "{a}");
-        assert_eq!(labels[0], "Keep answers short and concise.");
+        assert_eq!(labels[..2], ["Explain in detail, with examples.", "Keep answers short and concise."]);
         assert_eq!(a["sequence_rewards"].as_array().unwrap().len(), 3);
         let stop = a["stop_rewards"].as_array().unwrap();
         assert_eq!(stop.len(), if a["stop_reason"] == "eos" { 3 } else { 0 }, "{a}");
@@ -68,7 +68,7 @@ fn generate_with_the_store_then_choose_records_rewards_and_moves_weights() {
     // The recorded rewards are the generation's sequence rewards, named by preference id.
     for (r, a) in responses.iter().zip(&answers) {
         let ids: Vec<&str> = r["rewards"].as_array().unwrap().iter().map(|w| w["preference"].as_str().unwrap()).collect();
-        assert_eq!(ids, [concise.as_str(), detailed.as_str(), "harmless"]);
+        assert_eq!(ids, [detailed.as_str(), concise.as_str(), "harmless"]);
         let values: Vec<f64> = r["rewards"].as_array().unwrap().iter().map(|w| w["value"].as_f64().unwrap()).collect();
         let generated: Vec<f64> = a["sequence_rewards"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
         assert_eq!(values, generated);
