@@ -47,6 +47,10 @@ pub enum ErrorCode {
     Io,
     /// A preference tries to switch off the universal values (harmlessness).
     UnsafePreference,
+    /// No WebGPU adapter or device could be had (the browser has no WebGPU, or no driver).
+    GpuUnavailable,
+    /// The model (a tensor, the KV cache, a batch) does not fit the GPU adapter's limits.
+    GpuLimits,
 }
 
 impl ErrorCode {
@@ -72,6 +76,8 @@ impl ErrorCode {
             ErrorCode::Backend => "BACKEND",
             ErrorCode::Io => "IO",
             ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
+            ErrorCode::GpuUnavailable => "GPU_UNAVAILABLE",
+            ErrorCode::GpuLimits => "GPU_LIMITS",
         }
     }
 }
