@@ -23,7 +23,7 @@ WASM_BINDGEN_TEST_TIMEOUT ?= 900
 # feature, so cargo does not try to build the native-only CLI binary for wasm32 (integration
 # tests otherwise build every binary of the package).
 WASM_TEST_FILES := $(sort $(basename $(notdir $(shell grep -l wasm_bindgen_test tests/*.rs 2>/dev/null))))
-WASM_TEST_ARGS ?= --no-default-features --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
+WASM_TEST_ARGS ?= --no-default-features --features gpu --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
 NATIVE_TEST_ARGS ?=
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::align::pad::pad_step;
-use crate::align::sampler::{apply_repetition_penalty, Sampler, SamplingParams};
+use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, SamplingParams};
 use crate::align::{guideline_message, Method, Personalization};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -194,7 +194,9 @@ impl<'e, B: Backend> Generation<'e, B> {
         }
         let sampler = Sampler::new(options.sampling.clone())?;
         let mut seqs = prompts.iter().map(|_| engine.model.new_sequence()).collect::<Result<Vec<_>>>()?;
-        let logits = engine.model.forward_batch(&mut seqs, &prompts.iter().map(|p| p.as_slice()).collect::<Vec<_>>()).await?;
+        let wanted = logits_wanted(sampler.params(), pad.as_ref().map(|p| p.candidates), &prompts[0]);
+        let tokens: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
+        let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
         Ok(Generation {
@@ -222,7 +224,8 @@ impl<'e, B: Backend> Generation<'e, B> {
             None => {
                 let last = [self.context[self.context.len() - 1]];
                 let tokens = vec![&last[..]; self.seqs.len()];
-                self.engine.model.forward_batch(&mut self.seqs, &tokens).await?
+                let wanted = logits_wanted(self.sampler.params(), self.pad.as_ref().map(|p| p.candidates), &self.context);
+                self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?
             }
         };
         let vocab = logits.len() / self.seqs.len();

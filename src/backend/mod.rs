@@ -72,6 +72,12 @@ pub trait Backend {
     /// Makes a GGUF tensor usable by this backend (a view or an upload; no dequantizing).
     fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<Self::Weight>;
 
+    /// Several weights that multiply the same input (Q/K/V, gate/up): a backend may keep
+    /// them together (the GPU backend puts them in one buffer, multiplied in one dispatch).
+    fn load_weights(&self, file: &GgufFile, infos: &[&TensorInfo]) -> Result<Vec<Self::Weight>> {
+        infos.iter().map(|info| self.load_weight(file, info)).collect()
+    }
+
     /// A matrix that comes from the host instead of the model file (a trained value head):
     /// `rows × cols` f32, row-major, used like an F32 weight (`matmul` computes `x · Wᵀ`).
     fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<Self::Weight>;

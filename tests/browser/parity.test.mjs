@@ -28,7 +28,9 @@ function native(extra) {
 }
 
 test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_MS + 4 * GEN_TIMEOUT_MS }, async (t) => {
-  await loadModelViaClient(env.page, env.server.url);
+  // The CPU backend on both sides (WebGPU against the CPU is webgpu.test.mjs).
+  const info = await loadModelViaClient(env.page, env.server.url, { backend: 'cpu' });
+  assert.equal(info.backend, 'cpu');
 
   await t.test('sampled: temperature 0.7, top-p 0.9, top-k 40, repetition penalty 1.1, seed 7, 48 tokens', async () => {
     const cli = native(['--max-tokens', '48', '--temperature', '0.7', '--top-p', '0.9', '--top-k', '40',

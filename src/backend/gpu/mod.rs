@@ -33,7 +33,7 @@ use recorder::{Bind, Recorder};
 pub use recorder::GpuStats;
 use shaders::{format_define, Variant};
 pub use weights::GpuWeight;
-use weights::{repack, WeightStore};
+use weights::{packed_len, repack, WeightStore};
 
 use super::{Backend, LogitsWanted, Segment};
 use crate::error::{Error, ErrorCode, Result};
@@ -44,16 +44,34 @@ use crate::model::gguf::{GgmlDType, GgufFile, TensorInfo};
 /// them); beyond, the tiled mat-mul.
 const MATVEC_MAX_ROWS: usize = 8;
 
+/// Which family of kernels runs the matrix products, the norm and attention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernels {
+    /// `PerThread` on a software adapter (lavapipe, SwiftShader), `Workgroup` on a GPU.
+    Auto,
+    /// Threads of a workgroup share an output row (reduced in workgroup memory or with
+    /// subgroups); the mat-mul tiles through workgroup memory. What a GPU wants.
+    Workgroup,
+    /// One thread per output row (and attention head) and no barriers: what a software
+    /// adapter wants, which runs a workgroup's invocations on one CPU thread and pays for
+    /// every barrier with a switch between them.
+    PerThread,
+}
+
 /// How to set the backend up.
 #[derive(Debug, Clone)]
 pub struct GpuOptions {
     /// Use `subgroups` when the adapter offers them (else the workgroup-memory reduction).
     pub subgroups: bool,
+    pub kernels: Kernels,
+    /// Bind at most this many bytes per buffer even if the adapter allows more (to test the
+    /// limit checks, or to leave room for other work on the GPU).
+    pub max_storage_binding: Option<u64>,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { subgroups: true }
+        GpuOptions { subgroups: true, kernels: Kernels::Auto, max_storage_binding: None }
     }
 }
 
@@ -68,6 +86,8 @@ pub struct GpuInfo {
     pub device_type: String,
     /// Whether the kernels use subgroup operations.
     pub subgroups: bool,
+    /// The kernel family in use: "per-thread" or "workgroup".
+    pub kernels: String,
 }
 
 /// Activations: `rows × cols` f32, row-major, at `offset` bytes into a pooled buffer.
@@ -121,6 +141,7 @@ pub struct GpuBackend {
     /// One KV arena per cache shape (layers, floats per position).
     kv: RefCell<std::collections::HashMap<(usize, usize), Rc<RefCell<KvArena>>>>,
     info: GpuInfo,
+    per_thread: bool,
     storage_align: u64,
     max_binding: u64,
     step_memo: RefCell<Option<StepMemo>>,
@@ -144,10 +165,18 @@ impl GpuBackend {
             .await
             .map_err(|e| Error::new(ErrorCode::GpuUnavailable, format!("no WebGPU adapter: {e}")))?;
         let adapter_info = adapter.get_info();
-        let subgroups = options.subgroups && adapter.features().contains(wgpu::Features::SUBGROUP);
+        let software = adapter_info.device_type == wgpu::DeviceType::Cpu;
+        let per_thread = match options.kernels {
+            Kernels::Auto => software,
+            k => k == Kernels::PerThread,
+        };
+        let subgroups = !per_thread && options.subgroups && adapter.features().contains(wgpu::Features::SUBGROUP);
         let features = if subgroups { wgpu::Features::SUBGROUP } else { wgpu::Features::empty() };
         // Everything the adapter allows: the binding sizes decide which models fit.
-        let limits = adapter.limits();
+        let mut limits = adapter.limits();
+        if let Some(cap) = options.max_storage_binding {
+            limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(cap);
+        }
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("padlock"),
@@ -175,8 +204,9 @@ impl GpuBackend {
                 _ => "other",
             }
             .into(),
-            device_type: if adapter_info.device_type == wgpu::DeviceType::Cpu { "cpu" } else { "gpu" }.into(),
+            device_type: if software { "cpu" } else { "gpu" }.into(),
             subgroups,
+            kernels: if per_thread { "per-thread" } else { "workgroup" }.into(),
         };
         Ok(GpuBackend {
             pool: Rc::new(RefCell::new(Pool::new(
@@ -189,6 +219,7 @@ impl GpuBackend {
             storage_align: limits.min_storage_buffer_offset_alignment.max(4) as u64,
             max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
             rec: Recorder::new(device, queue, errors),
+            per_thread,
             step_memo: RefCell::new(None),
             rope_memo: RefCell::new(None),
         })
@@ -268,13 +299,21 @@ impl GpuBackend {
         p[2] = to_u32(total, "rows")?;
         let format = format_define(ws[0].dtype);
         let out = Bind::Buffer { buf: &mem.buf, offset: 0, size: bytes };
-        if tokens <= MATVEC_MAX_ROWS {
+        let binds = [bind_weight(ws[0]), x.bind(), out];
+        if self.per_thread {
+            // A thread per output row and per block of up to 8 activation rows.
+            let block = tokens.min(MATVEC_MAX_ROWS);
+            let v = Variant::new("matvec.wgsl").flag(format).flag("ROW_THREAD").value("TOKENS", block as u32);
+            let [gx, gy, _] = self.rec.grid(total.div_ceil(64) as u64)?;
+            let gz = to_u32(tokens.div_ceil(block), "row blocks")?;
+            self.rec.dispatch(&v, &p, &binds, [gx, gy, gz])?;
+        } else if tokens <= MATVEC_MAX_ROWS {
             let mut v = Variant::new("matvec.wgsl").flag(format).value("TOKENS", tokens as u32);
             if self.info.subgroups {
                 v = v.flag("SUBGROUPS");
             }
             let grid = self.rec.grid(total.div_ceil(8) as u64)?;
-            self.rec.dispatch(&v, &p, &[bind_weight(ws[0]), x.bind(), out], grid)?;
+            self.rec.dispatch(&v, &p, &binds, grid)?;
         } else {
             let (gx, gy) = (total.div_ceil(64), tokens.div_ceil(32));
             let max = self.rec.device().limits().max_compute_workgroups_per_dimension as usize;
@@ -282,7 +321,7 @@ impl GpuBackend {
                 crate::bail!(GpuLimits, "a {tokens}×{k} by {total}×{k} product exceeds the adapter's workgroup limits");
             }
             let v = Variant::new("matmul.wgsl").flag(format);
-            self.rec.dispatch(&v, &p, &[bind_weight(ws[0]), x.bind(), out], [gx as u32, gy as u32, 1])?;
+            self.rec.dispatch(&v, &p, &binds, [gx as u32, gy as u32, 1])?;
         }
         Ok(ws
             .iter()
@@ -390,6 +429,12 @@ impl Backend for GpuBackend {
         self.upload_weight(&info.name, info.dtype, info.n_elements() / cols, cols, bytes)
     }
 
+    fn load_weights(&self, file: &GgufFile, infos: &[&TensorInfo]) -> Result<Vec<GpuWeight>> {
+        let total: u64 = infos.iter().map(|i| packed_len(i.dtype, i.n_bytes)).sum();
+        self.weights.borrow_mut().keep_together(self.rec.device(), total);
+        infos.iter().map(|info| self.load_weight(file, info)).collect()
+    }
+
     fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<GpuWeight> {
         if rows * cols != data.len() || cols == 0 {
             crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows * cols, data.len());
@@ -430,9 +475,15 @@ impl Backend for GpuBackend {
         }
         let out = self.alloc(x.rows, x.cols)?;
         let p = [to_u32(x.cols, "k")?, to_u32(x.rows, "rows")?, weight.word, eps.to_bits()];
-        let grid = self.rec.grid(x.rows as u64)?;
+        let mut v = Variant::new("rms_norm.wgsl").flag(format_define(weight.dtype));
+        let grid = if self.per_thread {
+            v = v.flag("ROW_THREAD");
+            self.rec.grid(x.rows.div_ceil(64) as u64)?
+        } else {
+            self.rec.grid(x.rows as u64)?
+        };
         self.rec.dispatch(
-            &Variant::new("rms_norm.wgsl").flag(format_define(weight.dtype)),
+            &v,
             &p,
             &[bind_weight(weight), x.bind(), out.bind()],
             grid,
@@ -550,17 +601,20 @@ impl Backend for GpuBackend {
             grid,
         )?;
         let out = self.alloc(rows, n_heads * hd)?;
-        let max = self.rec.device().limits().max_compute_workgroups_per_dimension as usize;
-        if rows > max || n_heads > max {
-            crate::bail!(GpuLimits, "{rows} rows × {n_heads} heads exceed the adapter's workgroup limits");
-        }
         let scale = 1.0 / (hd as f32).sqrt();
-        self.rec.dispatch(
-            &Variant::new("attention.wgsl").value("HEAD_DIM", to_u32(hd, "head_dim")?),
-            &[n_heads as u32, (n_heads / n_kv) as u32, kv_row as u32, scale.to_bits()],
-            &[Bind::Shared(&steps), q.bind(), kv_bind(), out.bind()],
-            [n_heads as u32, rows as u32, 1],
-        )?;
+        let p = [n_heads as u32, (n_heads / n_kv) as u32, to_u32(kv_row, "kv row")?, scale.to_bits(), to_u32(rows, "rows")?];
+        let mut v = Variant::new("attention.wgsl").value("HEAD_DIM", to_u32(hd, "head_dim")?);
+        let grid = if self.per_thread {
+            v = v.flag("ROW_THREAD");
+            self.rec.grid((rows * n_heads).div_ceil(64) as u64)?
+        } else {
+            let max = self.rec.device().limits().max_compute_workgroups_per_dimension as usize;
+            if rows > max || n_heads > max {
+                crate::bail!(GpuLimits, "{rows} rows × {n_heads} heads exceed the adapter's workgroup limits");
+            }
+            [n_heads as u32, rows as u32, 1]
+        };
+        self.rec.dispatch(&v, &p, &[Bind::Shared(&steps), q.bind(), kv_bind(), out.bind()], grid)?;
         Ok(out)
     }
 

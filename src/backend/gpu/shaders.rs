@@ -267,7 +267,10 @@ mod tests {
             variants.push(Variant::new("matmul.wgsl").flag(f));
             variants.push(Variant::new("matvec.wgsl").flag(f).value("TOKENS", 3));
             variants.push(Variant::new("matvec.wgsl").flag(f).value("TOKENS", 1).flag("SUBGROUPS"));
+            variants.push(Variant::new("matvec.wgsl").flag(f).value("TOKENS", 8).flag("ROW_THREAD"));
+            variants.push(Variant::new("rms_norm.wgsl").flag(f).flag("ROW_THREAD"));
         }
+        variants.push(Variant::new("attention.wgsl").value("HEAD_DIM", 128).flag("ROW_THREAD"));
         for v in &variants {
             let wgsl = preprocess(v).unwrap();
             assert!(!wgsl.contains('#'), "{v:?} left a directive");
@@ -280,9 +283,9 @@ mod tests {
             }
         }
         let sub = preprocess(&Variant::new("matvec.wgsl").flag("Q4_1").value("TOKENS", 1).flag("SUBGROUPS")).unwrap();
-        assert!(sub.contains("subgroupAdd") && !sub.contains("var<workgroup> red"));
+        assert!(sub.contains("subgroupAdd(") && !sub.contains("var<workgroup> red"));
         let plain = preprocess(&Variant::new("matvec.wgsl").flag("Q4_1").value("TOKENS", 1)).unwrap();
-        assert!(!plain.contains("subgroupAdd") && plain.contains("const TOKENS: u32 = 1u;"));
+        assert!(!plain.contains("subgroupAdd(") && plain.contains("const TOKENS: u32 = 1u;"));
     }
 
     fn fake(name: &str) -> Result<&'static str> {

@@ -51,6 +51,16 @@ pub(crate) fn repack(dtype: GgmlDType, bytes: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// Bytes `repack` makes of `n_bytes` of a `dtype` tensor, as the store places them (16-aligned).
+pub(crate) fn packed_len(dtype: GgmlDType, n_bytes: usize) -> u64 {
+    let n = match dtype {
+        GgmlDType::Q4_0 => n_bytes / 18 * 20,
+        GgmlDType::Q8_0 => n_bytes / 34 * 36,
+        _ => n_bytes.div_ceil(4) * 4,
+    };
+    (n as u64).div_ceil(16) * 16
+}
+
 pub(crate) struct WeightStore {
     chunk: Option<(GpuBuf, u64)>,
     max_binding: u64,
@@ -59,6 +69,16 @@ pub(crate) struct WeightStore {
 impl WeightStore {
     pub fn new(limits: &wgpu::Limits) -> Self {
         WeightStore { chunk: None, max_binding: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size) }
+    }
+
+    /// Makes sure the next `bytes` (in a few weights) land in one chunk, when they fit one.
+    pub fn keep_together(&mut self, device: &wgpu::Device, bytes: u64) {
+        let chunk_bytes = CHUNK_BYTES.min(self.max_binding);
+        let room = self.chunk.as_ref().map_or(0, |(buf, used)| buf.size() - used);
+        if bytes > room && bytes <= chunk_bytes / 2 {
+            let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+            self.chunk = Some((GpuBuf::new(device, chunk_bytes, usage, "padlock weights"), 0));
+        }
     }
 
     /// Uploads a weight's bytes (already in GPU layout); returns its buffer and word offset.
@@ -73,6 +93,7 @@ impl WeightStore {
         }
         let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
         let chunk_bytes = CHUNK_BYTES.min(self.max_binding);
+        // Half a chunk or more: its own buffer (a chunk never holds much padding).
         if len > chunk_bytes / 2 {
             let buf = GpuBuf::new(device, len.max(4), usage, name);
             queue.write_buffer(&buf.buffer, 0, bytes);
@@ -107,5 +128,8 @@ mod tests {
         let q41: Vec<u8> = (0..40).collect();
         assert!(matches!(repack(GgmlDType::Q4_1, &q41), Cow::Borrowed(_)));
         assert_eq!(repack(GgmlDType::F16, &[1, 2, 3, 4, 5, 6]).len(), 8);
+        for (dt, bytes) in [(GgmlDType::Q8_0, &q8[..]), (GgmlDType::Q4_0, &q4[..]), (GgmlDType::F16, &[1u8, 2, 3, 4, 5, 6][..])] {
+            assert_eq!(packed_len(dt, bytes.len()), (repack(dt, bytes).len() as u64).div_ceil(16) * 16);
+        }
     }
 }

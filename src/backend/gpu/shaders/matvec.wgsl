@@ -1,8 +1,13 @@
 // y = x · Wᵀ for a few activation rows (decode: one row per sequence of the batch), with the
 // weights dequantized in registers. Each weight row is read once for all TOKENS rows of x.
 //
-// Defines: the weight format (see weights.wgsl); TOKENS (1..8); SUBGROUPS to reduce with
-// subgroupAdd instead of workgroup memory (only where the adapter offers subgroups).
+// Defines: the weight format (see weights.wgsl); TOKENS (1..8); one of
+//   SUBGROUPS   a subgroup per row, reduced with subgroupAdd (where the adapter offers them);
+//   ROW_THREAD  a thread per row and per block of TOKENS activation rows (workgroup z), no
+//               reduction at all: for software adapters (lavapipe, SwiftShader), which run a
+//               workgroup's invocations on one CPU thread and pay dearly for barriers; there
+//               it also does prefill, TOKENS rows at a time;
+//   neither     32 threads per row, reduced in workgroup memory.
 #include "weights.wgsl"
 #include "x4.wgsl"
 #include "matmul_common.wgsl"
@@ -12,8 +17,9 @@ const WG: u32 = 256u;
 const ROWS: u32 = 8u;
 const TPR: u32 = 32u;
 
-// Partial sums of one output row over the units lane, lane + stride, ...
-fn row_partials(row: u32, lane: u32, stride: u32) -> array<f32, TOKENS> {
+// Partial sums of one output row over the units lane, lane + stride, ..., for the
+// activation rows t0 .. t0 + TOKENS (those below p.tokens).
+fn row_partials(row: u32, lane: u32, stride: u32, t0: u32) -> array<f32, TOKENS> {
     var acc: array<f32, TOKENS>;
     if (row >= p.total_rows) {
         return acc;
@@ -27,7 +33,10 @@ fn row_partials(row: u32, lane: u32, stride: u32) -> array<f32, TOKENS> {
         let ea = 32u * c + unit_a(j);
         let eb = 32u * c + unit_b(j);
         for (var t = 0u; t < TOKENS; t++) {
-            acc[t] += dot(wu.a, x4(t * p.k, ea, p.k)) + dot(wu.b, x4(t * p.k, eb, p.k));
+            let xr = (t0 + t) * p.k;
+            if (t0 + t < p.tokens) {
+                acc[t] += dot(wu.a, x4(xr, ea, p.k)) + dot(wu.b, x4(xr, eb, p.k));
+            }
         }
     }
     return acc;
@@ -38,6 +47,27 @@ fn store(row: u32, t: u32, v: f32) {
     y[loc.out + t * loc.n + loc.r] = v;
 }
 
+#ifdef ROW_THREAD
+@compute @workgroup_size(64)
+fn main(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row = gid.x + gid.y * nwg.x * 64u;
+    // From workgroup_id, not global_invocation_id: the compiler then knows t0 is the same in
+    // every lane, and loads the activations once for all of them instead of gathering.
+    let t0 = wid.z * TOKENS;
+    let acc = row_partials(row, 0u, 1u, t0);
+    if (row < p.total_rows) {
+        for (var t = 0u; t < TOKENS; t++) {
+            if (t0 + t < p.tokens) {
+                store(row, t0 + t, acc[t]);
+            }
+        }
+    }
+}
+#else
 #ifdef SUBGROUPS
 @compute @workgroup_size(WG)
 fn main(
@@ -52,7 +82,7 @@ fn main(
     // One subgroup per row: its lanes split the row, subgroupAdd sums them.
     for (var i = sg; i < ROWS; i += n_sg) {
         let row = first + i;
-        let acc = row_partials(row, sg_lane, sg_size);
+        let acc = row_partials(row, sg_lane, sg_size, 0u);
         for (var t = 0u; t < TOKENS; t++) {
             let s = subgroupAdd(acc[t]);
             if (sg_lane == 0u && row < p.total_rows) {
@@ -72,7 +102,7 @@ fn main(
 ) {
     let row = (wid.x + wid.y * nwg.x) * ROWS + lid / TPR;
     let lane = lid % TPR;
-    let acc = row_partials(row, lane, TPR);
+    let acc = row_partials(row, lane, TPR, 0u);
     for (var t = 0u; t < TOKENS; t++) {
         red[t * WG + lid] = acc[t];
     }
@@ -91,4 +121,5 @@ fn main(
         }
     }
 }
+#endif
 #endif
