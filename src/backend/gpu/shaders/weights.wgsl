@@ -10,7 +10,8 @@
 // A weight starts at word `base` of `w`, row-major, rows of `k` elements. A row is read in
 // chunks of 32 elements, each as 4 units of 8 elements: unit j of a chunk holds the elements
 // at chunk offsets unit_a(j) + 0..3 and unit_b(j) + 0..3 (for the 4-bit formats the low and
-// the high nibbles of the same four bytes). Elements past k (F32, F16) read as 0.
+// the high nibbles of the same four bytes). Elements past k (F32, F16) read as 0; the block
+// formats have no such elements (WHOLE_BLOCKS), which spares every read its bounds check.
 
 struct Unit {
     a: vec4<f32>,
@@ -18,6 +19,7 @@ struct Unit {
 }
 
 #ifdef F32
+const WHOLE_BLOCKS: bool = false;
 fn unit_a(j: u32) -> u32 { return 8u * j; }
 fn unit_b(j: u32) -> u32 { return 8u * j + 4u; }
 fn w_f32(i: u32, k: u32, row_start: u32) -> f32 {
@@ -34,6 +36,7 @@ fn load_unit(base: u32, k: u32, r: u32, c: u32, j: u32) -> Unit {
 #endif
 
 #ifdef F16
+const WHOLE_BLOCKS: bool = false;
 fn unit_a(j: u32) -> u32 { return 8u * j; }
 fn unit_b(j: u32) -> u32 { return 8u * j + 4u; }
 // Element i of the row whose first half sits at half index `h0` (halves counted from word 0).
@@ -53,6 +56,7 @@ fn load_unit(base: u32, k: u32, r: u32, c: u32, j: u32) -> Unit {
 #endif
 
 #ifdef Q4_1
+const WHOLE_BLOCKS: bool = true;
 fn unit_a(j: u32) -> u32 { return 4u * j; }
 fn unit_b(j: u32) -> u32 { return 16u + 4u * j; }
 fn load_unit(base: u32, k: u32, r: u32, c: u32, j: u32) -> Unit {
@@ -66,6 +70,7 @@ fn load_unit(base: u32, k: u32, r: u32, c: u32, j: u32) -> Unit {
 #endif
 
 #ifdef Q4_0
+const WHOLE_BLOCKS: bool = true;
 fn unit_a(j: u32) -> u32 { return 4u * j; }
 fn unit_b(j: u32) -> u32 { return 16u + 4u * j; }
 fn load_unit(base: u32, k: u32, r: u32, c: u32, j: u32) -> Unit {
@@ -79,6 +84,7 @@ fn load_unit(base: u32, k: u32, r: u32, c: u32, j: u32) -> Unit {
 #endif
 
 #ifdef Q8_0
+const WHOLE_BLOCKS: bool = true;
 fn unit_a(j: u32) -> u32 { return 4u * j; }
 fn unit_b(j: u32) -> u32 { return 16u + 4u * j; }
 fn bytes_i8(q: u32) -> vec4<f32> {
