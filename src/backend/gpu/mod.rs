@@ -163,7 +163,11 @@ impl GpuBackend {
                 ..Default::default()
             })
             .await
-            .map_err(|e| Error::new(ErrorCode::GpuUnavailable, format!("no WebGPU adapter: {e}")))?;
+            .map_err(|e| {
+                // In a browser the detail (which native APIs were not compiled in) says nothing useful.
+                let detail = if cfg!(target_arch = "wasm32") { String::new() } else { format!(": {e}") };
+                Error::new(ErrorCode::GpuUnavailable, format!("no WebGPU adapter{detail}"))
+            })?;
         let adapter_info = adapter.get_info();
         let software = adapter_info.device_type == wgpu::DeviceType::Cpu;
         let per_thread = match options.kernels {
