@@ -2,7 +2,8 @@
 #
 #   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
 #   make test    set up, native tests, wasm tests in headless Chromium, build pkg/, browser e2e tests
-#   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium
+#   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
+#                and the WebGPU backend against the CPU backend (natively and in Chromium)
 #
 # pkg/ is built with `wasm-pack build --release --target web --mode no-install` (wasm-opt is off
 # in Cargo.toml). With PKG_BUILDER=cargo it is built with cargo + wasm-bindgen instead (same output).
@@ -27,7 +28,7 @@ WASM_TEST_ARGS ?= --no-default-features --features gpu --lib $(foreach t,$(WASM_
 NATIVE_TEST_ARGS ?=
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser clean-pkg help
+.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-gpu clean-pkg help
 
 all: help
 
@@ -93,10 +94,25 @@ bench-browser:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
 	node scripts/bench-browser.mjs
 
+# The WebGPU backend against the CPU backend in the same run, for B = 1 and B = 4 sequences per
+# step: natively (wgpu on whatever adapter there is; lavapipe on the project's machines) and in
+# Chromium (SwiftShader). Software adapters are slow, hence the short runs; on a real GPU use
+# GPU_BENCH_ARGS='--prompt-tokens 128 --decode-tokens 128'.
+GPU_BENCH_ARGS ?= --prompt-tokens 32 --decode-tokens 16
+bench-gpu:
+	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
+	cargo build --release
+	for b in 1 4; do \
+	  target/release/padlock bench --model $(MODEL) --backend cpu --batch $$b $(GPU_BENCH_ARGS) --json; \
+	  target/release/padlock bench --model $(MODEL) --backend gpu --batch $$b $(GPU_BENCH_ARGS) --json; \
+	done
+	node scripts/bench-browser.mjs --only padlock --backends cpu,webgpu --tokens 16 --warmup 2
+
 bench: setup
 	$(MAKE) pkg
 	$(MAKE) bench-native
 	$(MAKE) bench-browser
+	$(MAKE) bench-gpu
 
 clean-pkg:
 	rm -rf pkg

@@ -9,6 +9,8 @@
 mod cases;
 #[path = "common/gguf_writer.rs"]
 mod gguf_writer;
+#[path = "common/kernels.rs"]
+mod kernels;
 
 use cases::{compare, Output};
 use padlock::backend::cpu::CpuBackend;

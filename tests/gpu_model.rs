@@ -223,27 +223,14 @@ fn value_heads_match_the_cpu() {
 #[test]
 fn bad_input_is_a_typed_error_and_changes_nothing() {
     let engine = gpu_engine(GpuOptions::default());
+    common::bad_input_changes_nothing(&engine, 1e-3);
+    // Only the top-k may be read back: the wanted entries are exact, the rest −∞.
     let model = &engine.model;
-    let mut seq = model.new_sequence().unwrap();
-    pollster::block_on(model.forward_one(&mut seq, &[1, 2, 3], Logits::Last)).unwrap();
-    let too_long = vec![198u32; model.config.context_length];
-    let err = pollster::block_on(model.forward_one(&mut seq, &too_long, Logits::Last)).unwrap_err();
-    assert_eq!(err.code, ErrorCode::PromptTooLong);
-    let err = pollster::block_on(model.forward_one(&mut seq, &[u32::MAX], Logits::Last)).unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidArgument);
-    assert_eq!(seq.len(), 3, "a failed step must leave the sequence as it was");
-    let after = pollster::block_on(model.forward_one(&mut seq, &[4], Logits::Last)).unwrap();
     let mut fresh = model.new_sequence().unwrap();
     let expect = pollster::block_on(model.forward_one(&mut fresh, &[1, 2, 3, 4], Logits::Last)).unwrap();
-    assert_close(&after, &expect, 1e-3, "after the errors");
-    // Only the top-k may be read back: the wanted entries are exact, the rest −∞.
-    let mut fresh = model.new_sequence().unwrap();
-    let top = pollster::block_on(model.forward_batch_wanting(
-        std::slice::from_mut(&mut fresh),
-        &[&[1, 2, 3, 4]],
-        &LogitsWanted::Top { k: 5, also: vec![7] },
-    ))
-    .unwrap();
+    let mut seqs = vec![model.new_sequence().unwrap()];
+    let top = pollster::block_on(model.forward_batch_wanting(&mut seqs, &[&[1, 2, 3, 4]], &LogitsWanted::Top { k: 5, also: vec![7] }))
+        .unwrap();
     let finite: Vec<usize> = (0..top.len()).filter(|&i| top[i].is_finite()).collect();
     assert_eq!(finite.len(), 6);
     for i in finite {

@@ -46,6 +46,15 @@ impl LogitsWanted {
     }
 }
 
+/// The bytes `load_f32` stores for a host `rows × cols` matrix (f32, little-endian, as an
+/// F32 GGUF tensor), after checking the sizes.
+pub(crate) fn host_matrix_bytes(data: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    if rows.checked_mul(cols) != Some(data.len()) || cols == 0 {
+        crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows.saturating_mul(cols), data.len());
+    }
+    Ok(data.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
 /// RoPE's frequencies base^(−2i/d) for the pairs i of a head, as llama.cpp computes them.
 /// Every backend takes its angles from these two functions, so they agree exactly.
 pub fn rope_frequencies(head_dim: usize, theta: f32) -> Vec<f32> {

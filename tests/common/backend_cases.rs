@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use half::f16;
 use padlock::backend::cpu::quant::dequantize_row;
 use padlock::backend::{Backend, LogitsWanted, Segment};
 use padlock::model::config::LlamaConfig;
@@ -15,39 +14,7 @@ use padlock::model::gguf::{GgmlDType, GgufFile};
 use padlock::ErrorCode;
 
 use crate::gguf_writer::GgufWriter;
-
-/// splitmix64, as in tests/cpu_kernels.rs.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    pub fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    pub fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.f()).collect()
-    }
-    /// A finite f16 scale over several octaves, either sign, sometimes 0 or subnormal.
-    fn scale(&mut self) -> [u8; 2] {
-        let r = self.next();
-        let mag = match r % 16 {
-            0 => 0.0,
-            1 => 3e-6,
-            _ => ((r >> 8) % 1000) as f32 / 1000.0 * 0.1 * 2f32.powi(-(((r >> 20) % 6) as i32)),
-        };
-        f16::from_f32(if (r >> 32) & 1 == 1 { -mag } else { mag }).to_le_bytes()
-    }
-}
+pub use crate::kernels::{f64_products, random_weights, Rng};
 
 pub const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
 
@@ -74,27 +41,6 @@ pub fn shapes(dt: GgmlDType) -> Vec<(usize, usize)> {
 /// Activation row counts: the mat-vec (1..=8) and the tiled mat-mul (9.., partial tiles).
 pub const TOKENS: [usize; 8] = [1, 2, 3, 5, 8, 9, 33, 70];
 
-fn random_tensor(rng: &mut Rng, dt: GgmlDType, n_elements: usize) -> Vec<u8> {
-    let blocks = n_elements / dt.block_size();
-    let mut w = Vec::with_capacity(blocks * dt.block_bytes());
-    for _ in 0..blocks {
-        match dt {
-            GgmlDType::F32 => w.extend_from_slice(&(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::F16 => w.extend_from_slice(&f16::from_f32(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::Q4_1 => {
-                w.extend_from_slice(&rng.scale());
-                w.extend_from_slice(&rng.scale());
-                (0..16).for_each(|_| w.push(rng.next() as u8));
-            }
-            _ => {
-                w.extend_from_slice(&rng.scale());
-                (0..dt.block_bytes() - 2).for_each(|_| w.push(rng.next() as u8));
-            }
-        }
-    }
-    w
-}
-
 pub fn weight_name(dt: GgmlDType, n: usize, k: usize) -> String {
     format!("w.{}.{n}x{k}", dt.name())
 }
@@ -119,7 +65,7 @@ pub fn random_file(seed: u64) -> GgufFile {
     let mut bytes = first.bytes().as_ref().clone();
     let mut rng = Rng(seed);
     for t in first.tensors() {
-        let data = random_tensor(&mut rng, t.dtype, t.n_elements());
+        let data = random_weights(&mut rng, t.dtype, t.n_elements());
         bytes[t.offset..t.offset + data.len()].copy_from_slice(&data);
     }
     GgufFile::parse(Arc::new(bytes)).expect("the test GGUF parses")
@@ -152,20 +98,7 @@ fn matmul_reference(file: &GgufFile, name: &str, x: &[f32], tokens: usize) -> (V
     let n = t.n_elements() / k;
     let mut wf = vec![0f32; n * k];
     dequantize_row(t.dtype, file.tensor_data(t), &mut wf).expect("dequantize");
-    let (mut y, mut tol) = (vec![0f32; tokens * n], vec![0f32; tokens * n]);
-    for tk in 0..tokens {
-        for j in 0..n {
-            let (mut s, mut abs) = (0f64, 0f64);
-            for i in 0..k {
-                let term = wf[j * k + i] as f64 * x[tk * k + i] as f64;
-                s += term;
-                abs += term.abs();
-            }
-            y[tk * n + j] = s as f32;
-            tol[tk * n + j] = (1e-5 * abs + 1e-30) as f32;
-        }
-    }
-    (y, tol)
+    f64_products(&wf, n, k, x, tokens).into_iter().map(|(s, abs)| (s as f32, (1e-5 * abs + 1e-30) as f32)).unzip()
 }
 
 async fn read<B: Backend>(b: &B, t: &B::Tensor) -> Vec<f32> {

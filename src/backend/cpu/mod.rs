@@ -112,10 +112,7 @@ impl Backend for CpuBackend {
     }
 
     fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuWeight> {
-        if rows * cols != data.len() || cols == 0 {
-            crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows * cols, data.len());
-        }
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = super::host_matrix_bytes(data, rows, cols)?;
         let n_bytes = bytes.len();
         Ok(CpuWeight { dtype: GgmlDType::F32, cols, rows, file: Arc::new(bytes), offset: 0, n_bytes })
     }

@@ -31,7 +31,7 @@ pub use kv::GpuKvCache;
 use kv::KvArena;
 use recorder::{Bind, Recorder};
 pub use recorder::GpuStats;
-use shaders::{format_define, Variant};
+use shaders::{format_defines, Variant};
 pub use weights::GpuWeight;
 use weights::{packed_len, repack, WeightStore};
 
@@ -301,18 +301,18 @@ impl GpuBackend {
             total += w.rows;
         }
         p[2] = to_u32(total, "rows")?;
-        let format = format_define(ws[0].dtype);
+        let format = format_defines(ws[0].dtype);
         let out = Bind::Buffer { buf: &mem.buf, offset: 0, size: bytes };
         let binds = [bind_weight(ws[0]), x.bind(), out];
         if self.per_thread {
             // A thread per output row and per block of up to 8 activation rows.
             let block = tokens.min(MATVEC_MAX_ROWS);
-            let v = Variant::new("matvec.wgsl").flag(format).flag("ROW_THREAD").value("TOKENS", block as u32);
+            let v = Variant::new("matvec.wgsl").flags(format).flag("ROW_THREAD").value("TOKENS", block as u32);
             let [gx, gy, _] = self.rec.grid(total.div_ceil(64) as u64)?;
             let gz = to_u32(tokens.div_ceil(block), "row blocks")?;
             self.rec.dispatch(&v, &p, &binds, [gx, gy, gz])?;
         } else if tokens <= MATVEC_MAX_ROWS {
-            let mut v = Variant::new("matvec.wgsl").flag(format).value("TOKENS", tokens as u32);
+            let mut v = Variant::new("matvec.wgsl").flags(format).value("TOKENS", tokens as u32);
             if self.info.subgroups {
                 v = v.flag("SUBGROUPS");
             }
@@ -324,7 +324,7 @@ impl GpuBackend {
             if gx > max || gy > max {
                 crate::bail!(GpuLimits, "a {tokens}×{k} by {total}×{k} product exceeds the adapter's workgroup limits");
             }
-            let v = Variant::new("matmul.wgsl").flag(format);
+            let v = Variant::new("matmul.wgsl").flags(format);
             self.rec.dispatch(&v, &p, &binds, [gx as u32, gy as u32, 1])?;
         }
         Ok(ws
@@ -440,10 +440,7 @@ impl Backend for GpuBackend {
     }
 
     fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<GpuWeight> {
-        if rows * cols != data.len() || cols == 0 {
-            crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows * cols, data.len());
-        }
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = super::host_matrix_bytes(data, rows, cols)?;
         self.upload_weight("a host matrix", GgmlDType::F32, rows, cols, &bytes)
     }
 
@@ -465,7 +462,7 @@ impl Backend for GpuBackend {
         let grid = self.rec.grid((ids.len() * units).div_ceil(256) as u64)?;
         let p = [to_u32(table.cols, "hidden")?, to_u32(ids.len(), "ids")?, table.word];
         self.rec.dispatch(
-            &Variant::new("embed.wgsl").flag(format_define(table.dtype)),
+            &Variant::new("embed.wgsl").flags(format_defines(table.dtype)),
             &p,
             &[bind_weight(table), Bind::Data(&u32s(ids)), out.bind()],
             grid,
@@ -479,7 +476,7 @@ impl Backend for GpuBackend {
         }
         let out = self.alloc(x.rows, x.cols)?;
         let p = [to_u32(x.cols, "k")?, to_u32(x.rows, "rows")?, weight.word, eps.to_bits()];
-        let mut v = Variant::new("rms_norm.wgsl").flag(format_define(weight.dtype));
+        let mut v = Variant::new("rms_norm.wgsl").flags(format_defines(weight.dtype));
         let grid = if self.per_thread {
             v = v.flag("ROW_THREAD");
             self.rec.grid(x.rows.div_ceil(64) as u64)?

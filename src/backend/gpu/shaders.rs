@@ -38,14 +38,14 @@ fn source(name: &str) -> Result<&'static str> {
     }
 }
 
-/// The define that selects a weight format in `weights.wgsl`.
-pub(crate) fn format_define(dtype: GgmlDType) -> &'static str {
+/// The flags that select a weight format in `weights.wgsl`.
+pub(crate) fn format_defines(dtype: GgmlDType) -> &'static [&'static str] {
     match dtype {
-        GgmlDType::F32 => "F32",
-        GgmlDType::F16 => "F16",
-        GgmlDType::Q4_0 => "Q4_0",
-        GgmlDType::Q4_1 => "Q4_1",
-        GgmlDType::Q8_0 => "Q8_0",
+        GgmlDType::F32 => &["F32", "FLOAT"],
+        GgmlDType::F16 => &["F16", "FLOAT"],
+        GgmlDType::Q4_0 => &["Q4_0", "BLOCKS", "NIBBLES"],
+        GgmlDType::Q4_1 => &["Q4_1", "BLOCKS", "NIBBLES"],
+        GgmlDType::Q8_0 => &["Q8_0", "BLOCKS"],
     }
 }
 
@@ -64,6 +64,11 @@ impl Variant {
 
     pub fn flag(mut self, name: &'static str) -> Self {
         self.defines.push((name, None));
+        self
+    }
+
+    pub fn flags(mut self, names: &[&'static str]) -> Self {
+        self.defines.extend(names.iter().map(|&n| (n, None)));
         self
     }
 
@@ -250,7 +255,7 @@ mod tests {
 
     #[test]
     fn every_variant_preprocesses_and_declares_its_bindings() {
-        let formats = ["F32", "F16", "Q4_0", "Q4_1", "Q8_0"];
+        let formats = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0].map(format_defines);
         let mut variants = vec![
             Variant::new("attention.wgsl").value("HEAD_DIM", 64),
             Variant::new("elementwise.wgsl").flag("ADD"),
@@ -262,13 +267,13 @@ mod tests {
             Variant::new("top_k.wgsl"),
         ];
         for f in formats {
-            variants.push(Variant::new("embed.wgsl").flag(f));
-            variants.push(Variant::new("rms_norm.wgsl").flag(f));
-            variants.push(Variant::new("matmul.wgsl").flag(f));
-            variants.push(Variant::new("matvec.wgsl").flag(f).value("TOKENS", 3));
-            variants.push(Variant::new("matvec.wgsl").flag(f).value("TOKENS", 1).flag("SUBGROUPS"));
-            variants.push(Variant::new("matvec.wgsl").flag(f).value("TOKENS", 8).flag("ROW_THREAD"));
-            variants.push(Variant::new("rms_norm.wgsl").flag(f).flag("ROW_THREAD"));
+            variants.push(Variant::new("embed.wgsl").flags(f));
+            variants.push(Variant::new("rms_norm.wgsl").flags(f));
+            variants.push(Variant::new("matmul.wgsl").flags(f));
+            variants.push(Variant::new("matvec.wgsl").flags(f).value("TOKENS", 3));
+            variants.push(Variant::new("matvec.wgsl").flags(f).value("TOKENS", 1).flag("SUBGROUPS"));
+            variants.push(Variant::new("matvec.wgsl").flags(f).value("TOKENS", 8).flag("ROW_THREAD"));
+            variants.push(Variant::new("rms_norm.wgsl").flags(f).flag("ROW_THREAD"));
         }
         variants.push(Variant::new("attention.wgsl").value("HEAD_DIM", 128).flag("ROW_THREAD"));
         for v in &variants {
@@ -280,11 +285,13 @@ mod tests {
             // Exactly one weight format's functions.
             if wgsl.contains("fn load_unit") {
                 assert_eq!(wgsl.matches("fn load_unit").count(), 1, "{v:?}");
+                assert_eq!(wgsl.matches("const WHOLE_BLOCKS").count(), 1, "{v:?}");
             }
         }
-        let sub = preprocess(&Variant::new("matvec.wgsl").flag("Q4_1").value("TOKENS", 1).flag("SUBGROUPS")).unwrap();
+        let q41 = format_defines(GgmlDType::Q4_1);
+        let sub = preprocess(&Variant::new("matvec.wgsl").flags(q41).value("TOKENS", 1).flag("SUBGROUPS")).unwrap();
         assert!(sub.contains("subgroupAdd(") && !sub.contains("var<workgroup> red"));
-        let plain = preprocess(&Variant::new("matvec.wgsl").flag("Q4_1").value("TOKENS", 1)).unwrap();
+        let plain = preprocess(&Variant::new("matvec.wgsl").flags(q41).value("TOKENS", 1)).unwrap();
         assert!(!plain.contains("subgroupAdd(") && plain.contains("const TOKENS: u32 = 1u;"));
     }
 
