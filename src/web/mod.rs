@@ -54,17 +54,23 @@ async fn yield_to_event_loop() -> Result<(), JsValue> {
 
 /// The loaded engine on whichever backend was chosen; `with_engine!` runs one code path on either.
 enum AnyEngine {
-    Cpu(Engine<CpuBackend>),
+    Cpu(Box<Engine<CpuBackend>>),
     #[cfg(feature = "gpu")]
-    Gpu(Engine<GpuBackend>),
+    Gpu(Box<Engine<GpuBackend>>),
 }
 
 macro_rules! with_engine {
     ($any:expr, $e:ident => $body:expr) => {
         match $any {
-            AnyEngine::Cpu($e) => $body,
+            AnyEngine::Cpu(boxed) => {
+                let $e = &**boxed;
+                $body
+            }
             #[cfg(feature = "gpu")]
-            AnyEngine::Gpu($e) => $body,
+            AnyEngine::Gpu(boxed) => {
+                let $e = &**boxed;
+                $body
+            }
         }
     };
 }
@@ -144,7 +150,7 @@ impl Runtime {
                 match GpuBackend::new().await {
                     Ok(gpu) => {
                         let engine = Engine::load(gpu, bytes.clone(), &mut progress).map_err(js_error)?;
-                        return Ok(Runtime::new(AnyEngine::Gpu(engine), None));
+                        return Ok(Runtime::new(AnyEngine::Gpu(Box::new(engine)), None));
                     }
                     Err(e) if wanted == "auto" => notice = Some(format!("{}; running on the CPU", e.message)),
                     Err(e) => return Err(js_error(e)),
@@ -167,7 +173,7 @@ impl Runtime {
             }
         }
         let engine = Engine::load(CpuBackend::new(), bytes, &mut progress).map_err(js_error)?;
-        Ok(Runtime::new(AnyEngine::Cpu(engine), notice))
+        Ok(Runtime::new(AnyEngine::Cpu(Box::new(engine)), notice))
     }
 
     fn new(engine: AnyEngine, backend_notice: Option<String>) -> Runtime {

@@ -90,6 +90,8 @@ pub struct GpuInfo {
     pub kernels: String,
 }
 
+type SharedArena = Rc<RefCell<KvArena>>;
+
 /// Activations: `rows × cols` f32, row-major, at `offset` bytes into a pooled buffer.
 #[derive(Clone)]
 pub struct GpuTensor {
@@ -139,7 +141,7 @@ pub struct GpuBackend {
     pool: Rc<RefCell<Pool>>,
     weights: RefCell<WeightStore>,
     /// One KV arena per cache shape (layers, floats per position).
-    kv: RefCell<std::collections::HashMap<(usize, usize), Rc<RefCell<KvArena>>>>,
+    kv: RefCell<std::collections::HashMap<(usize, usize), SharedArena>>,
     info: GpuInfo,
     per_thread: bool,
     storage_align: u64,
@@ -259,7 +261,7 @@ impl GpuBackend {
     }
 
     fn upload_weight(&self, name: &str, dtype: GgmlDType, rows: usize, cols: usize, bytes: &[u8]) -> Result<GpuWeight> {
-        if dtype.block_size() > 1 && cols % dtype.block_size() != 0 {
+        if !cols.is_multiple_of(dtype.block_size()) {
             crate::bail!(UnsupportedDtype, "tensor {name}: rows of {cols} are not whole {} blocks", dtype.name());
         }
         let packed = repack(dtype, bytes);
@@ -268,7 +270,7 @@ impl GpuBackend {
     }
 
     /// The KV arena for `config`'s cache shape, made on first use.
-    fn kv_arena(&self, config: &LlamaConfig) -> Result<Rc<RefCell<KvArena>>> {
+    fn kv_arena(&self, config: &LlamaConfig) -> Result<SharedArena> {
         let key = (config.n_layers, config.n_kv_heads * config.head_dim);
         if let Some(a) = self.kv.borrow().get(&key) {
             return Ok(a.clone());
@@ -520,7 +522,7 @@ impl Backend for GpuBackend {
         if total != x.rows {
             crate::bail!(Backend, "batch has {} rows but its segments cover {total}", x.rows);
         }
-        if n_heads == 0 || x.cols % n_heads != 0 || (x.cols / n_heads) % 2 != 0 {
+        if n_heads == 0 || !x.cols.is_multiple_of(n_heads) || !(x.cols / n_heads).is_multiple_of(2) {
             crate::bail!(Backend, "rope: {} columns in {n_heads} heads", x.cols);
         }
         let head_dim = x.cols / n_heads;

@@ -299,9 +299,12 @@ impl Recorder {
     }
 }
 
+/// The callback's result, once it has fired, and who to wake then.
+type MapState = (Option<std::result::Result<(), wgpu::BufferAsyncError>>, Option<Waker>);
+
 /// Resolves when a `map_async` callback fires (a one-shot channel without a dependency).
 struct MapFuture {
-    state: Arc<Mutex<(Option<std::result::Result<(), wgpu::BufferAsyncError>>, Option<Waker>)>>,
+    state: Arc<Mutex<MapState>>,
 }
 
 impl MapFuture {

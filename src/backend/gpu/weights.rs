@@ -42,7 +42,7 @@ pub(crate) fn repack(dtype: GgmlDType, bytes: &[u8]) -> Cow<'_, [u8]> {
     match dtype {
         GgmlDType::Q4_0 => pad_blocks(18),
         GgmlDType::Q8_0 => pad_blocks(34),
-        _ if bytes.len() % 4 != 0 => {
+        _ if !bytes.len().is_multiple_of(4) => {
             let mut v = bytes.to_vec();
             v.resize(bytes.len().div_ceil(4) * 4, 0);
             Cow::Owned(v)
