@@ -3,7 +3,10 @@
 #   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
 #   make test    set up, native tests, wasm tests in headless Chromium, build pkg/, browser e2e tests
 #   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
+#                PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium,
 #                and the WebGPU backend against the CPU backend (natively and in Chromium)
+#   make heads   the value heads in heads/ (scripts/train-heads.sh; long, CPU-heavy)
+#   make eval    the evaluation in EVAL.md (scripts/eval.sh; hours on 2 cores, resumable)
 #
 # pkg/ is built with `wasm-pack build --release --target web --mode no-install` (wasm-opt is off
 # in Cargo.toml). With PKG_BUILDER=cargo it is built with cargo + wasm-bindgen instead (same output).
@@ -28,7 +31,7 @@ WASM_TEST_ARGS ?= --no-default-features --features gpu --lib $(foreach t,$(WASM_
 NATIVE_TEST_ARGS ?=
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-gpu clean-pkg help
+.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -94,6 +97,16 @@ bench-browser:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
 	node scripts/bench-browser.mjs
 
+# PAD decode tok/s with 0, 1 and 4 preferences (plus the harmlessness context) in one run,
+# natively (and with harmlessness inside the guideline instead) and in Chromium.
+bench-pad:
+	cargo build --release
+	target/release/padlock bench --model $(MODEL) --preferences 0,1,4 --decode-tokens 64 --rounds 3
+	target/release/padlock bench --model $(MODEL) --preferences 0,1 --decode-tokens 64 --rounds 3 --harmless guideline
+	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --preferences 0,1,4 --decode-tokens 64 --rounds 3
+	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
+	node scripts/bench-pad-browser.mjs
+
 # The WebGPU backend against the CPU backend in the same run, for B = 1 and B = 4 sequences per
 # step: natively (wgpu on whatever adapter there is; lavapipe on the project's machines) and in
 # Chromium (SwiftShader). Software adapters are slow, hence the short runs; on a real GPU use
@@ -112,7 +125,14 @@ bench: setup
 	$(MAKE) pkg
 	$(MAKE) bench-native
 	$(MAKE) bench-browser
+	$(MAKE) bench-pad
 	$(MAKE) bench-gpu
+
+heads: setup native
+	nice -n 10 scripts/train-heads.sh
+
+eval: setup native
+	nice -n 10 scripts/eval.sh
 
 clean-pkg:
 	rm -rf pkg

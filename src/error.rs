@@ -51,6 +51,9 @@ pub enum ErrorCode {
     GpuUnavailable,
     /// The model (a tensor, the KV cache, a batch) does not fit the GPU adapter's limits.
     GpuLimits,
+    /// A value head file that cannot be used: not safetensors, missing or misshapen
+    /// tensors for this model, values that are not finite.
+    ValueHead,
 }
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
             ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
             ErrorCode::GpuUnavailable => "GPU_UNAVAILABLE",
             ErrorCode::GpuLimits => "GPU_LIMITS",
+            ErrorCode::ValueHead => "VALUE_HEAD",
         }
     }
 }

@@ -2,23 +2,27 @@
 //! generation (`Generation`) that the command line drives in a loop and the web layer
 //! drives with a pause between tokens (so a page can cancel).
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::pad::pad_step;
+use crate::align::head::parse_head;
+use crate::align::pad::{pad_step, PadParams};
 use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, SamplingParams};
-use crate::align::{guideline_message, Method, Personalization};
+use crate::align::{guideline_message, Method, Personalization, RewardContext};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::model::gguf::GgufFile;
-use crate::model::llama::{Llama, Logits, Sequence};
+use crate::model::llama::{Llama, Logits, Sequence, ValueHead};
 use crate::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
 
-/// A model ready to generate: weights on a backend and the tokenizer from the same file.
+/// A model ready to generate: weights on a backend, the tokenizer from the same file, and
+/// the value heads loaded for it (by name; a preference names the head its PersRM uses).
 pub struct Engine<B: Backend> {
     pub model: Llama<B>,
     pub tokenizer: Tokenizer,
+    heads: Mutex<BTreeMap<String, ValueHead<B>>>,
 }
 
 impl<B: Backend> Engine<B> {
@@ -35,7 +39,43 @@ impl<B: Backend> Engine<B> {
                 model.config.vocab_size
             );
         }
-        Ok(Engine { model, tokenizer })
+        Ok(Engine { model, tokenizer, heads: Mutex::new(BTreeMap::new()) })
+    }
+
+    /// Reads a value head (safetensors, see `align::head`) and keeps it under `name`,
+    /// replacing any head of that name. Returns the file's metadata. A bad file changes nothing.
+    pub fn load_head(&self, name: &str, bytes: &[u8]) -> Result<BTreeMap<String, String>> {
+        if name.trim().is_empty() {
+            crate::bail!(InvalidArgument, "a value head needs a name");
+        }
+        let file = parse_head(bytes, self.model.config.hidden)?;
+        let head = self.model.value_head(&file.matrix)?;
+        self.heads.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), head);
+        Ok(file.metadata)
+    }
+
+    /// Forgets the head called `name`; true if there was one.
+    pub fn remove_head(&self, name: &str) -> bool {
+        self.heads.lock().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+    }
+
+    /// The names of the loaded heads.
+    pub fn head_names(&self) -> Vec<String> {
+        self.heads.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+
+    /// The loaded head for each reward context (`None`: identity).
+    fn heads_for(&self, contexts: &[RewardContext]) -> Result<Vec<Option<ValueHead<B>>>> {
+        let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        contexts
+            .iter()
+            .map(|c| match &c.head {
+                None => Ok(None),
+                Some(name) => heads.get(name).cloned().map(Some).ok_or_else(|| {
+                    crate::Error::new(crate::ErrorCode::InvalidArgument, format!("no value head called {name:?} is loaded"))
+                }),
+            })
+            .collect()
     }
 
     /// The token ids of a one-turn chat, rendered with the file's own chat template.
@@ -50,28 +90,28 @@ impl<B: Backend> Engine<B> {
     }
 
     /// The prompts of every context a generation advances: the base context first, then
-    /// (for PAD) one PersRM context per preference, or one for all when `combined`.
+    /// (for PAD and best-of-n) one per reward context (`Personalization::reward_contexts`).
     pub fn contexts(&self, user: &str, options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
         let pers = &options.personalization;
-        let texts: Vec<&str> = pers.preferences.iter().map(|p| p.text.as_str()).collect();
         let system = options.system.as_deref();
-        let base_user = match pers.method {
-            Method::Base => user.to_string(),
-            Method::Prompt => guideline_message(&texts, user),
-            Method::Pad if pers.base_with_guideline => guideline_message(&texts, user),
-            Method::Pad => user.to_string(),
+        let base_user = match pers.base_principles() {
+            Some(principles) => guideline_message(&principles, user),
+            None => user.to_string(),
         };
         let mut contexts = vec![self.chat_prompt(&base_user, system)?];
-        if pers.method == Method::Pad {
-            if pers.combined {
-                contexts.push(self.chat_prompt(&guideline_message(&texts, user), system)?);
-            } else {
-                for p in &texts {
-                    contexts.push(self.chat_prompt(&guideline_message(&[p], user), system)?);
-                }
-            }
+        for c in pers.reward_contexts() {
+            contexts.push(self.chat_prompt(&guideline_message(&c.principles, user), system)?);
         }
         Ok(contexts)
+    }
+
+    /// The tokens a generation sets to −∞ before choosing: end-of-turn when it is ignored.
+    fn banned(&self, ignore_eos: bool) -> &[u32] {
+        if ignore_eos {
+            self.tokenizer.stop_tokens()
+        } else {
+            &[]
+        }
     }
 
     /// Logits at every position of `ids`, from a fresh context (row-major `[ids, vocab]`).
@@ -92,6 +132,8 @@ pub struct GenerateOptions {
     /// How the person's preferences steer the answer (none: the plain base model).
     #[serde(flatten)]
     pub personalization: Personalization,
+    /// Never end the turn before `max_tokens` (the stop tokens are never chosen; for benchmarks).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerateOptions {
@@ -101,6 +143,7 @@ impl Default for GenerateOptions {
             sampling: SamplingParams::default(),
             system: None,
             personalization: Personalization::default(),
+            ignore_eos: false,
         }
     }
 }
@@ -121,10 +164,13 @@ pub enum StopReason {
 #[serde(rename_all = "camelCase")]
 pub struct Explanation {
     pub chosen: u32,
-    /// The base model's own top-1 at this step.
+    /// The base model's own top-1 at this step, and its text.
     pub base_top1: u32,
-    /// β · w_p · r_p(chosen) for each preference context, in order.
+    pub base_top1_text: String,
+    /// β · w_p · r_p(chosen) for each reward context, in the order of `reward_labels`.
     pub contributions: Vec<f32>,
+    /// How many candidates the step weighed (k, or fewer after the restriction).
+    pub candidates: usize,
 }
 
 /// One generated token and the text it completes, with PAD's explanation when PAD chose it.
@@ -142,7 +188,9 @@ pub struct Generation<'e, B: Backend> {
     engine: &'e Engine<B>,
     seqs: Vec<Sequence<B>>,
     sampler: Sampler,
-    pad: Option<PadChoice>,
+    pad: Option<PadParams>,
+    labels: Vec<String>,
+    ignore_eos: bool,
     max_tokens: usize,
     /// Base prompt and generated ids: the context the repetition penalty looks at.
     context: Vec<u32>,
@@ -155,12 +203,6 @@ pub struct Generation<'e, B: Backend> {
     rewards: Vec<f32>,
 }
 
-struct PadChoice {
-    weights: Vec<f32>,
-    beta: f32,
-    candidates: usize,
-}
-
 impl<'e, B: Backend> Generation<'e, B> {
     /// Answers `user` as `options` say (plain, preference prompting or PAD).
     pub async fn chat(engine: &'e Engine<B>, user: &str, options: &GenerateOptions) -> Result<Self> {
@@ -169,20 +211,22 @@ impl<'e, B: Backend> Generation<'e, B> {
     }
 
     /// Checks the request and runs the prompts through the model (prefill). `prompts[0]` is
-    /// the base context; PAD's contexts follow, one per entry of the personalization's weights.
+    /// the base context; the reward contexts follow (`Personalization::reward_contexts`).
+    /// Best-of-n is not one generation: see [`BestOfN`].
     pub async fn start(engine: &'e Engine<B>, prompts: Vec<Vec<u32>>, options: &GenerateOptions) -> Result<Self> {
         let ctx = engine.model.config.context_length;
         let pers = &options.personalization;
-        let pad = (pers.method == Method::Pad).then(|| PadChoice {
-            weights: if pers.combined { vec![1.0] } else { pers.preferences.iter().map(|p| p.weight).collect() },
-            beta: pers.beta,
-            candidates: pers.candidates,
-        });
-        let expected = 1 + pad.as_ref().map_or(0, |p| p.weights.len());
+        pers.validate()?;
+        if pers.method == Method::BestOfN {
+            crate::bail!(InvalidArgument, "best-of-n runs several generations: use BestOfN");
+        }
+        let contexts = pers.reward_contexts();
+        let pad = (pers.method == Method::Pad).then(|| pers.pad_params());
+        let expected = 1 + contexts.len();
         if prompts.len() != expected {
             crate::bail!(InvalidArgument, "{} prompts for {expected} contexts", prompts.len());
         }
-        pers.validate()?;
+        let heads = engine.heads_for(&contexts)?;
         for p in &prompts {
             if p.is_empty() {
                 crate::bail!(InvalidArgument, "a prompt has no tokens");
@@ -193,8 +237,11 @@ impl<'e, B: Backend> Generation<'e, B> {
             }
         }
         let sampler = Sampler::new(options.sampling.clone())?;
-        let mut seqs = prompts.iter().map(|_| engine.model.new_sequence()).collect::<Result<Vec<_>>>()?;
-        let wanted = logits_wanted(sampler.params(), pad.as_ref().map(|p| p.candidates), &prompts[0]);
+        let mut seqs = vec![engine.model.new_sequence()?];
+        for head in heads {
+            seqs.push(engine.model.new_sequence_with_head(head)?);
+        }
+        let wanted = logits_wanted(sampler.params(), pad.as_ref(), &prompts[0], engine.banned(options.ignore_eos));
         let tokens: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
         let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
         let mut prompts = prompts;
@@ -204,6 +251,8 @@ impl<'e, B: Backend> Generation<'e, B> {
             seqs,
             sampler,
             pad,
+            labels: contexts.into_iter().map(|c| c.label).collect(),
+            ignore_eos: options.ignore_eos,
             max_tokens: options.max_tokens,
             prompt_len: base.len(),
             context: base,
@@ -224,19 +273,24 @@ impl<'e, B: Backend> Generation<'e, B> {
             None => {
                 let last = [self.context[self.context.len() - 1]];
                 let tokens = vec![&last[..]; self.seqs.len()];
-                let wanted = logits_wanted(self.sampler.params(), self.pad.as_ref().map(|p| p.candidates), &self.context);
+                let wanted = logits_wanted(self.sampler.params(), self.pad.as_ref(), &self.context, self.engine.banned(self.ignore_eos));
                 self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?
             }
         };
         let vocab = logits.len() / self.seqs.len();
         let (base, rewards) = logits.split_at_mut(vocab);
+        for &s in self.engine.banned(self.ignore_eos) {
+            if let Some(l) = base.get_mut(s as usize) {
+                *l = f32::NEG_INFINITY;
+            }
+        }
         let (id, explanation) = match &self.pad {
             None => (self.sampler.sample(base, &self.context)?, None),
             Some(pad) => {
                 let p = self.sampler.params();
                 apply_repetition_penalty(base, &self.context, p.repetition_window, p.repetition_penalty);
                 let persrm: Vec<&[f32]> = rewards.chunks_exact(vocab).collect();
-                let step = pad_step(base, &persrm, &pad.weights, pad.beta, pad.candidates)?;
+                let step = pad_step(base, &persrm, pad)?;
                 let mut order: Vec<usize> = (0..step.candidates.len()).collect();
                 order.sort_by(|&a, &b| step.scores[b].total_cmp(&step.scores[a]).then(a.cmp(&b)));
                 let sorted: Vec<f32> = order.iter().map(|&i| step.scores[i]).collect();
@@ -247,7 +301,10 @@ impl<'e, B: Backend> Generation<'e, B> {
                 for (total, r) in self.rewards.iter_mut().zip(&step.rewards) {
                     *total += r[pick];
                 }
-                (chosen, Some(Explanation { chosen, base_top1: step.candidates[0], contributions }))
+                let base_top1 = step.candidates[0];
+                let base_top1_text = self.engine.tokenizer.decode(&[base_top1])?;
+                let candidates = step.candidates.len();
+                (chosen, Some(Explanation { chosen, base_top1, base_top1_text, contributions, candidates }))
             }
         };
         if self.engine.tokenizer.is_stop_token(id) {
@@ -271,10 +328,16 @@ impl<'e, B: Backend> Generation<'e, B> {
         self.stop
     }
 
-    /// Per PersRM context (in preference order), the summed token-level reward
+    /// Per PersRM context (in the order of `reward_labels`), the summed token-level reward
     /// Σ_t r_p(y_t) of the tokens generated so far; empty unless the method is PAD.
     pub fn sequence_rewards(&self) -> &[f32] {
         &self.rewards
+    }
+
+    /// What each reward context is (the preference text; the harmlessness principle is
+    /// among them), in the order of `sequence_rewards` and `Explanation::contributions`.
+    pub fn reward_labels(&self) -> &[String] {
+        &self.labels
     }
 
     pub fn prompt_ids(&self) -> &[u32] {
@@ -288,6 +351,99 @@ impl<'e, B: Backend> Generation<'e, B> {
     /// All generated text, decoded in one piece.
     pub fn text(&self) -> Result<String> {
         self.engine.tokenizer.decode(self.generated())
+    }
+}
+
+/// One answer sampled by best-of-n, with its reward.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sample {
+    pub seed: u64,
+    pub generated_ids: Vec<u32>,
+    pub text: String,
+    pub stop_reason: StopReason,
+    /// Σ_t r_p(y_t) per reward context.
+    pub rewards: Vec<f32>,
+    /// Σ_p w_p Σ_t r_p(y_t): what best-of-n ranks by.
+    pub reward: f32,
+}
+
+/// Best-of-n: `best_of` answers sampled from the base model (seeds `seed`, `seed + 1`, …),
+/// each scored by its summed PersRM reward Σ_p w_p Σ_t r_p(y_t), the best kept. A sample is
+/// a PAD generation at β = 0 (exactly the base model's sampling over its top-k candidates)
+/// whose reward contexts only score.
+pub struct BestOfN<'e, B: Backend> {
+    engine: &'e Engine<B>,
+    user: String,
+    options: GenerateOptions,
+    weights: Vec<f32>,
+    labels: Vec<String>,
+    samples: Vec<Sample>,
+}
+
+impl<'e, B: Backend> BestOfN<'e, B> {
+    pub fn new(engine: &'e Engine<B>, user: &str, options: &GenerateOptions) -> Result<Self> {
+        let pers = &options.personalization;
+        pers.validate()?;
+        if pers.method != Method::BestOfN {
+            crate::bail!(InvalidArgument, "BestOfN needs method best-of-n");
+        }
+        if options.sampling.greedy || options.sampling.temperature == 0.0 {
+            crate::bail!(InvalidArgument, "best-of-n samples its answers: greedy decoding would give n equal ones");
+        }
+        let contexts = pers.reward_contexts();
+        let mut sample_options = options.clone();
+        sample_options.personalization.method = Method::Pad;
+        sample_options.personalization.beta = 0.0;
+        Ok(BestOfN {
+            engine,
+            user: user.to_string(),
+            weights: contexts.iter().map(|c| c.weight).collect(),
+            labels: contexts.into_iter().map(|c| c.label).collect(),
+            options: sample_options,
+            samples: Vec::new(),
+        })
+    }
+
+    /// The next sample (one whole answer), or `None` once all `best_of` are done.
+    pub async fn next_sample(&mut self) -> Result<Option<&Sample>> {
+        if self.samples.len() >= self.options.personalization.best_of {
+            return Ok(None);
+        }
+        let mut options = self.options.clone();
+        options.sampling.seed = self.options.sampling.seed.wrapping_add(self.samples.len() as u64);
+        let mut gen = Generation::chat(self.engine, &self.user, &options).await?;
+        while gen.next().await?.is_some() {}
+        let rewards = gen.sequence_rewards().to_vec();
+        let reward = rewards.iter().zip(&self.weights).map(|(r, w)| r * w).sum();
+        self.samples.push(Sample {
+            seed: options.sampling.seed,
+            generated_ids: gen.generated().to_vec(),
+            text: gen.text()?,
+            stop_reason: gen.stop_reason().unwrap_or(StopReason::Length),
+            rewards,
+            reward,
+        });
+        Ok(self.samples.last())
+    }
+
+    /// Runs every remaining sample.
+    pub async fn run(&mut self) -> Result<()> {
+        while self.next_sample().await?.is_some() {}
+        Ok(())
+    }
+
+    pub fn samples(&self) -> &[Sample] {
+        &self.samples
+    }
+
+    /// Index of the sample with the highest reward (the first on a tie); `None` before any.
+    pub fn best(&self) -> Option<usize> {
+        (0..self.samples.len()).reduce(|b, i| if self.samples[i].reward > self.samples[b].reward { i } else { b })
+    }
+
+    pub fn reward_labels(&self) -> &[String] {
+        &self.labels
     }
 }
 

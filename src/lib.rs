@@ -10,6 +10,8 @@ pub mod tokenizer;
 pub mod backend;
 pub mod align;
 pub mod generate;
+#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+pub mod eval;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

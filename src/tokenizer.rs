@@ -274,6 +274,11 @@ impl Tokenizer {
         self.stop.binary_search(&id).is_ok()
     }
 
+    /// Every token that ends a turn (sorted).
+    pub fn stop_tokens(&self) -> &[u32] {
+        &self.stop
+    }
+
     /// Renders the GGUF's chat template (Jinja, as Hugging Face renders it).
     pub fn apply_chat_template(
         &self,

@@ -143,7 +143,7 @@ fn a_decode_step_is_one_submission() {
                 sampling: SamplingParams::greedy(),
                 personalization: Personalization {
                     method: Method::Pad,
-                    preferences: vec![Preference { text: "Be brief.".into(), weight: 1.0 }, Preference { text: "Be warm.".into(), weight: 0.5 }],
+                    preferences: vec![Preference::new("Be brief.", 1.0), Preference::new("Be warm.", 0.5)],
                     ..Default::default()
                 },
                 ..Default::default()
@@ -170,10 +170,10 @@ fn a_decode_step_is_one_submission() {
     }
 }
 
-/// Sampling (top-k, top-p, repetition penalty) and PAD read back only the top-k on the GPU
-/// and still choose what the CPU chooses from all logits.
+/// Sampling (top-k, top-p, repetition penalty) reads back only the top-k on the GPU and
+/// still chooses what the CPU chooses from all logits.
 #[test]
-fn sampling_and_pad_choose_the_cpu_tokens() {
+fn sampling_chooses_the_cpu_tokens() {
     let cpu = common::engine();
     let gpu = gpu_engine(GpuOptions::default());
     let sampled = GenerateOptions {
@@ -181,21 +181,39 @@ fn sampling_and_pad_choose_the_cpu_tokens() {
         sampling: SamplingParams { temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed: 7, ..Default::default() },
         ..Default::default()
     };
-    let pad = GenerateOptions {
-        max_tokens: 24,
-        sampling: SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() },
-        personalization: Personalization {
-            method: Method::Pad,
-            preferences: vec![Preference { text: "Keep the answer very short.".into(), weight: 1.0 }],
-            beta: 1.5,
+    let (c, g) = (run(&cpu, "How do I boil an egg?", &sampled), run(&gpu, "How do I boil an egg?", &sampled));
+    eprintln!("sampled: {:?}", gpu.tokenizer.decode(&g));
+    assert_eq!(c, g, "the GPU sampled other tokens than the CPU");
+}
+
+/// PAD on the GPU (base, preference and harmlessness contexts in one batched step, trained
+/// value heads on the PersRM contexts, only the candidates read back) chooses the CPU's
+/// tokens: one and two preferences, with and without heads, over three short prompts.
+#[test]
+fn pad_with_value_heads_chooses_the_cpu_tokens() {
+    let cpu = common::engine();
+    let gpu = gpu_engine(GpuOptions::default());
+    for name in ["concise", "child"] {
+        let bytes = std::fs::read(format!("{}/heads/{name}.safetensors", env!("CARGO_MANIFEST_DIR"))).expect("a shipped head");
+        cpu.load_head(name, &bytes).expect("head on the CPU");
+        gpu.load_head(name, &bytes).expect("head on the GPU");
+    }
+    let with_head = |text: &str, weight: f32, head: Option<&str>| Preference { head: head.map(String::from), ..Preference::new(text, weight) };
+    let cases = [
+        ("How do I boil an egg?", vec![with_head("Keep the answer very short.", 1.0, Some("concise"))]),
+        ("Why is the sky blue?", vec![with_head("Keep it short.", 1.0, Some("concise")), with_head("Explain it to a child.", 0.7, Some("child"))]),
+        ("Name a fruit.", vec![with_head("Be warm and friendly.", 1.0, None), with_head("Explain it to a child.", 0.5, Some("child"))]),
+    ];
+    for (prompt, preferences) in cases {
+        let options = GenerateOptions {
+            max_tokens: 12,
+            sampling: SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() },
+            personalization: Personalization { method: Method::Pad, preferences, beta: 1.5, ..Default::default() },
             ..Default::default()
-        },
-        ..Default::default()
-    };
-    for (label, options) in [("sampled", &sampled), ("PAD", &pad)] {
-        let (c, g) = (run(&cpu, "How do I boil an egg?", options), run(&gpu, "How do I boil an egg?", options));
-        eprintln!("{label}: {:?}", gpu.tokenizer.decode(&g));
-        assert_eq!(c, g, "{label}: the GPU chose other tokens than the CPU");
+        };
+        let (c, g) = (run(&cpu, prompt, &options), run(&gpu, prompt, &options));
+        eprintln!("PAD {prompt:?}: {:?}", gpu.tokenizer.decode(&g));
+        assert_eq!(c, g, "PAD on {prompt:?}: the GPU chose other tokens than the CPU");
     }
 }
 

@@ -26,6 +26,13 @@ const el = {
   seed: $('seed'),
   greedy: $('greedy'),
   system: $('system'),
+  method: $('method'),
+  beta: $('beta'),
+  candidates: $('candidates'),
+  prefs: [[$('pref-1'), $('weight-1')], [$('pref-2'), $('weight-2')]],
+  explain: $('explain'),
+  explanation: $('explanation'),
+  tokens: $('tokens'),
 };
 
 // What the user sees when something fails, by the runtime's error code.
@@ -45,6 +52,8 @@ const EXPLAIN = {
   GPU_LIMITS: 'The model does not fit this GPU’s limits; choose the CPU.',
   BUSY: 'padlock is still busy with the previous request.',
   WORKER_CRASHED: 'The model worker crashed (out of memory?). Reload the page to try again.',
+  UNSAFE_PREFERENCE: 'That preference tries to switch off safety, which no preference can do.',
+  VALUE_HEAD: 'That value head file cannot be used with this model.',
 };
 
 const client = new PadlockClient();
@@ -165,7 +174,14 @@ function readOptions() {
     repetitionPenalty: num(el.repetitionPenalty),
     seed: num(el.seed),
     system: el.system.value.trim() || undefined,
+    method: el.method.value,
+    beta: num(el.beta),
+    candidates: num(el.candidates),
+    preferences: el.prefs
+      .map(([text, weight]) => ({ text: text.value.trim(), weight: weight.value === '' ? 1 : Number(weight.value) }))
+      .filter((p) => p.text),
   };
+  if (options.method === 'base') delete options.preferences;
   for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
   return options;
 }
@@ -177,13 +193,17 @@ async function send() {
   setState('generating');
   el.answer.textContent = '';
   el.answer.classList.add('streaming');
+  el.tokens.textContent = '';
+  el.explanation.hidden = true;
+  const explained = [];
   el.stats.textContent = 'Thinking…';
   let n = 0;
   let firstAt = 0;
   const started = performance.now();
   try {
-    const r = await client.generate(prompt, readOptions(), (piece) => {
+    const r = await client.generate(prompt, readOptions(), (piece, id, explanation) => {
       n += 1;
+      if (explanation) explained.push({ piece, ...explanation });
       const now = performance.now();
       if (n === 1) firstAt = now;
       el.answer.textContent += piece;
@@ -191,6 +211,7 @@ async function send() {
     });
     app.lastResult = r;
     el.answer.textContent = r.text;
+    if (el.explain.checked && explained.length) showExplanation(explained, r.rewardLabels || []);
     const ids = r.generatedIds?.length ?? n;
     const decode = Number(r.decodeTokensPerSecond);
     const prefill = Number(r.prefillTokensPerSecond);
@@ -208,6 +229,24 @@ async function send() {
     el.answer.classList.remove('streaming');
     setState(client.loaded ? 'ready' : 'error');
   }
+}
+
+// The compact per-token view: one span per token, marked where PAD moved away from the base
+// model's top-1; its title lists the base top-1 and each preference's contribution.
+function showExplanation(tokens, labels) {
+  const short = (t) => (t.length > 28 ? t.slice(0, 27) + '…' : t);
+  for (const t of tokens) {
+    const span = document.createElement('span');
+    span.className = 'tok' + (t.chosen !== t.baseTop1 ? ' moved' : '');
+    span.textContent = t.piece || '·';
+    span.tabIndex = 0;
+    const parts = t.contributions.map((c, i) => `${short(labels[i] || `preference ${i + 1}`)}: ${c >= 0 ? '+' : ''}${c.toFixed(2)}`);
+    span.title = `${t.chosen !== t.baseTop1 ? `base model's choice: ${JSON.stringify(t.baseTop1Text)}` : 'same as the base model'}\n${parts.join('\n')}`;
+    span.dataset.contributions = JSON.stringify(t.contributions);
+    el.tokens.appendChild(span);
+  }
+  app.lastExplanation = { tokens, labels };
+  el.explanation.hidden = false;
 }
 
 el.send.addEventListener('click', send);

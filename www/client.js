@@ -109,14 +109,29 @@ export class PadlockClient {
 
   /**
    * Generates an answer to `prompt` (the chat template is applied by the runtime).
-   * onToken(piece, tokenId) is called for each generated token. Resolves to
-   * { promptIds, generatedIds, text, prefillTokensPerSecond, decodeTokensPerSecond, stopReason, wallMs }.
+   * Options: sampling (maxTokens, greedy, temperature, topP, topK, repetitionPenalty, seed,
+   * system) and personalization (method 'base'|'prompt'|'pad'|'best-of-n', preferences
+   * [{ text, weight, head }], beta, candidates, candidateTopP, candidateMinP,
+   * baseWithGuideline, combined, harmless, bestOf).
+   * onToken(piece, tokenId, explanation) is called for each generated token; with PAD,
+   * explanation = { chosen, baseTop1, baseTop1Text, contributions, candidates }. Resolves to
+   * { promptIds, generatedIds, text, prefillTokensPerSecond, decodeTokensPerSecond, stopReason,
+   * rewardLabels, sequenceRewards, wallMs } (+ samples, best for best-of-n).
    */
   generate(prompt, options = {}, onToken = null) {
     const onEvent = (m) => {
-      if (m.type === 'token' && onToken) onToken(m.piece, m.tokenId);
+      if (m.type === 'token' && onToken) onToken(m.piece, m.tokenId, m.explanation);
     };
     return this.#call('generate', { prompt, options: clean(options) }, onEvent);
+  }
+
+  /** Loads a value head (safetensors) from a same-origin URL or bytes under `name`; resolves to its metadata. */
+  loadHead(name, source) {
+    if (typeof source === 'string' || source instanceof URL) {
+      return this.#call('loadHead', { name, url: new URL(String(source), globalThis.location?.href).href });
+    }
+    const bytes = ArrayBuffer.isView(source) ? source.slice().buffer : source;
+    return this.#call('loadHead', { name, bytes }, null, [bytes]);
   }
 
   /** Logits (Float32Array of vocabSize) after feeding `ids` from a fresh context. */

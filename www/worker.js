@@ -9,7 +9,8 @@
 //                                        else the CPU), 'webgpu' or 'cpu'
 //   { type: 'load', bytes, backend }     Runtime.load on bytes the page already has (transferred)
 //   { type: 'info' }                     rt.info()
-//   { type: 'generate', prompt, options } streams { type: 'token', piece, tokenId }, then the result
+//   { type: 'generate', prompt, options } streams { type: 'token', piece, tokenId, explanation }, then the result
+//   { type: 'loadHead', name, url | bytes } rt.loadHead(name, bytes): a value head for preferences to name
 //   { type: 'logits', ids }              Float32Array of logits after feeding ids (fresh context)
 //   { type: 'cancel' }                   rt.cancel(): a running generate stops at the next token
 //   { type: 'unload' }                   drops the loaded model
@@ -109,7 +110,7 @@ function normalizeResult(r) {
   r = toPlain(r);
   if (!r || typeof r !== 'object') return r;
   const out = { ...r };
-  for (const k of ['promptIds', 'generatedIds']) if (out[k] && !Array.isArray(out[k])) out[k] = Array.from(out[k]);
+  for (const k of ['promptIds', 'generatedIds', 'sequenceRewards']) if (out[k] && !Array.isArray(out[k])) out[k] = Array.from(out[k]);
   return out;
 }
 
@@ -143,7 +144,8 @@ async function handle(msg, reply) {
       if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
       busy = 'generate';
       try {
-        const onToken = (piece, tokenId) => reply({ type: 'token', piece, tokenId });
+        const onToken = (piece, tokenId, explanation) =>
+          reply({ type: 'token', piece, tokenId, explanation: explanation ? toPlain(explanation) : undefined });
         const t0 = performance.now();
         const r = await runtime.generate(String(msg.prompt), msg.options || {}, onToken);
         return { ...normalizeResult(r), wallMs: performance.now() - t0 };
@@ -162,6 +164,18 @@ async function handle(msg, reply) {
       } finally {
         busy = null;
       }
+    }
+    case 'loadHead': {
+      if (!runtime) throw new CodedError('NOT_LOADED', 'no model is loaded');
+      let bytes = msg.bytes ? new Uint8Array(msg.bytes) : null;
+      if (!bytes) {
+        const resp = await fetch(msg.url, { credentials: 'same-origin' }).catch((e) => {
+          throw new CodedError('MODEL_FETCH_FAILED', `could not fetch the value head at ${msg.url}: ${e.message || e}`);
+        });
+        if (!resp.ok) throw new CodedError('MODEL_FETCH_FAILED', `could not fetch the value head at ${msg.url}: HTTP ${resp.status}`);
+        bytes = new Uint8Array(await resp.arrayBuffer());
+      }
+      return toPlain(runtime.loadHead(String(msg.name), bytes));
     }
     case 'cancel':
       if (runtime) runtime.cancel();

@@ -1,6 +1,8 @@
 //! One step of Personalized Alignment at Decoding-time (PAD), as in `DESIGN.md`:
 //!
-//! - candidates C = top-k of the base logits ℓ;
+//! - candidates C = top-k of the base logits ℓ, optionally restricted to the base model's
+//!   plausible tokens (a nucleus `top_p` of base probability inside the top-k, and/or a
+//!   floor `min_p` relative to the top-1's probability; the top-1 always stays);
 //! - for each preference p with PersRM logits m_p, the token-level reward
 //!   r_p(a) = log softmax_C(m_p)_a − log softmax_C(ℓ)_a  (softmax over C only);
 //! - score(a) = ℓ_a + β · Σ_p w_p · r_p(a);
@@ -12,7 +14,47 @@
 use crate::align::sampler::top_candidates;
 use crate::error::Result;
 
-/// The scored candidates of one step, best first (what the demo's explanation shows).
+/// The knobs of one PAD step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PadParams {
+    /// w_p for each PersRM context, in order.
+    pub weights: Vec<f32>,
+    /// β: how strongly the rewards move the choice.
+    pub beta: f32,
+    /// k: the base model's top-k tokens are the candidates.
+    pub k: usize,
+    /// Keep the shortest prefix of the top-k whose base probability reaches `top_p` (1: off).
+    pub top_p: f32,
+    /// Keep candidates whose base probability is at least `min_p` × the top-1's (0: off).
+    pub min_p: f32,
+}
+
+impl PadParams {
+    pub fn new(weights: Vec<f32>, beta: f32, k: usize) -> Self {
+        PadParams { weights, beta, k, top_p: 1.0, min_p: 0.0 }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if !self.beta.is_finite() || self.beta < 0.0 {
+            crate::bail!(InvalidArgument, "β must be a finite number ≥ 0, got {}", self.beta);
+        }
+        if self.weights.iter().any(|w| !w.is_finite()) {
+            crate::bail!(InvalidArgument, "preference weights must be finite");
+        }
+        if self.k == 0 {
+            crate::bail!(InvalidArgument, "PAD needs at least one candidate token (k ≥ 1)");
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            crate::bail!(InvalidArgument, "candidate top-p must be in (0, 1], got {}", self.top_p);
+        }
+        if !(0.0..=1.0).contains(&self.min_p) {
+            crate::bail!(InvalidArgument, "candidate min-p must be in [0, 1], got {}", self.min_p);
+        }
+        Ok(())
+    }
+}
+
+/// The scored candidates of one step (what the demo's explanation shows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PadStep {
     /// Candidate ids, ordered by base logit (best first).
@@ -39,29 +81,56 @@ impl PadStep {
 }
 
 /// log softmax of `logits[ids]` renormalised over `ids` only, in f64.
-fn log_softmax_over(logits: &[f32], ids: &[u32]) -> Vec<f64> {
+pub fn log_softmax_over(logits: &[f32], ids: &[u32]) -> Vec<f64> {
     let vals: Vec<f64> = ids.iter().map(|&i| logits[i as usize] as f64).collect();
     let max = vals.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let log_sum = max + libm::log(vals.iter().map(|v| libm::exp(v - max)).sum::<f64>());
     vals.iter().map(|v| v - log_sum).collect()
 }
 
-/// Scores the base model's top-`k` candidates with the rewards of each preference.
-/// `persrm[p]` are the PersRM logits for preference p (same vocabulary), `weights[p]` its weight.
-pub fn pad_step(base: &[f32], persrm: &[&[f32]], weights: &[f32], beta: f32, k: usize) -> Result<PadStep> {
-    if persrm.len() != weights.len() {
-        crate::bail!(InvalidArgument, "{} reward contexts for {} weights", persrm.len(), weights.len());
+/// The base model's candidates: its top-k tokens as (id, logit), best first, cut to the
+/// nucleus `top_p` and the floor `min_p` (both in full-vocabulary base probability).
+pub fn candidates(base: &[f32], k: usize, top_p: f32, min_p: f32) -> Vec<(u32, f32)> {
+    let mut top = top_candidates(base, k);
+    if top.is_empty() {
+        return top;
+    }
+    let best = top[0].1 as f64;
+    if min_p > 0.0 {
+        // p_a ≥ min_p · p_top1  ⇔  ℓ_a ≥ ℓ_top1 + ln(min_p)
+        let floor = best + libm::log(min_p as f64);
+        top.retain(|&(_, l)| l as f64 >= floor);
+    }
+    if top_p < 1.0 {
+        let log_z = best + libm::log(base.iter().map(|&l| libm::exp(l as f64 - best)).sum::<f64>());
+        let mut mass = 0.0;
+        let mut keep = top.len();
+        for (i, &(_, l)) in top.iter().enumerate() {
+            mass += libm::exp(l as f64 - log_z);
+            if mass >= top_p as f64 {
+                keep = i + 1;
+                break;
+            }
+        }
+        top.truncate(keep);
+    }
+    top
+}
+
+/// Scores the base model's candidates with the rewards of each preference.
+/// `persrm[p]` are the PersRM logits for preference p (same vocabulary as `base`).
+pub fn pad_step(base: &[f32], persrm: &[&[f32]], params: &PadParams) -> Result<PadStep> {
+    params.validate()?;
+    if persrm.len() != params.weights.len() {
+        crate::bail!(InvalidArgument, "{} reward contexts for {} weights", persrm.len(), params.weights.len());
     }
     if let Some(m) = persrm.iter().find(|m| m.len() != base.len()) {
         crate::bail!(InvalidArgument, "reward logits have {} entries, base logits {}", m.len(), base.len());
     }
-    if !beta.is_finite() || weights.iter().any(|w| !w.is_finite()) {
-        crate::bail!(InvalidArgument, "β and the weights must be finite");
+    if base.is_empty() {
+        crate::bail!(InvalidArgument, "PAD needs logits to choose from");
     }
-    if k == 0 || base.is_empty() {
-        crate::bail!(InvalidArgument, "PAD needs at least one candidate (k ≥ 1)");
-    }
-    let top = top_candidates(base, k);
+    let top = candidates(base, params.k, params.top_p, params.min_p);
     let candidates: Vec<u32> = top.iter().map(|&(id, _)| id).collect();
     let base_logits: Vec<f32> = top.iter().map(|&(_, l)| l).collect();
     let base_lp = log_softmax_over(base, &candidates);
@@ -74,8 +143,8 @@ pub fn pad_step(base: &[f32], persrm: &[&[f32]], weights: &[f32], beta: f32, k: 
         .collect();
     let scores = (0..candidates.len())
         .map(|i| {
-            let r: f64 = rewards.iter().zip(weights).map(|(r, &w)| w as f64 * r[i] as f64).sum();
-            (base_logits[i] as f64 + beta as f64 * r) as f32
+            let r: f64 = rewards.iter().zip(&params.weights).map(|(r, &w)| w as f64 * r[i] as f64).sum();
+            (base_logits[i] as f64 + params.beta as f64 * r) as f32
         })
         .collect();
     Ok(PadStep { candidates, base_logits, rewards, scores })
@@ -101,7 +170,7 @@ mod tests {
         for seed in 0..50 {
             let base = logits(seed, 300);
             let m = logits(seed + 1000, 300);
-            let step = pad_step(&base, &[&m], &[1.0], 0.0, 10).unwrap();
+            let step = pad_step(&base, &[&m], &PadParams::new(vec![1.0], 0.0, 10)).unwrap();
             assert_eq!(step.candidates[step.best()], argmax(&base));
         }
     }
@@ -111,7 +180,7 @@ mod tests {
         for seed in 0..50 {
             let base = logits(seed, 300);
             let m = logits(seed + 7, 300);
-            let step = pad_step(&base, &[&m], &[1.0], 50.0, 10).unwrap();
+            let step = pad_step(&base, &[&m], &PadParams::new(vec![1.0], 50.0, 10)).unwrap();
             let top10: Vec<u32> = top_candidates(&base, 10).iter().map(|c| c.0).collect();
             assert!(top10.contains(&step.candidates[step.best()]));
         }
@@ -122,8 +191,8 @@ mod tests {
         let base = logits(1, 300);
         let m = logits(2, 300);
         let shifted: Vec<f32> = m.iter().map(|v| v + 17.0).collect();
-        let a = pad_step(&base, &[&m], &[1.0], 1.0, 10).unwrap();
-        let b = pad_step(&base, &[&shifted], &[1.0], 1.0, 10).unwrap();
+        let a = pad_step(&base, &[&m], &PadParams::new(vec![1.0], 1.0, 10)).unwrap();
+        let b = pad_step(&base, &[&shifted], &PadParams::new(vec![1.0], 1.0, 10)).unwrap();
         assert_eq!(a.best(), b.best());
         for (x, y) in a.scores.iter().zip(&b.scores) {
             assert!((x - y).abs() < 1e-4);
@@ -135,8 +204,8 @@ mod tests {
         for seed in 0..30 {
             let base = logits(seed, 300);
             let (m1, m2) = (logits(seed + 100, 300), logits(seed + 200, 300));
-            let a = pad_step(&base, &[&m1, &m2], &[0.7, 0.3], 1.2, 10).unwrap();
-            let b = pad_step(&base, &[&m1, &m2], &[1.4, 0.6], 0.6, 10).unwrap();
+            let a = pad_step(&base, &[&m1, &m2], &PadParams::new(vec![0.7, 0.3], 1.2, 10)).unwrap();
+            let b = pad_step(&base, &[&m1, &m2], &PadParams::new(vec![1.4, 0.6], 0.6, 10)).unwrap();
             assert_eq!(a.best(), b.best());
         }
     }
@@ -144,7 +213,7 @@ mod tests {
     #[test]
     fn a_reward_model_that_agrees_with_base_gives_zero_reward() {
         let base = logits(3, 100);
-        let step = pad_step(&base, &[&base], &[1.0], 2.0, 10).unwrap();
+        let step = pad_step(&base, &[&base], &PadParams::new(vec![1.0], 2.0, 10)).unwrap();
         assert!(step.rewards[0].iter().all(|r| r.abs() < 1e-5));
     }
 
@@ -153,12 +222,41 @@ mod tests {
         let base = logits(1, 10);
         let short = logits(2, 5);
         for r in [
-            pad_step(&base, &[&short], &[1.0], 1.0, 3),
-            pad_step(&base, &[&base], &[], 1.0, 3),
-            pad_step(&base, &[&base], &[1.0], f32::NAN, 3),
-            pad_step(&base, &[&base], &[1.0], 1.0, 0),
+            pad_step(&base, &[&short], &PadParams::new(vec![1.0], 1.0, 3)),
+            pad_step(&base, &[&base], &PadParams::new(vec![], 1.0, 3)),
+            pad_step(&base, &[&base], &PadParams::new(vec![1.0], f32::NAN, 3)),
+            pad_step(&base, &[&base], &PadParams::new(vec![1.0], 1.0, 0)),
+            pad_step(&base, &[&base], &PadParams { top_p: 0.0, ..PadParams::new(vec![1.0], 1.0, 3) }),
+            pad_step(&base, &[&base], &PadParams { min_p: 1.5, ..PadParams::new(vec![1.0], 1.0, 3) }),
         ] {
             assert_eq!(r.unwrap_err().code, crate::ErrorCode::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn candidate_restriction_keeps_the_plausible_tokens() {
+        // Probabilities (full vocabulary) 0.5, 0.25, 0.125, 0.0625, ... (logits ln 2 apart).
+        let base: Vec<f32> = (0..12).map(|i| -(i as f32) * std::f32::consts::LN_2).collect();
+        let ids = |c: Vec<(u32, f32)>| c.into_iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(ids(candidates(&base, 10, 1.0, 0.0)), (0..10).collect::<Vec<_>>());
+        // min_p 0.2: tokens with p ≥ 0.1 → 0.5, 0.25, 0.125.
+        assert_eq!(ids(candidates(&base, 10, 1.0, 0.2)), vec![0, 1, 2]);
+        // top_p 0.8: 0.5 + 0.25 = 0.75 < 0.8, + 0.125 reaches it.
+        assert_eq!(ids(candidates(&base, 10, 0.8, 0.0)), vec![0, 1, 2]);
+        assert_eq!(ids(candidates(&base, 10, 0.5, 0.0)), vec![0]);
+        assert_eq!(ids(candidates(&base, 10, 0.01, 0.9)), vec![0], "the top-1 always stays");
+    }
+
+    #[test]
+    fn restricted_choice_is_within_the_restricted_candidates() {
+        for seed in 0..30 {
+            let base = logits(seed, 300);
+            let m = logits(seed + 55, 300);
+            let params = PadParams { top_p: 0.3, min_p: 0.05, ..PadParams::new(vec![1.0], 20.0, 10) };
+            let step = pad_step(&base, &[&m], &params).unwrap();
+            let allowed: Vec<u32> = candidates(&base, 10, 0.3, 0.05).iter().map(|c| c.0).collect();
+            assert_eq!(step.candidates, allowed);
+            assert!(allowed.contains(&step.candidates[step.best()]));
         }
     }
 }

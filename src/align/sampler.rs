@@ -8,6 +8,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::align::pad::PadParams;
 use crate::backend::LogitsWanted;
 use crate::error::Result;
 
@@ -150,11 +151,14 @@ pub fn apply_repetition_penalty(logits: &mut [f32], context: &[u32], window: usi
 /// The logits a choice can depend on, so that a backend need not read back the rest: the
 /// base row's k best (k: 1 for greedy, `top_k` when sampling, PAD's candidates), plus as
 /// many as the repetition penalty can push out of them, plus the penalized tokens themselves
-/// (a penalty below 1 raises them). The choice on logits that keep only these (−∞ elsewhere)
-/// is exactly the choice on all of them; sampling without a top-k needs all of them.
-pub fn logits_wanted(params: &SamplingParams, pad_candidates: Option<usize>, context: &[u32]) -> LogitsWanted {
-    let k = match pad_candidates {
-        Some(k) => k,
+/// (a penalty below 1 raises them), plus one per `banned` token (set to −∞ before the
+/// choice, e.g. end-of-turn when it is ignored). The choice on logits that keep only these
+/// (−∞ elsewhere) is exactly the choice on all of them. Sampling without a top-k and PAD's
+/// nucleus restriction (`top_p` < 1, a share of the whole vocabulary's mass) need all of them.
+pub fn logits_wanted(params: &SamplingParams, pad: Option<&PadParams>, context: &[u32], banned: &[u32]) -> LogitsWanted {
+    let k = match pad {
+        Some(pad) if pad.top_p < 1.0 => return LogitsWanted::All,
+        Some(pad) => pad.k,
         None if params.greedy || params.temperature == 0.0 => 1,
         None if params.top_k == 0 => return LogitsWanted::All,
         None => params.top_k,
@@ -165,7 +169,7 @@ pub fn logits_wanted(params: &SamplingParams, pad_candidates: Option<usize>, con
         let seen: std::collections::BTreeSet<u32> = recent.iter().copied().collect();
         also.extend(seen);
     }
-    LogitsWanted::Top { k: k + also.len(), also }
+    LogitsWanted::Top { k: k + also.len() + banned.len(), also }
 }
 
 /// Index of the largest logit; the lowest id wins a tie.
@@ -275,32 +279,40 @@ mod tests {
                 repetition_window: [64, 8][case % 2],
                 seed: case as u64,
             };
-            let wanted = logits_wanted(&params, None, &context);
-            let kept = keep_only(&logits, 1, &wanted);
+            // A banned token (end-of-turn when it is ignored) is one of the high scorers.
+            let banned = [(case % 20) as u32];
+            let ban = |l: &mut Vec<f32>| l[banned[0] as usize] = f32::NEG_INFINITY;
+            let wanted = logits_wanted(&params, None, &context, &banned);
+            let mut kept = keep_only(&logits, 1, &wanted);
+            let mut all = logits.clone();
+            ban(&mut kept);
+            ban(&mut all);
             let (mut a, mut b) = (Sampler::new(params.clone()).unwrap(), Sampler::new(params.clone()).unwrap());
             for _ in 0..5 {
                 assert_eq!(
-                    a.sample(&mut logits.clone(), &context).unwrap(),
+                    a.sample(&mut all.clone(), &context).unwrap(),
                     b.sample(&mut kept.clone(), &context).unwrap(),
                     "case {case}: {params:?}"
                 );
             }
             // PAD: base row plus two reward rows, scored over the base candidates.
             let rows: Vec<f32> = logits.iter().copied().chain((0..2 * vocab).map(|_| (rnd() % 97) as f32 * 0.1)).collect();
-            let k = [1, 10, 5][case % 3];
-            let wanted = logits_wanted(&params, Some(k), &context);
+            let pad = PadParams { min_p: [0.0, 0.1, 0.5][case % 3], ..PadParams::new(vec![1.0, 0.5], 1.5, [1, 10, 5][case % 3]) };
+            let wanted = logits_wanted(&params, Some(&pad), &context, &[]);
             let kept = keep_only(&rows, 3, &wanted);
             let step = |all: &[f32]| {
                 let mut base = all[..vocab].to_vec();
                 apply_repetition_penalty(&mut base, &context, params.repetition_window, params.repetition_penalty);
                 let m: Vec<&[f32]> = all[vocab..].chunks(vocab).collect();
-                crate::align::pad::pad_step(&base, &m, &[1.0, 0.5], 1.5, k).unwrap()
+                crate::align::pad::pad_step(&base, &m, &pad).unwrap()
             };
             assert_eq!(step(&rows), step(&kept), "PAD case {case}");
         }
-        assert_eq!(logits_wanted(&SamplingParams { top_k: 0, ..Default::default() }, None, &[1, 2]), LogitsWanted::All);
+        let nucleus = PadParams { top_p: 0.9, ..PadParams::new(vec![1.0], 1.0, 10) };
+        assert_eq!(logits_wanted(&SamplingParams::greedy(), Some(&nucleus), &[1, 2], &[]), LogitsWanted::All);
+        assert_eq!(logits_wanted(&SamplingParams { top_k: 0, ..Default::default() }, None, &[1, 2], &[]), LogitsWanted::All);
         assert_eq!(
-            logits_wanted(&SamplingParams::greedy(), None, &[1, 2]),
+            logits_wanted(&SamplingParams::greedy(), None, &[1, 2], &[]),
             LogitsWanted::Top { k: 1, also: vec![] }
         );
     }

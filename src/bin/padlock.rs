@@ -1,7 +1,9 @@
 //! `padlock`: the native command line.
-//!   padlock generate --model PATH --prompt TEXT [--max-tokens N] [--greedy | --temperature T --top-p P --seed S] [--json]
-//!                    [--backend cpu|gpu|auto]
-//!   padlock bench --model PATH [--backend cpu|gpu|auto] [--batch B]
+//!   padlock generate --model PATH --prompt TEXT [--max-tokens N] [--greedy | --temperature T --top-p P --seed S]
+//!       [--method base|prompt|pad|best-of-n --prefer TEXT ... --weight W ... --head PATH --beta B --top-k K]
+//!       [--explain] [--json] [--backend cpu|gpu|auto]
+//!   padlock bench --model PATH [--preferences 0,1,4] [--backend cpu|gpu|auto] [--batch B]
+//!   padlock make-pairs | train-head | eval   (value heads and the evaluation; see README)
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -9,10 +11,10 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use padlock::align::sampler::{argmax, SamplingParams};
-use padlock::align::{Method, Personalization, Preference};
+use padlock::align::{HarmlessMode, Method, Personalization, Preference};
 use padlock::backend::cpu::{quant, CpuBackend};
 use padlock::backend::{Backend, LogitsWanted};
-use padlock::generate::{now_seconds, Engine, GenerateOptions, Generation};
+use padlock::generate::{now_seconds, BestOfN, Engine, Explanation, GenerateOptions, Generation};
 use padlock::model::llama::Logits;
 use padlock::{Error, Result};
 
@@ -29,6 +31,108 @@ enum Command {
     Generate(GenerateArgs),
     /// Measure prefill and decode speed.
     Bench(BenchArgs),
+    /// Make preference pairs by contrastive prompting (JSONL, resumable).
+    MakePairs(MakePairsArgs),
+    /// Train a value head with DPO on a frozen backbone from preference pairs.
+    TrainHead(TrainHeadArgs),
+    /// Answer an evaluation set under one configuration per dimension (JSONL, resumable), or
+    /// with --report print the comparison with base as Markdown.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[arg(long, required_unless_present = "report")]
+    model: Option<String>,
+    /// The prompts: [{ "id", "prompt" }] (e.g. koala_eval_50.json).
+    #[arg(long, required_unless_present = "report")]
+    data: Option<String>,
+    /// Results (JSONL): answers already there are kept and not made again.
+    #[arg(long)]
+    out: String,
+    /// Name of this configuration in the report (default: the method).
+    #[arg(long)]
+    label: Option<String>,
+    /// Dimensions (comma-separated); default: all. Each one's preference steers the answers.
+    #[arg(long, value_delimiter = ',')]
+    dimensions: Vec<String>,
+    /// Use the trained head DIR/<dimension>.safetensors for each dimension's preference.
+    #[arg(long)]
+    heads_dir: Option<String>,
+    /// Only the first N prompts.
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 128)]
+    max_tokens: usize,
+    #[arg(long, default_value_t = 1.1)]
+    repetition_penalty: f32,
+    /// PAD's k.
+    #[arg(long)]
+    top_k: Option<usize>,
+    #[command(flatten)]
+    personalization: PersonalizationArgs,
+    /// Print the Markdown report of --out instead of generating.
+    #[arg(long)]
+    report: bool,
+}
+
+#[derive(Args)]
+struct TrainHeadArgs {
+    #[arg(long)]
+    model: String,
+    /// Pairs (JSONL from make-pairs).
+    #[arg(long)]
+    pairs: String,
+    /// Which dimension's pairs to learn from.
+    #[arg(long)]
+    dimension: String,
+    /// Where to write the head (safetensors), only if it reaches --min-accuracy on held-out pairs.
+    #[arg(long)]
+    out: String,
+    /// Held-out pairwise accuracy a head must reach to be written.
+    #[arg(long, default_value_t = 0.7)]
+    min_accuracy: f64,
+    /// Use only the first N pairs of the dimension (smoke tests).
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = 16)]
+    rank: usize,
+    #[arg(long, default_value_t = 10)]
+    epochs: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f32,
+    /// β of the DPO loss.
+    #[arg(long, default_value_t = 0.1)]
+    dpo_beta: f32,
+    /// Candidates per position (PAD's k).
+    #[arg(long, default_value_t = 10)]
+    top_k: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Keep the backbone's outputs here (safetensors): a later run with the same pairs,
+    /// dimension and --top-k reads them instead of running the model again.
+    #[arg(long)]
+    cache: Option<String>,
+}
+
+#[derive(Args)]
+struct MakePairsArgs {
+    #[arg(long)]
+    model: String,
+    /// A text file with one prompt per line.
+    #[arg(long)]
+    prompts: String,
+    /// Dimensions (comma-separated); default: all.
+    #[arg(long, value_delimiter = ',')]
+    dimensions: Vec<String>,
+    /// Sampling seeds: one pair per prompt, dimension and seed.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    seeds: Vec<u64>,
+    #[arg(long, default_value_t = 160)]
+    max_tokens: usize,
+    /// Output JSONL; pairs already in it are kept and not made again.
+    #[arg(long)]
+    out: String,
 }
 
 #[derive(Args)]
@@ -57,7 +161,20 @@ struct GenerateArgs {
     /// Print one JSON object (prompt_ids, generated_ids, text, ...) instead of streaming text.
     #[arg(long)]
     json: bool,
-    /// base: the model alone; prompt: preferences in its prompt; pad: decoding-time alignment.
+    #[command(flatten)]
+    personalization: PersonalizationArgs,
+    /// Per token: the chosen token, the base model's top-1, each preference's contribution.
+    #[arg(long)]
+    explain: bool,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+/// How preferences steer generation (shared by generate, bench and eval).
+#[derive(Args, Clone)]
+struct PersonalizationArgs {
+    /// base: the model alone; prompt: preferences in its prompt; pad: decoding-time
+    /// alignment; best-of-n: n samples, the best by PersRM reward.
     #[arg(long, value_enum, default_value = "base")]
     method: MethodArg,
     /// A preference, e.g. "Keep answers short." (repeat for several).
@@ -66,20 +183,30 @@ struct GenerateArgs {
     /// The weight of each --prefer, in the same order (default 1).
     #[arg(long = "weight")]
     weight: Vec<f32>,
+    /// A value head (safetensors) for the PersRM: once for every preference, or once per --prefer.
+    #[arg(long = "head")]
+    head: Vec<String>,
     /// PAD's β: how strongly the preferences move the choice.
     #[arg(long, default_value_t = 1.0)]
     beta: f32,
+    /// PAD: keep the candidates inside this much base probability (nucleus within the top-k; 1: off).
+    #[arg(long, default_value_t = Personalization::default().candidate_top_p)]
+    candidate_top_p: f32,
+    /// PAD: drop candidates below this fraction of the base top-1's probability (0: off).
+    #[arg(long, default_value_t = Personalization::default().candidate_min_p)]
+    candidate_min_p: f32,
     /// Put the guideline in the base context too (PAD).
     #[arg(long)]
     base_with_guideline: bool,
     /// One PersRM context for all preferences instead of one each (PAD).
     #[arg(long)]
     combined: bool,
-    /// Per token: the chosen token, the base model's top-1, each preference's contribution.
-    #[arg(long)]
-    explain: bool,
-    #[command(flatten)]
-    backend: BackendArgs,
+    /// Where the harmlessness principle goes: its own PersRM context, or inside each guideline.
+    #[arg(long, value_enum, default_value = "context")]
+    harmless: HarmlessArg,
+    /// Best-of-n: how many answers to sample.
+    #[arg(long, default_value_t = 4)]
+    n: usize,
 }
 
 #[derive(Args, Clone)]
@@ -115,6 +242,61 @@ enum MethodArg {
     Base,
     Prompt,
     Pad,
+    BestOfN,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum HarmlessArg {
+    Context,
+    Guideline,
+}
+
+impl PersonalizationArgs {
+    /// The personalization these flags describe; value heads are loaded into `engine`
+    /// under their path.
+    fn resolve<B: Backend>(&self, engine: &Engine<B>, top_k: Option<usize>) -> Result<Personalization> {
+        let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
+        if self.weight.len() > self.prefer.len() {
+            return Err(invalid("more --weight than --prefer".into()));
+        }
+        if self.head.len() > 1 && self.head.len() != self.prefer.len() {
+            return Err(invalid(format!("{} --head for {} --prefer: give one, or one per --prefer", self.head.len(), self.prefer.len())));
+        }
+        for path in &self.head {
+            let bytes = std::fs::read(path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
+            engine.load_head(path, &bytes)?;
+        }
+        let preferences = self
+            .prefer
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Preference {
+                text: text.clone(),
+                weight: self.weight.get(i).copied().unwrap_or(1.0),
+                head: self.head.get(if self.head.len() == 1 { 0 } else { i }).cloned(),
+            })
+            .collect();
+        Ok(Personalization {
+            method: match self.method {
+                MethodArg::Base => Method::Base,
+                MethodArg::Prompt => Method::Prompt,
+                MethodArg::Pad => Method::Pad,
+                MethodArg::BestOfN => Method::BestOfN,
+            },
+            preferences,
+            beta: self.beta,
+            candidates: top_k.unwrap_or(Personalization::default().candidates),
+            candidate_top_p: self.candidate_top_p,
+            candidate_min_p: self.candidate_min_p,
+            base_with_guideline: self.base_with_guideline,
+            combined: self.combined,
+            harmless: match self.harmless {
+                HarmlessArg::Context => HarmlessMode::Context,
+                HarmlessArg::Guideline => HarmlessMode::Guideline,
+            },
+            best_of: self.n,
+        })
+    }
 }
 
 #[derive(Args)]
@@ -132,6 +314,18 @@ struct BenchArgs {
     batch: usize,
     #[arg(long)]
     json: bool,
+    /// Instead: decode through generation (greedy, end-of-turn ignored) with each number of
+    /// preferences in the list (0: plain decoding; n > 0: PAD with n preferences plus the
+    /// harmlessness context), alternating for --rounds, and report each one's best decode
+    /// tok/s, its ratio to plain decoding, and tok/s over the first and last quarter.
+    #[arg(long, value_delimiter = ',')]
+    preferences: Vec<usize>,
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// With --preferences: where the harmlessness principle goes (its own context costs one
+    /// more sequence in the batch).
+    #[arg(long, value_enum, default_value = "context")]
+    harmless: HarmlessArg,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -139,6 +333,11 @@ struct BenchArgs {
 fn read_model(path: &str) -> Result<Arc<Vec<u8>>> {
     let bytes = std::fs::read(path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
     Ok(Arc::new(bytes))
+}
+
+/// The model on the CPU (making pairs, training heads and the evaluation run there).
+fn load(path: &str) -> Result<Engine<CpuBackend>> {
+    Engine::load(CpuBackend::new(), read_model(path)?, &mut |_| {})
 }
 
 /// What a command does with a loaded engine, whichever backend it is on.
@@ -190,36 +389,30 @@ impl WithEngine for GenerateJob {
     }
 }
 
-fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) -> Result<()> {
+
+fn sampling(args: &GenerateArgs) -> SamplingParams {
     let mut sampling = if args.greedy { SamplingParams::greedy() } else { SamplingParams::default() };
     sampling.temperature = args.temperature.unwrap_or(sampling.temperature);
     sampling.top_p = args.top_p.unwrap_or(sampling.top_p);
     sampling.top_k = args.top_k.unwrap_or(sampling.top_k);
     sampling.repetition_penalty = args.repetition_penalty.unwrap_or(sampling.repetition_penalty);
     sampling.seed = args.seed.unwrap_or(sampling.seed);
-    if args.weight.len() > args.prefer.len() {
-        return Err(Error::new(padlock::ErrorCode::InvalidArgument, "more --weight than --prefer"));
-    }
-    let preferences = args
-        .prefer
-        .iter()
-        .enumerate()
-        .map(|(i, text)| Preference { text: text.clone(), weight: args.weight.get(i).copied().unwrap_or(1.0) })
-        .collect();
-    let personalization = Personalization {
-        method: match args.method {
-            MethodArg::Base => Method::Base,
-            MethodArg::Prompt => Method::Prompt,
-            MethodArg::Pad => Method::Pad,
-        },
-        preferences,
-        beta: args.beta,
-        candidates: args.top_k.unwrap_or(Personalization::default().candidates),
-        base_with_guideline: args.base_with_guideline,
-        combined: args.combined,
-    };
-    let options = GenerateOptions { max_tokens: args.max_tokens, sampling, system: args.system.clone(), personalization };
+    sampling
+}
 
+
+fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) -> Result<()> {
+    let personalization = args.personalization.resolve(&engine, args.top_k)?;
+    let options = GenerateOptions {
+        max_tokens: args.max_tokens,
+        sampling: sampling(&args),
+        system: args.system.clone(),
+        personalization,
+        ignore_eos: false,
+    };
+    if options.personalization.method == Method::BestOfN {
+        return best_of_n(&engine, &args, &options);
+    }
     let t0 = now_seconds();
     let mut gen = pollster::block_on(Generation::chat(&engine, &args.prompt, &options))?;
     let t1 = now_seconds();
@@ -230,22 +423,22 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
             let _ = write!(stdout, "{}", token.text);
             let _ = stdout.flush();
         }
-        if let Some(e) = token.explanation.filter(|_| args.explain) {
-            if !args.json {
-                eprintln!(
-                    "\n[{:?} base top-1 {:?} contributions {:?}]",
-                    engine.tokenizer.decode(&[e.chosen])?,
-                    engine.tokenizer.decode(&[e.base_top1])?,
-                    e.contributions
-                );
-            }
-            explanations.push(e);
+        if let Some(e) = token.explanation {
+            explanations.push((token.text, e));
         }
     }
     let t2 = now_seconds();
     let decode_tps = gen.generated().len() as f64 / (t2 - t1).max(1e-9);
     let prefill_tps = gen.prompt_ids().len() as f64 / (t1 - t0).max(1e-9);
     if args.json {
+        let explanation: Vec<_> = explanations
+            .iter()
+            .map(|(text, e)| {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                v["text"] = text.clone().into();
+                v
+            })
+            .collect();
         let out = serde_json::json!({
             "prompt_ids": gen.prompt_ids(),
             "generated_ids": gen.generated(),
@@ -253,12 +446,17 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
             "stop_reason": gen.stop_reason(),
             "prefill_tokens_per_second": prefill_tps,
             "decode_tokens_per_second": decode_tps,
-            "explanation": if args.explain { Some(&explanations) } else { None },
+            "reward_labels": gen.reward_labels(),
+            "sequence_rewards": gen.sequence_rewards(),
+            "explanation": (options.personalization.method == Method::Pad).then_some(explanation),
             "backend": engine.model.backend().name(),
         });
         println!("{out}");
     } else {
         println!();
+        if args.explain && !explanations.is_empty() {
+            print_explanation(gen.reward_labels(), &explanations);
+        }
         eprintln!(
             "[{} prompt tokens at {prefill_tps:.1} tok/s, {} generated at {decode_tps:.1} tok/s, {about}]",
             gen.prompt_ids().len(),
@@ -267,6 +465,112 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
     }
     Ok(())
 }
+
+/// One line per token: chosen, base top-1 (when PAD chose otherwise), each context's β·w·r.
+fn print_explanation(labels: &[String], tokens: &[(String, Explanation)]) {
+    let short: Vec<String> = labels.iter().map(|l| l.chars().take(24).collect()).collect();
+    println!("\n{:>4}  {:<16} {:<16} {}", "#", "chosen", "base top-1", short.join(" | "));
+    for (i, (text, e)) in tokens.iter().enumerate() {
+        let top1 = if e.base_top1 == e.chosen { "=".to_string() } else { format!("{:?}", e.base_top1_text) };
+        let contributions: Vec<String> = e.contributions.iter().map(|c| format!("{c:+.2}")).collect();
+        println!("{i:>4}  {:<16} {:<16} {}", format!("{text:?}"), top1, contributions.join(" | "));
+    }
+}
+
+fn best_of_n<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &GenerateOptions) -> Result<()> {
+    let mut bon = BestOfN::new(engine, &args.prompt, options)?;
+    let t0 = now_seconds();
+    while let Some(sample) = pollster::block_on(bon.next_sample())? {
+        if !args.json {
+            eprintln!("[sample seed {}: reward {:+.2}, {} tokens]", sample.seed, sample.reward, sample.generated_ids.len());
+        }
+    }
+    let seconds = now_seconds() - t0;
+    let best = bon.best().ok_or_else(|| Error::new(padlock::ErrorCode::InvalidArgument, "no sample"))?;
+    let chosen = &bon.samples()[best];
+    if args.json {
+        let out = serde_json::json!({
+            "generated_ids": chosen.generated_ids,
+            "text": chosen.text,
+            "stop_reason": chosen.stop_reason,
+            "best": best,
+            "samples": bon.samples(),
+            "reward_labels": bon.reward_labels(),
+            "seconds": seconds,
+        });
+        println!("{out}");
+    } else {
+        println!("{}", chosen.text);
+    }
+    Ok(())
+}
+
+/// Decode speed through `Generation` with `n` preferences (0: plain), end-of-turn ignored:
+/// (tok/s over all tokens, over the first quarter, over the last quarter).
+fn decode_speed<B: Backend>(engine: &Engine<B>, n: usize, tokens: usize, harmless: HarmlessMode) -> Result<(f64, f64, f64)> {
+    let personalization = Personalization {
+        harmless,
+        method: if n == 0 { Method::Base } else { Method::Pad },
+        preferences: (0..n).map(|i| Preference::new(format!("Preference number {}: be helpful.", i + 1), 1.0)).collect(),
+        ..Default::default()
+    };
+    let options = GenerateOptions {
+        max_tokens: tokens,
+        sampling: SamplingParams::greedy(),
+        system: None,
+        personalization,
+        ignore_eos: true,
+    };
+    let mut gen = pollster::block_on(Generation::chat(engine, "Write a long story about a dragon who learns to bake bread.", &options))?;
+    // The first token comes from the prefill's logits: start the clock after it.
+    pollster::block_on(gen.next())?;
+    let mut times = vec![now_seconds()];
+    while pollster::block_on(gen.next())?.is_some() {
+        times.push(now_seconds());
+    }
+    let rate = |a: usize, b: usize| (b - a) as f64 / (times[b] - times[a]).max(1e-9);
+    let (n, q) = (times.len() - 1, (times.len() - 1) / 4);
+    Ok((rate(0, n), rate(0, q.max(1)), rate(n - q.max(1), n)))
+}
+
+fn bench_pad<B: Backend>(engine: &Engine<B>, args: &BenchArgs, about: &str) -> Result<()> {
+    let mut best = vec![(0.0f64, 0.0f64, 0.0f64); args.preferences.len()];
+    for _ in 0..args.rounds.max(1) {
+        for (i, &n) in args.preferences.iter().enumerate() {
+            let harmless = match args.harmless {
+                HarmlessArg::Context => HarmlessMode::Context,
+                HarmlessArg::Guideline => HarmlessMode::Guideline,
+            };
+            let r = decode_speed(engine, n, args.decode_tokens, harmless)?;
+            if r.0 > best[i].0 {
+                best[i] = r;
+            }
+        }
+    }
+    let plain = args.preferences.iter().position(|&n| n == 0).map(|i| best[i].0);
+    let rows: Vec<_> = args
+        .preferences
+        .iter()
+        .zip(&best)
+        .map(|(&n, &(all, first, last))| {
+            serde_json::json!({
+                "preferences": n,
+                "contexts": if n == 0 { 1 } else if matches!(args.harmless, HarmlessArg::Guideline) { n + 1 } else { n + 2 },
+                "decode_tokens_per_second": all,
+                "cost_vs_plain": plain.map(|p| p / all),
+                "first_quarter_tokens_per_second": first, "last_quarter_tokens_per_second": last,
+            })
+        })
+        .collect();
+    let out = serde_json::json!({
+        "bench": "pad-decode", "decode_tokens": args.decode_tokens, "rounds": args.rounds,
+        "backend": engine.model.backend().name(), "device": about,
+        "kernel": quant::kernel_name(), "threads": rayon::current_num_threads(), "results": rows,
+    });
+    println!("{out}");
+    Ok(())
+}
+
 
 struct BenchJob(BenchArgs);
 
@@ -277,6 +581,9 @@ impl WithEngine for BenchJob {
 }
 
 fn bench<B: Backend>(args: BenchArgs, engine: Engine<B>, about: String) -> Result<()> {
+    if !args.preferences.is_empty() {
+        return bench_pad(&engine, &args, &about);
+    }
     let model = &engine.model;
     if args.batch == 0 {
         return Err(Error::new(padlock::ErrorCode::InvalidArgument, "--batch must be at least 1"));
@@ -340,6 +647,245 @@ fn bench<B: Backend>(args: BenchArgs, engine: Engine<B>, about: String) -> Resul
     Ok(())
 }
 
+fn make_pairs(args: MakePairsArgs) -> Result<()> {
+    use padlock::eval::{dimensions, pairs};
+    let engine = load(&args.model)?;
+    let io = |e: std::io::Error| Error::new(padlock::ErrorCode::Io, e.to_string());
+    let prompts: Vec<String> = std::fs::read_to_string(&args.prompts)
+        .map_err(io)?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    let dims = if args.dimensions.is_empty() {
+        dimensions::DIMENSIONS.iter().collect::<Vec<_>>()
+    } else {
+        args.dimensions.iter().map(|d| dimensions::dimension(d)).collect::<Result<Vec<_>>>()?
+    };
+    let mut done = std::collections::HashSet::new();
+    if let Ok(text) = std::fs::read_to_string(&args.out) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let pair: pairs::Pair = serde_json::from_str(line)
+                .map_err(|e| Error::new(padlock::ErrorCode::InvalidArgument, format!("{}: {e}", args.out)))?;
+            done.insert(pair.key());
+        }
+    }
+    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&args.out).map_err(io)?;
+    let total = prompts.len() * dims.len() * args.seeds.len();
+    let mut made = done.len();
+    for (i, prompt) in prompts.iter().enumerate() {
+        for &seed in &args.seeds {
+            for dim in &dims {
+                if done.contains(&(dim.name.to_string(), i, seed)) {
+                    continue;
+                }
+                let pair = pollster::block_on(pairs::make_pair(&engine, dim, i, prompt, seed, args.max_tokens))?;
+                writeln!(out, "{}", serde_json::to_string(&pair).map_err(|e| Error::new(padlock::ErrorCode::Io, e.to_string()))?)
+                    .map_err(io)?;
+                made += 1;
+                eprintln!("[{made}/{total}] {} #{i} seed {seed}: {} vs {} words", dim.name,
+                    pair.chosen.split_whitespace().count(), pair.rejected.split_whitespace().count());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn eval(args: EvalArgs) -> Result<()> {
+    use padlock::eval::{dimensions, run};
+    let io = |e: std::io::Error| Error::new(padlock::ErrorCode::Io, e.to_string());
+    let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
+    let read_rows = || -> Result<Vec<run::Row>> {
+        match std::fs::read_to_string(&args.out) {
+            Ok(text) => text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str(l).map_err(|e| invalid(format!("{}: {e}", args.out))))
+                .collect(),
+            Err(_) => Ok(Vec::new()),
+        }
+    };
+    if args.report {
+        print!("{}", run::report(&read_rows()?)?);
+        return Ok(());
+    }
+    let (model, data) = (args.model.as_deref().unwrap_or_default(), args.data.as_deref().unwrap_or_default());
+    let engine = load(model)?;
+    let mut prompts: Vec<run::Prompt> =
+        serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?).map_err(|e| invalid(format!("{data}: {e}")))?;
+    prompts.truncate(args.limit.unwrap_or(usize::MAX));
+    let mut pers = args.personalization.resolve(&engine, args.top_k)?;
+    let dims: Vec<&dimensions::Dimension> = if pers.method == Method::Base {
+        Vec::new()
+    } else if args.dimensions.is_empty() {
+        dimensions::DIMENSIONS.iter().collect()
+    } else {
+        args.dimensions.iter().map(|d| dimensions::dimension(d)).collect::<Result<_>>()?
+    };
+    let label = args.label.clone().unwrap_or_else(|| format!("{:?}", pers.method).to_lowercase());
+    let done: std::collections::HashSet<(String, String, String)> =
+        read_rows()?.into_iter().map(|r| (r.label, r.dimension, r.id)).collect();
+    let mut out = std::fs::OpenOptions::new().create(true).append(true).open(&args.out).map_err(io)?;
+    let sampling = SamplingParams { repetition_penalty: args.repetition_penalty, ..SamplingParams::greedy() };
+    let mut jobs: Vec<(Option<&dimensions::Dimension>, &run::Prompt)> = Vec::new();
+    for p in &prompts {
+        if dims.is_empty() {
+            jobs.push((None, p));
+        }
+        for d in &dims {
+            jobs.push((Some(*d), p));
+        }
+    }
+    let t0 = now_seconds();
+    for (i, (dim, p)) in jobs.iter().enumerate() {
+        let dim_name = dim.map_or("-".to_string(), |d| d.name.to_string());
+        if done.contains(&(label.clone(), dim_name.clone(), p.id.clone())) {
+            continue;
+        }
+        if let Some(d) = dim {
+            let head = match &args.heads_dir {
+                Some(dir) => {
+                    let path = format!("{dir}/{}.safetensors", d.name);
+                    let bytes = std::fs::read(&path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
+                    engine.load_head(&path, &bytes)?;
+                    Some(path)
+                }
+                None => None,
+            };
+            pers.preferences = vec![Preference { text: d.prefer.into(), weight: 1.0, head }];
+        }
+        let options =
+            GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: None, personalization: pers.clone(), ignore_eos: false };
+        let (text, tokens) = pollster::block_on(run::answer(&engine, &p.prompt, &options))?;
+        let row = run::Row {
+            label: label.clone(),
+            method: pers.method,
+            dimension: dim_name,
+            id: p.id.clone(),
+            prompt: p.prompt.clone(),
+            measures: padlock::eval::measures::Measures::of(&p.prompt, &text),
+            text,
+            tokens,
+        };
+        writeln!(out, "{}", serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))?).map_err(io)?;
+        eprintln!("[{label} {}/{} {:.0}s] {} #{}: {} words", i + 1, jobs.len(), now_seconds() - t0, row.dimension, row.id, row.measures.words);
+    }
+    Ok(())
+}
+
+/// Pairs of the held-out split: every fifth prompt (by prompt index), 20%.
+fn held_out(prompt_index: usize) -> bool {
+    prompt_index % 5 == 4
+}
+
+fn train_head(args: TrainHeadArgs) -> Result<()> {
+    use padlock::align::dpo::{self, Answer, DpoConfig, LmHeadRows, TrainPair};
+    use padlock::eval::{dimensions, pairs::Pair};
+    let io = |e: std::io::Error| Error::new(padlock::ErrorCode::Io, e.to_string());
+    let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
+    let dim = dimensions::dimension(&args.dimension)?;
+    let bytes = read_model(&args.model)?;
+    let engine = Engine::load(CpuBackend::new(), bytes.clone(), &mut |_| {})?;
+    let mut pairs = Vec::new();
+    for (n, line) in std::fs::read_to_string(&args.pairs).map_err(io)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let pair: Pair = serde_json::from_str(line).map_err(|e| invalid(format!("{} line {}: {e}", args.pairs, n + 1)))?;
+        if pair.dimension == dim.name {
+            pairs.push(pair);
+        }
+    }
+    pairs.truncate(args.limit.unwrap_or(usize::MAX));
+    let (train, held): (Vec<usize>, Vec<usize>) = (0..pairs.len()).partition(|&i| !held_out(pairs[i].prompt_index));
+    if train.is_empty() || held.is_empty() {
+        return Err(invalid(format!("{} pairs of {:?}: need some to train on and some held out", pairs.len(), dim.name)));
+    }
+    let preference = pairs[0].preference.clone();
+    let answers: Vec<TrainPair> = pairs
+        .iter()
+        .map(|p| TrainPair {
+            chosen: Answer { prompt: p.prompt.clone(), ids: p.chosen_ids.clone(), eos: p.chosen_eos },
+            rejected: Answer { prompt: p.prompt.clone(), ids: p.rejected_ids.clone(), eos: p.rejected_eos },
+        })
+        .collect();
+    let t0 = now_seconds();
+    let cached = match &args.cache {
+        Some(path) => match std::fs::read(path) {
+            Ok(bytes) => Some(dpo::Features::from_safetensors(&bytes)?),
+            Err(_) => None,
+        },
+        None => None,
+    };
+    let features = match cached {
+        Some(f) if f.pairs.len() == answers.len() && f.slots == args.top_k + 1 => {
+            eprintln!("[features from {}]", args.cache.as_deref().unwrap_or_default());
+            f
+        }
+        _ => {
+            let f = pollster::block_on(dpo::extract(&engine, &preference, &answers, args.top_k, &mut |done, total| {
+                if done % 10 == 0 || done == total {
+                    eprintln!("[features {done}/{total}]");
+                }
+            }))?;
+            if let Some(path) = &args.cache {
+                std::fs::write(path, f.to_safetensors()?).map_err(io)?;
+            }
+            f
+        }
+    };
+    let t_features = now_seconds() - t0;
+    // The LM head on the host, for scoring candidates.
+    let file = padlock::model::gguf::GgufFile::parse(bytes)?;
+    let info = file.tensor("output.weight").or_else(|| file.tensor("token_embd.weight")).ok_or_else(|| invalid("no LM head".into()))?;
+    let mut rows = vec![0f32; info.n_elements()];
+    quant::dequantize_row(info.dtype, file.tensor_data(info), &mut rows)?;
+    let lm = LmHeadRows { rows: &rows, hidden: features.hidden };
+    let cfg = DpoConfig {
+        rank: args.rank,
+        epochs: args.epochs,
+        learning_rate: args.learning_rate,
+        beta: args.dpo_beta,
+        batch: 8,
+        seed: args.seed,
+    };
+    let identity_train = dpo::pairwise_accuracy(&features, &lm, None, &train);
+    let identity_held = dpo::pairwise_accuracy(&features, &lm, None, &held);
+    eprintln!("identity head: train accuracy {identity_train:.3}, held-out {identity_held:.3}");
+    let t1 = now_seconds();
+    let head = dpo::train(&features, &lm, &train, &cfg, &mut |epoch, loss, head| {
+        let acc = dpo::pairwise_accuracy(&features, &lm, Some(head), &train);
+        eprintln!("epoch {epoch}: train loss {loss:.4}, train accuracy {acc:.3}");
+    })?;
+    let t_train = now_seconds() - t1;
+    let train_acc = dpo::pairwise_accuracy(&features, &lm, Some(&head), &train);
+    let held_acc = dpo::pairwise_accuracy(&features, &lm, Some(&head), &held);
+    let report = serde_json::json!({
+        "dimension": dim.name,
+        "preference": preference,
+        "pairs": pairs.len(), "train_pairs": train.len(), "heldout_pairs": held.len(),
+        "positions": features.target.len(),
+        "identity_train_accuracy": identity_train, "identity_heldout_accuracy": identity_held,
+        "train_accuracy": train_acc, "heldout_accuracy": held_acc,
+        "rank": cfg.rank, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "dpo_beta": cfg.beta,
+        "top_k": args.top_k, "seed": cfg.seed,
+        "feature_seconds": t_features, "train_seconds": t_train,
+        "shipped": held_acc >= args.min_accuracy,
+    });
+    println!("{report}");
+    if held_acc < args.min_accuracy {
+        return Err(invalid(format!(
+            "held-out accuracy {held_acc:.3} is below {}: no head written",
+            args.min_accuracy
+        )));
+    }
+    let metadata = report
+        .as_object()
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
+        .unwrap_or_default();
+    std::fs::write(&args.out, head.to_safetensors(&metadata)?).map_err(io)?;
+    eprintln!("wrote {}", args.out);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Run everything inside the thread pool: a kernel call made from a pool thread hands work
@@ -354,6 +900,9 @@ fn main() -> ExitCode {
             let (model, backend) = (a.model.clone(), a.backend.clone());
             with_engine(&model, &backend, BenchJob(a))
         }
+        Command::MakePairs(a) => make_pairs(a),
+        Command::TrainHead(a) => train_head(a),
+        Command::Eval(a) => eval(a),
     };
     let result = match rayon::ThreadPoolBuilder::new().build() {
         Ok(pool) => pool.install(run),

@@ -27,6 +27,7 @@ pub struct Llama<B: Backend> {
     /// `None` when the LM head is tied to the embedding table.
     output: Option<B::Weight>,
     passes: std::sync::atomic::AtomicUsize,
+    rows: std::sync::atomic::AtomicUsize,
 }
 
 /// One sequence's state: its KV cache, how many positions it holds, and the value head
@@ -65,6 +66,9 @@ pub enum Logits {
     Last,
     /// Every token of every sequence: `[total tokens, vocab]` (for tests and scoring).
     All,
+    /// No logits: every token's final normed hidden state, before any value head and the
+    /// LM head, `[total tokens, hidden]` (what a value head sees; for training heads).
+    Hidden,
 }
 
 impl<B: Backend> Llama<B> {
@@ -113,7 +117,7 @@ impl<B: Backend> Llama<B> {
         }
         let output = if config.tied_embeddings { None } else { Some(load(&["output.weight".into()])?.remove(0)) };
         progress(1.0);
-        Ok(Llama { config, backend, embedding, layers, output_norm, output, passes: Default::default() })
+        Ok(Llama { config, backend, embedding, layers, output_norm, output, passes: Default::default(), rows: Default::default() })
     }
 
     pub fn backend(&self) -> &B {
@@ -181,6 +185,7 @@ impl<B: Backend> Llama<B> {
         let ids: Vec<u32> = tokens.iter().flat_map(|t| t.iter().copied()).collect();
         let b = &self.backend;
         self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.rows.fetch_add(ids.len(), std::sync::atomic::Ordering::Relaxed);
         let result = (|| {
             let mut caches: Vec<&mut B::KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
             let mut x = b.embed(&self.embedding, &ids)?;
@@ -212,6 +217,9 @@ impl<B: Backend> Llama<B> {
                 x = b.select_rows(&x, &last)?;
             }
             let mut x = b.rms_norm(&x, &self.output_norm, cfg.rms_eps)?;
+            if which == Logits::Hidden {
+                return Ok(x);
+            }
             if seqs.iter().any(|s| s.head.is_some()) {
                 x = self.apply_value_heads(x, seqs, &segments, which)?;
             }
@@ -280,6 +288,12 @@ impl<B: Backend> Llama<B> {
     /// How many batched passes this model has run (one per `forward`, however many sequences).
     pub fn passes(&self) -> usize {
         self.passes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many token rows all passes together have fed through the layers (a decode step
+    /// of a batch of n sequences feeds n, whatever the length of the text so far).
+    pub fn rows_fed(&self) -> usize {
+        self.rows.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `forward` for one sequence, reading the logits back to the host.

@@ -21,8 +21,9 @@ use crate::backend::cpu::{quant, CpuBackend};
 #[cfg(feature = "gpu")]
 use crate::backend::gpu::GpuBackend;
 use crate::backend::Backend;
+use crate::align::Method;
 use crate::error::{Error, ErrorCode};
-use crate::generate::{now_seconds, Engine, GenerateOptions, Generation, StopReason};
+use crate::generate::{now_seconds, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
 use crate::model::llama::Logits;
 
 /// A JS `Error` carrying the stable code as `err.code`.
@@ -104,6 +105,15 @@ struct GenerateResult {
     stop_reason: StopReason,
     prefill_tokens_per_second: f64,
     decode_tokens_per_second: f64,
+    /// What each PersRM context is (preference text; the harmlessness principle included).
+    reward_labels: Vec<String>,
+    /// Σ_t r_p(y_t) per PersRM context (PAD; best-of-n: of the kept sample).
+    sequence_rewards: Vec<f32>,
+    /// Best-of-n: every sample with its reward, and which one was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    samples: Option<Vec<Sample>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    best: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -205,10 +215,17 @@ impl Runtime {
         })
     }
 
-    /// Answers one chat message. `options`: `{ maxTokens, greedy, temperature, topP, topK,
-    /// repetitionPenalty, repetitionWindow, seed, system }`, all optional. `on_token(piece, id)`
-    /// is called for every token. Resolves to `{ promptIds, generatedIds, text, stopReason,
-    /// prefillTokensPerSecond, decodeTokensPerSecond }`.
+    /// Answers one chat message. `options` (all optional): sampling `{ maxTokens, greedy,
+    /// temperature, topP, topK, repetitionPenalty, repetitionWindow, seed, system }` and
+    /// personalization `{ method: 'base'|'prompt'|'pad'|'best-of-n', preferences: [{ text,
+    /// weight, head }], beta, candidates (k), candidateTopP, candidateMinP, baseWithGuideline,
+    /// combined, harmless: 'context'|'guideline', bestOf }`. `on_token(piece, id, explanation)`
+    /// is called for every token; with PAD, `explanation` is `{ chosen, baseTop1,
+    /// baseTop1Text, contributions, candidates }` (contributions in the order of the result's
+    /// `rewardLabels`). Resolves to `{ promptIds, generatedIds, text, stopReason,
+    /// prefillTokensPerSecond, decodeTokensPerSecond, rewardLabels, sequenceRewards }` (plus
+    /// `samples` and `best` for best-of-n). A preference that tries to switch safety off
+    /// rejects with code `UNSAFE_PREFERENCE`.
     pub fn generate(&self, prompt: String, options: JsValue, on_token: Option<js_sys::Function>) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
@@ -226,6 +243,27 @@ impl Runtime {
             inner.busy.set(false);
             result
         })
+    }
+
+    /// Loads a value head (safetensors, see the README) under `name`, for preferences to
+    /// name in `{ text, weight, head: name }`. Returns the file's metadata (e.g. the
+    /// preference it was trained for and its held-out accuracy). A bad file rejects with
+    /// `VALUE_HEAD` and loads nothing.
+    #[wasm_bindgen(js_name = loadHead)]
+    pub fn load_head(&self, name: &str, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
+        let meta = with_engine!(&self.inner.engine, e => e.load_head(name, &bytes)).map_err(js_error)?;
+        to_js(&meta)
+    }
+
+    /// Forgets a loaded value head; true if there was one.
+    #[wasm_bindgen(js_name = removeHead)]
+    pub fn remove_head(&self, name: &str) -> bool {
+        with_engine!(&self.inner.engine, e => e.remove_head(name))
+    }
+
+    /// The names of the loaded value heads.
+    pub fn heads(&self) -> Vec<String> {
+        with_engine!(&self.inner.engine, e => e.head_names())
     }
 
     /// Stops a running `generate` before its next token; it resolves with stopReason "cancelled".
@@ -258,6 +296,9 @@ async fn run_generation<B: Backend>(
     options: &GenerateOptions,
     on_token: Option<&js_sys::Function>,
 ) -> Result<JsValue, JsValue> {
+    if options.personalization.method == Method::BestOfN {
+        return run_best_of_n(engine, cancel, prompt, options, on_token).await;
+    }
     let t0 = now_seconds();
     let mut gen = Generation::chat(engine, prompt, options).await.map_err(js_error)?;
     let t1 = now_seconds();
@@ -284,5 +325,56 @@ async fn run_generation<B: Backend>(
         stop_reason: gen.stop_reason().unwrap_or(StopReason::Length),
         prefill_tokens_per_second: gen.prompt_ids().len() as f64 / (t1 - t0).max(1e-9),
         decode_tokens_per_second: n as f64 / (t2 - t1).max(1e-9),
+        reward_labels: gen.reward_labels().to_vec(),
+        sequence_rewards: gen.sequence_rewards().to_vec(),
+        samples: None,
+        best: None,
+    })
+}
+
+/// Best-of-n: the samples run one after another (the page can cancel between them), then
+/// the kept answer is streamed token by token.
+async fn run_best_of_n<B: Backend>(
+    engine: &Engine<B>,
+    cancel: &Cell<bool>,
+    prompt: &str,
+    options: &GenerateOptions,
+    on_token: Option<&js_sys::Function>,
+) -> Result<JsValue, JsValue> {
+    let t0 = now_seconds();
+    let mut bon = BestOfN::new(engine, prompt, options).map_err(js_error)?;
+    let mut cancelled = false;
+    loop {
+        yield_to_event_loop().await?;
+        if cancel.get() {
+            cancelled = true;
+            break;
+        }
+        if bon.next_sample().await.map_err(js_error)?.is_none() {
+            break;
+        }
+    }
+    let seconds = (now_seconds() - t0).max(1e-9);
+    let best = bon.best();
+    let kept = best.map(|i| bon.samples()[i].clone());
+    if let (Some(s), Some(cb)) = (&kept, on_token) {
+        let mut decoder = crate::tokenizer::StreamDecoder::new();
+        for &id in &s.generated_ids {
+            let piece = decoder.push(&engine.tokenizer, id).map_err(js_error)?;
+            cb.call3(&JsValue::NULL, &JsValue::from_str(&piece), &JsValue::from(id), &JsValue::UNDEFINED)?;
+        }
+    }
+    let total: usize = bon.samples().iter().map(|s| s.generated_ids.len()).sum();
+    to_js(&GenerateResult {
+        prompt_ids: engine.contexts(prompt, options).map_err(js_error)?.swap_remove(0),
+        generated_ids: kept.as_ref().map(|s| s.generated_ids.clone()).unwrap_or_default(),
+        text: kept.as_ref().map(|s| s.text.clone()).unwrap_or_default(),
+        stop_reason: if cancelled { StopReason::Cancelled } else { kept.as_ref().map_or(StopReason::Length, |s| s.stop_reason) },
+        prefill_tokens_per_second: 0.0,
+        decode_tokens_per_second: total as f64 / seconds,
+        reward_labels: bon.reward_labels().to_vec(),
+        sequence_rewards: kept.as_ref().map(|s| s.rewards.clone()).unwrap_or_default(),
+        samples: Some(bon.samples().to_vec()),
+        best,
     })
 }

@@ -98,7 +98,18 @@ fn matmul_reference(file: &GgufFile, name: &str, x: &[f32], tokens: usize) -> (V
     let n = t.n_elements() / k;
     let mut wf = vec![0f32; n * k];
     dequantize_row(t.dtype, file.tensor_data(t), &mut wf).expect("dequantize");
-    f64_products(&wf, n, k, x, tokens).into_iter().map(|(s, abs)| (s as f32, (1e-5 * abs + 1e-30) as f32)).unzip()
+    host_matmul_reference(&wf, n, k, x, tokens)
+}
+
+/// y = x·Wᵀ in f64 for a host `n × k` matrix, with the same tolerance.
+fn host_matmul_reference(w: &[f32], n: usize, k: usize, x: &[f32], tokens: usize) -> (Vec<f32>, Vec<f32>) {
+    f64_products(w, n, k, x, tokens).into_iter().map(|(s, abs)| (s as f32, (1e-5 * abs + 1e-30) as f32)).unzip()
+}
+
+fn assert_within(y: &[f32], want: &[f32], tol: &[f32], what: &str) {
+    for i in 0..y.len() {
+        assert!((y[i] - want[i]).abs() <= tol[i], "{what}: y[{i}] = {}, f64 reference {}", y[i], want[i]);
+    }
 }
 
 async fn read<B: Backend>(b: &B, t: &B::Tensor) -> Vec<f32> {
@@ -117,9 +128,7 @@ pub async fn matmul_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec<Outp
                 let y = read(b, &b.matmul(&upload(b, &x, tokens, k), &w).expect("matmul")).await;
                 let (want, tol) = matmul_reference(file, &name, &x, tokens);
                 if check_reference {
-                    for i in 0..y.len() {
-                        assert!((y[i] - want[i]).abs() <= tol[i], "{name} tokens={tokens}: y[{i}] = {}, f64 reference {}", y[i], want[i]);
-                    }
+                    assert_within(&y, &want, &tol, &format!("{name} tokens={tokens}"));
                 }
                 out.push(Output { name: format!("matmul {name} tokens={tokens}"), values: y, tol });
             }
@@ -136,12 +145,22 @@ pub async fn matmul_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec<Outp
             let y = read(b, y).await;
             let (want, tol) = matmul_reference(file, name, &x, tokens);
             if check_reference {
-                for i in 0..y.len() {
-                    assert!((y[i] - want[i]).abs() <= tol[i], "fused {name}: y[{i}] = {}, reference {}", y[i], want[i]);
-                }
+                assert_within(&y, &want, &tol, &format!("fused {name}"));
             }
             out.push(Output { name: format!("matmul_many {name} tokens={tokens}"), values: y, tol });
         }
+    }
+    // A host matrix as the weight (`load_f32`: PAD's value heads, hidden × hidden).
+    for (n, k, tokens) in [(64, 64, 1), (96, 64, 3), (576, 576, 4)] {
+        let wf = rng.vec(n * k);
+        let w = b.load_f32(&wf, n, k).expect("load_f32");
+        let x = rng.vec(tokens * k);
+        let y = read(b, &b.matmul(&upload(b, &x, tokens, k), &w).expect("matmul")).await;
+        let (want, tol) = host_matmul_reference(&wf, n, k, &x, tokens);
+        if check_reference {
+            assert_within(&y, &want, &tol, &format!("host {n}x{k} tokens={tokens}"));
+        }
+        out.push(Output { name: format!("matmul host {n}x{k} tokens={tokens}"), values: y, tol });
     }
 }
 

@@ -1,0 +1,88 @@
+//! Preference pairs by contrastive prompting of the model itself: for a prompt x and a
+//! dimension, the chosen answer is generated under the dimension's preference as a
+//! guideline, the rejected one under its opposite, with the same sampling seed. The pairs
+//! are what `padlock train-head` learns from.
+
+use serde::{Deserialize, Serialize};
+
+use crate::align::guideline_message;
+use crate::align::sampler::SamplingParams;
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::eval::dimensions::Dimension;
+use crate::generate::{Engine, GenerateOptions, Generation, StopReason};
+
+/// One line of a pairs file (JSONL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pair {
+    pub dimension: String,
+    /// The preference the chosen answer follows (the head's guideline).
+    pub preference: String,
+    /// Index of the prompt in the prompt list (the held-out split is by prompt).
+    pub prompt_index: usize,
+    pub prompt: String,
+    pub seed: u64,
+    pub chosen: String,
+    pub chosen_ids: Vec<u32>,
+    /// Whether the chosen answer ended with the end-of-turn token (else it hit the limit).
+    pub chosen_eos: bool,
+    pub rejected: String,
+    pub rejected_ids: Vec<u32>,
+    pub rejected_eos: bool,
+}
+
+impl Pair {
+    /// What identifies a pair in a file being resumed.
+    pub fn key(&self) -> (String, usize, u64) {
+        (self.dimension.clone(), self.prompt_index, self.seed)
+    }
+}
+
+/// Sampling for pair generation: varied but sensible answers.
+pub fn pair_sampling(seed: u64) -> SamplingParams {
+    SamplingParams { temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed, ..Default::default() }
+}
+
+/// The answer to `prompt` with `guideline` alone in the PAD guideline template (no
+/// harmlessness principle: the pairs contrast one preference with its opposite).
+/// Returns the text, its token ids and whether it ended with the end-of-turn token.
+pub async fn prompted_answer<B: Backend>(
+    engine: &Engine<B>,
+    prompt: &str,
+    guideline: &str,
+    sampling: SamplingParams,
+    max_tokens: usize,
+) -> Result<(String, Vec<u32>, bool)> {
+    let options = GenerateOptions { max_tokens, sampling, ..Default::default() };
+    let context = engine.chat_prompt(&guideline_message(&[guideline], prompt), None)?;
+    let mut gen = Generation::start(engine, vec![context], &options).await?;
+    while gen.next().await?.is_some() {}
+    Ok((gen.text()?, gen.generated().to_vec(), gen.stop_reason() == Some(StopReason::Eos)))
+}
+
+/// Makes the pair for (dimension, prompt, seed).
+pub async fn make_pair<B: Backend>(
+    engine: &Engine<B>,
+    dim: &Dimension,
+    prompt_index: usize,
+    prompt: &str,
+    seed: u64,
+    max_tokens: usize,
+) -> Result<Pair> {
+    let (chosen, chosen_ids, chosen_eos) = prompted_answer(engine, prompt, dim.prefer, pair_sampling(seed), max_tokens).await?;
+    let (rejected, rejected_ids, rejected_eos) =
+        prompted_answer(engine, prompt, dim.opposite, pair_sampling(seed), max_tokens).await?;
+    Ok(Pair {
+        dimension: dim.name.into(),
+        preference: dim.prefer.into(),
+        prompt_index,
+        prompt: prompt.into(),
+        seed,
+        chosen,
+        chosen_ids,
+        chosen_eos,
+        rejected,
+        rejected_ids,
+        rejected_eos,
+    })
+}

@@ -1,0 +1,80 @@
+//! Smoke runs of the evaluation and training commands on a few items (the real runs are
+//! scripts/eval.sh and scripts/train-heads.sh, far too long for a test).
+
+#[path = "common/model.rs"]
+mod common;
+
+use std::process::Command;
+
+fn padlock(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_padlock")).args(args).output().expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn eval_answers_and_reports_against_base() {
+    let model = common::model_path();
+    let model = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("padlock-eval-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("results.jsonl");
+    let out = out.to_str().unwrap();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/koala_eval_50.json");
+    let common = ["eval", "--model", model, "--data", data, "--out", out, "--limit", "2", "--max-tokens", "12"];
+    let (ok, _, err) = padlock(&[&common[..], &["--label", "base", "--method", "base"]].concat());
+    assert!(ok, "{err}");
+    let (ok, _, err) = padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
+    assert!(ok, "{err}");
+    let rows: Vec<serde_json::Value> =
+        std::fs::read_to_string(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 2 + 2 * 2, "2 base answers, then 2 prompts × 2 dimensions");
+    // Resumable: the same run again adds nothing.
+    let (ok, _, _) = padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
+    assert!(ok);
+    assert_eq!(std::fs::read_to_string(out).unwrap().lines().count(), 6);
+    let (ok, report, err) = padlock(&["eval", "--out", out, "--report"]);
+    assert!(ok, "{err}");
+    assert!(report.contains("### concise") && report.contains("### warm") && !report.contains("### child"), "{report}");
+    assert!(report.contains("| pad | 2 |"), "{report}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn train_head_reports_accuracy_and_refuses_to_ship_a_weak_head() {
+    let model = common::model_path();
+    let model = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("padlock-train-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let head = dir.join("concise.safetensors");
+    // Three of the shipped pairs: prompts 0 and 1 to train on, prompt 4 held out (every fifth).
+    let all = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/heads/pairs.jsonl")).unwrap();
+    let few: Vec<&str> = all
+        .lines()
+        .filter(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["dimension"] == "concise" && v["seed"] == 1 && [0, 1, 4].contains(&v["prompt_index"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(few.len(), 3);
+    let pairs = dir.join("pairs.jsonl");
+    std::fs::write(&pairs, few.join("\n")).unwrap();
+    let args = ["train-head", "--model", model, "--pairs", pairs.to_str().unwrap(), "--dimension", "concise", "--epochs", "1",
+        "--out", head.to_str().unwrap()];
+    let (_, stdout, err) = padlock(&[&args[..], &["--min-accuracy", "1.01"]].concat());
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout} {err}"));
+    assert_eq!(report["pairs"], 3);
+    assert_eq!(report["heldout_pairs"], 1);
+    let acc = report["heldout_accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert_eq!(report["shipped"], false, "accuracy cannot reach 101%");
+    assert!(!head.exists(), "a head below the bar is not written");
+    assert!(err.contains("INVALID_ARGUMENT"), "{err}");
+    let (ok, _, err) = padlock(&[&args[..], &["--min-accuracy", "0"]].concat());
+    assert!(ok, "{err}");
+    let bytes = std::fs::read(&head).unwrap();
+    assert!(bytes.len() < 100_000, "a rank-16 head is small: {} bytes", bytes.len());
+    let engine = common::engine();
+    let meta = engine.load_head("trained", &bytes).unwrap();
+    assert_eq!(meta["dimension"], "concise");
+    std::fs::remove_dir_all(&dir).ok();
+}
