@@ -1,8 +1,8 @@
 // The demo on WebGPU. In headless Chromium with --enable-unsafe-webgpu (SwiftShader: WebGPU on
 // the CPU, no GPU needed) the worker picks WebGPU by itself; it answers with the same greedy
-// tokens as the CPU backend, its logits are the CPU's within the issue's 0.05, nothing goes to the
-// network while it generates, and the page's own control forces the CPU. In a browser without
-// WebGPU the page falls back to the CPU and says so, once.
+// tokens as the CPU backend (plain, and PAD with a value head), its logits are the CPU's within
+// the issue's 0.05, nothing goes to the network while it generates, and the page's own control
+// forces the CPU. In a browser without WebGPU the page falls back to the CPU and says so, once.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { requireArtifacts, openBrowser, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
@@ -42,13 +42,26 @@ function answer(page) {
   }, { prompt: PROMPT, options: GREEDY });
 }
 
+// PAD on the page's backend: one preference with the shipped concise head (so the batched step
+// holds base, preference and harmlessness contexts, one through a value head). Short: SwiftShader
+// prefills the three contexts at about 2 tok/s.
+const PAD = { maxTokens: 4, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5,
+  preferences: [{ text: 'Be concise: answer in one or two short sentences.', head: 'concise' }] };
+
+function pad(page) {
+  return page.evaluate(async ({ prompt, options }) => {
+    await window.padlock.loadHead('concise', '/heads/concise.safetensors');
+    return window.padlock.generate(prompt, options);
+  }, { prompt: PROMPT, options: PAD });
+}
+
 function argmax(v) {
   let best = 0;
   for (let i = 1; i < v.length; i++) if (v[i] > v[best]) best = i;
   return best;
 }
 
-test('the worker picks WebGPU on SwiftShader and answers as the CPU backend does', { timeout: 2 * LOAD_TIMEOUT_MS + 4 * GEN_TIMEOUT_MS }, async () => {
+test('the worker picks WebGPU on SwiftShader and answers as the CPU backend does', { timeout: 2 * LOAD_TIMEOUT_MS + 6 * GEN_TIMEOUT_MS }, async () => {
   requireArtifacts();
   const env = await openBrowser('webgpu');
   opened.push(env);
@@ -76,6 +89,9 @@ test('the worker picks WebGPU on SwiftShader and answers as the CPU backend does
   assert.deepEqual(requests, [], 'requests while generating on WebGPU');
   assert.deepEqual(cdpRequests, [], 'requests while generating on WebGPU (CDP)');
   assert.match(gpu.r.text, /Berlin/);
+  const t1 = Date.now();
+  const gpuPad = await pad(page);
+  console.error(`[webgpu] PAD, 3 contexts, ${gpuPad.generatedIds.length} tokens in ${((Date.now() - t1) / 1000).toFixed(1)} s: ${JSON.stringify(gpuPad.text)}`);
 
   // The page's control forces the CPU: the model reloads there, with the same answer.
   await page.click('#model-source summary');
@@ -83,6 +99,13 @@ test('the worker picks WebGPU on SwiftShader and answers as the CPU backend does
   await page.waitForFunction(() => window.padlockApp.info?.backend === 'cpu' && document.body.dataset.state === 'ready',
     null, { timeout: LOAD_TIMEOUT_MS, polling: 250 });
   const cpu = await answer(page);
+  const cpuPad = await pad(page);
+  assert.deepEqual(gpuPad.generatedIds, cpuPad.generatedIds, `PAD on WebGPU: ${gpuPad.text}\nPAD on the CPU: ${cpuPad.text}`);
+  assert.deepEqual(gpuPad.rewardLabels, cpuPad.rewardLabels);
+  for (let i = 0; i < cpuPad.sequenceRewards.length; i++) {
+    assert.ok(Math.abs(gpuPad.sequenceRewards[i] - cpuPad.sequenceRewards[i]) <= LOGIT_TOLERANCE * PAD.maxTokens,
+      `sequence reward ${i}: ${gpuPad.sequenceRewards[i]} vs ${cpuPad.sequenceRewards[i]}`);
+  }
   assert.deepEqual(gpu.r.promptIds, cpu.r.promptIds);
   assert.deepEqual(gpu.r.generatedIds, cpu.r.generatedIds, `WebGPU: ${gpu.r.text}\nCPU: ${cpu.r.text}`);
   let maxDiff = 0;
