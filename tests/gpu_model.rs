@@ -129,26 +129,25 @@ fn a_batched_step_of_four_equals_four_separate_runs() {
     }
 }
 
-/// A decode step is one command submission; count its dispatches (13 per layer + 5).
+/// A decode step is one command submission; count its dispatches (13 per layer + 5, plus the
+/// value heads' row selection, products and concatenation when a context has a head).
 #[test]
 fn a_decode_step_is_one_submission() {
     let engine = gpu_engine(GpuOptions::default());
+    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/heads/concise.safetensors")).expect("a shipped head");
+    engine.load_head("concise", &bytes).expect("head");
     let layers = engine.model.config.n_layers as u64;
-    for (label, options) in [
-        ("plain", greedy(8)),
-        (
-            "PAD with two preferences",
-            GenerateOptions {
-                max_tokens: 8,
-                sampling: SamplingParams::greedy(),
-                personalization: Personalization {
-                    method: Method::Pad,
-                    preferences: vec![Preference::new("Be brief.", 1.0), Preference::new("Be warm.", 0.5)],
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
-        ),
+    let pad = |preferences: Vec<Preference>| GenerateOptions {
+        max_tokens: 8,
+        sampling: SamplingParams::greedy(),
+        personalization: Personalization { method: Method::Pad, preferences, ..Default::default() },
+        ..Default::default()
+    };
+    let headed = Preference { head: Some("concise".into()), ..Preference::new("Be brief.", 1.0) };
+    for (label, options, with_heads) in [
+        ("plain", greedy(8), false),
+        ("PAD with two preferences", pad(vec![Preference::new("Be brief.", 1.0), Preference::new("Be warm.", 0.5)]), false),
+        ("PAD with a value head", pad(vec![headed]), true),
     ] {
         let mut gen = pollster::block_on(Generation::chat(&engine, "Tell me about the moon.", &options)).expect("start");
         // The first token comes from the prefill's logits; each later one needs a forward step.
@@ -161,7 +160,11 @@ fn a_decode_step_is_one_submission() {
             let created = after.bind_groups_created - before.bind_groups_created;
             eprintln!("{label} step {step}: {submissions} submission(s), {dispatches} dispatches, {created} new bind groups");
             assert_eq!(submissions, 1, "{label}");
-            assert_eq!(dispatches, 13 * layers + 5, "{label}");
+            if with_heads {
+                assert!(dispatches > 13 * layers + 5, "{label}: the head's product is missing");
+            } else {
+                assert_eq!(dispatches, 13 * layers + 5, "{label}");
+            }
             if step == 2 {
                 // Steady state: same buffers, same arena offsets, so every bind group is cached.
                 assert_eq!(created, 0, "{label}: bind groups were created in a steady decode step");

@@ -277,6 +277,19 @@ pub(crate) struct Problem<'a> {
     pub xq: Vec<f32>,
 }
 
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+impl Problem<'_> {
+    /// The sizes the SIMD kernels' unchecked reads rely on; checked before any `unsafe`.
+    pub(super) fn assert_simd_sizes(&self, r0: usize, r1: usize, out: &[f32]) {
+        assert!(r0 <= r1 && r1 <= self.n && out.len() == (r1 - r0) * self.tokens);
+        assert!(self.w.len() == self.n * self.row_bytes && self.x.len() == self.tokens * self.k);
+        assert!(
+            !self.fmt.wants_xsum()
+                || (self.xsum.len() == self.tokens * (self.k / GROUP) && self.xq.len() == self.x.len())
+        );
+    }
+}
+
 impl<'a> Problem<'a> {
     fn new(fmt: Format, w: &'a [u8], n: usize, k: usize, x: &'a [f32], tokens: usize) -> Self {
         let row_bytes = k / fmt.block_size() * fmt.block_bytes();

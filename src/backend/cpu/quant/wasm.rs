@@ -16,12 +16,7 @@ use core::arch::wasm32::*;
 
 /// The [`super::Kernel`] for simd128 (always available: it is a compile-time feature).
 pub(super) fn rows(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
-    assert!(r0 <= r1 && r1 <= p.n && out.len() == (r1 - r0) * p.tokens);
-    assert!(p.w.len() == p.n * p.row_bytes && p.x.len() == p.tokens * p.k);
-    assert!(
-        !p.fmt.wants_xsum()
-            || (p.xsum.len() == p.tokens * (p.k / GROUP) && p.xq.len() == p.x.len())
-    );
+    p.assert_simd_sizes(r0, r1, out);
     // SAFETY: `rows_impl` reads only inside `p.w`, `p.x`, `p.xq` and `p.xsum`, whose sizes
     // the asserts above pin down.
     unsafe {
