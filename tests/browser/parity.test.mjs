@@ -105,4 +105,15 @@ test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_
     assert.deepEqual(web.generatedIds, cli.generated_ids, `generated ids differ\n web: ${web.text}\n cli: ${cli.text}`);
     assert.match(web.text, /Berlin/);
   });
+
+  await t.test('best-of-n: two samples, the same kept answer', async () => {
+    const pref = 'Keep it short.';
+    const cli = native(['--max-tokens', '16', '--temperature', '0.7', '--seed', '3', '--method', 'best-of-n', '--n', '2',
+      '--prefer', pref]);
+    const web = await env.page.evaluate(({ p, o }) => window.padlock.generate(p, o),
+      { p: PROMPT, o: { maxTokens: 16, temperature: 0.7, seed: 3, method: 'best-of-n', bestOf: 2, preferences: [{ text: pref }] } });
+    assert.equal(web.samples.length, 2);
+    assert.equal(web.best, cli.best);
+    assert.deepEqual(web.generatedIds, cli.generated_ids, `best-of-n differs\n web: ${web.text}\n cli: ${cli.text}`);
+  });
 });
