@@ -3,7 +3,8 @@
 #   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
 #   make test    set up, native tests, wasm tests in headless Chromium, build pkg/, browser e2e tests
 #   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
-#                and PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium
+#                PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium,
+#                and the WebGPU backend against the CPU backend (natively and in Chromium)
 #   make heads   the value heads in heads/ (scripts/train-heads.sh; long, CPU-heavy)
 #   make eval    the evaluation in EVAL.md (scripts/eval.sh; hours on 2 cores, resumable)
 #
@@ -26,11 +27,11 @@ WASM_BINDGEN_TEST_TIMEOUT ?= 900
 # feature, so cargo does not try to build the native-only CLI binary for wasm32 (integration
 # tests otherwise build every binary of the package).
 WASM_TEST_FILES := $(sort $(basename $(notdir $(shell grep -l wasm_bindgen_test tests/*.rs 2>/dev/null))))
-WASM_TEST_ARGS ?= --no-default-features --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
+WASM_TEST_ARGS ?= --no-default-features --features gpu --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
 NATIVE_TEST_ARGS ?=
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad heads eval clean-pkg help
+.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -106,11 +107,26 @@ bench-pad:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
 	node scripts/bench-pad-browser.mjs
 
+# The WebGPU backend against the CPU backend in the same run, for B = 1 and B = 4 sequences per
+# step: natively (wgpu on whatever adapter there is; lavapipe on the project's machines) and in
+# Chromium (SwiftShader). Software adapters are slow, hence the short runs; on a real GPU use
+# GPU_BENCH_ARGS='--prompt-tokens 128 --decode-tokens 128'.
+GPU_BENCH_ARGS ?= --prompt-tokens 32 --decode-tokens 16
+bench-gpu:
+	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
+	cargo build --release
+	for b in 1 4; do \
+	  target/release/padlock bench --model $(MODEL) --backend cpu --batch $$b $(GPU_BENCH_ARGS) --json; \
+	  target/release/padlock bench --model $(MODEL) --backend gpu --batch $$b $(GPU_BENCH_ARGS) --json; \
+	done
+	node scripts/bench-browser.mjs --only padlock --backends cpu,webgpu --tokens 16 --warmup 2
+
 bench: setup
 	$(MAKE) pkg
 	$(MAKE) bench-native
 	$(MAKE) bench-browser
 	$(MAKE) bench-pad
+	$(MAKE) bench-gpu
 
 heads: setup native
 	nice -n 10 scripts/train-heads.sh

@@ -4,7 +4,8 @@
 //   {"bench":"browser","padlock":{...},"wllama":{...},"ratio":padlock/wllama decode tok/s,...}
 //
 //   node scripts/bench-browser.mjs [--tokens 128] [--only padlock|wllama] [--prompt "..."] [--warmup 8]
-//                                  [--order wllama,padlock] [--no-webgpu]
+//                                  [--order wllama,padlock] [--no-webgpu] [--backends cpu,webgpu]
+// --backends: padlock's backends to run, in order (default cpu); webgpu runs on SwiftShader here.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -41,6 +42,7 @@ try {
   if (opt('prompt')) params.set('prompt', opt('prompt'));
   if (opt('warmup')) params.set('warmup', opt('warmup'));
   if (opt('order')) params.set('order', opt('order'));
+  if (opt('backends')) params.set('backends', opt('backends'));
   if (args.includes('--wllama-log')) params.set('wllama_log', '1');
   await page.goto(`${server.url}/www/bench.html?${params}`);
   await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: timeoutS * 1000, polling: 500 });
@@ -50,7 +52,7 @@ try {
     code = 1;
   } else {
     const r = benchResult;
-    for (const k of ['padlock', 'wllama']) if (r[k]) r[k].text = r[k].text.slice(0, 200);
+    for (const k of Object.keys(r)) if (r[k]?.text) r[k].text = r[k].text.slice(0, 200);
     const line = {
       bench: 'browser',
       machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, browser: (await browser.version()),

@@ -47,6 +47,10 @@ pub enum ErrorCode {
     Io,
     /// A preference tries to switch off the universal values (harmlessness).
     UnsafePreference,
+    /// No WebGPU adapter or device could be had (the browser has no WebGPU, or no driver).
+    GpuUnavailable,
+    /// The model (a tensor, the KV cache, a batch) does not fit the GPU adapter's limits.
+    GpuLimits,
     /// A value head file that cannot be used: not safetensors, missing or misshapen
     /// tensors for this model, values that are not finite.
     ValueHead,
@@ -89,6 +93,8 @@ impl ErrorCode {
             ErrorCode::Backend => "BACKEND",
             ErrorCode::Io => "IO",
             ErrorCode::UnsafePreference => "UNSAFE_PREFERENCE",
+            ErrorCode::GpuUnavailable => "GPU_UNAVAILABLE",
+            ErrorCode::GpuLimits => "GPU_LIMITS",
             ErrorCode::ValueHead => "VALUE_HEAD",
             ErrorCode::Storage => "STORAGE",
             ErrorCode::QuotaExceeded => "QUOTA_EXCEEDED",

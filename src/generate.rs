@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::head::parse_head;
 use crate::align::pad::{pad_step, PadParams};
-use crate::align::sampler::{apply_repetition_penalty, Sampler, SamplingParams};
+use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, SamplingParams};
 use crate::align::{guideline_message, Method, Personalization, RewardContext};
 use crate::backend::Backend;
 use crate::error::Result;
@@ -103,6 +103,15 @@ impl<B: Backend> Engine<B> {
             contexts.push(self.chat_prompt(&guideline_message(&c.principles, user), system)?);
         }
         Ok(contexts)
+    }
+
+    /// The tokens a generation sets to −∞ before choosing: end-of-turn when it is ignored.
+    fn banned(&self, ignore_eos: bool) -> &[u32] {
+        if ignore_eos {
+            self.tokenizer.stop_tokens()
+        } else {
+            &[]
+        }
     }
 
     /// Logits at every position of `ids`, from a fresh context (row-major `[ids, vocab]`).
@@ -232,7 +241,9 @@ impl<'e, B: Backend> Generation<'e, B> {
         for head in heads {
             seqs.push(engine.model.new_sequence_with_head(head)?);
         }
-        let logits = engine.model.forward_batch(&mut seqs, &prompts.iter().map(|p| p.as_slice()).collect::<Vec<_>>()).await?;
+        let wanted = logits_wanted(sampler.params(), pad.as_ref(), &prompts[0], engine.banned(options.ignore_eos));
+        let tokens: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
+        let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
         Ok(Generation {
@@ -262,16 +273,15 @@ impl<'e, B: Backend> Generation<'e, B> {
             None => {
                 let last = [self.context[self.context.len() - 1]];
                 let tokens = vec![&last[..]; self.seqs.len()];
-                self.engine.model.forward_batch(&mut self.seqs, &tokens).await?
+                let wanted = logits_wanted(self.sampler.params(), self.pad.as_ref(), &self.context, self.engine.banned(self.ignore_eos));
+                self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?
             }
         };
         let vocab = logits.len() / self.seqs.len();
         let (base, rewards) = logits.split_at_mut(vocab);
-        if self.ignore_eos {
-            for &s in self.engine.tokenizer.stop_tokens() {
-                if let Some(l) = base.get_mut(s as usize) {
-                    *l = f32::NEG_INFINITY;
-                }
+        for &s in self.engine.banned(self.ignore_eos) {
+            if let Some(l) = base.get_mut(s as usize) {
+                *l = f32::NEG_INFINITY;
             }
         }
         let (id, explanation) = match &self.pad {

@@ -17,35 +17,9 @@ const DTYPES: [GgmlDType; 5] = [
     GgmlDType::Q8_0,
 ];
 
-/// splitmix64: small, fixed-seed, good enough for test data.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [-1, 1).
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-    /// A finite f16 scale: magnitudes spread over several octaves, either sign, sometimes tiny.
-    fn scale(&mut self) -> [u8; 2] {
-        let r = self.next();
-        let mag = match r % 16 {
-            0 => 0.0,
-            1 => 3e-6, // an f16 subnormal
-            _ => ((r >> 8) % 1000) as f32 / 1000.0 * 0.1 * 2f32.powi(-(((r >> 20) % 6) as i32)),
-        };
-        let v = if (r >> 32) & 1 == 1 { -mag } else { mag };
-        f16::from_f32(v).to_le_bytes()
-    }
-}
+#[path = "common/kernels.rs"]
+mod kernels;
+use kernels::Rng;
 
 fn block_size(dt: GgmlDType) -> usize {
     match dt {
@@ -68,28 +42,7 @@ fn row_bytes(dt: GgmlDType, k: usize) -> usize {
 
 /// `n × k` weights of type `dt`: random quants, finite random scales.
 fn random_weights(rng: &mut Rng, dt: GgmlDType, n: usize, k: usize) -> Vec<u8> {
-    let blocks = n * k / block_size(dt);
-    let mut w = Vec::with_capacity(blocks * block_bytes(dt));
-    for _ in 0..blocks {
-        match dt {
-            GgmlDType::F32 => w.extend_from_slice(&(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::F16 => w.extend_from_slice(&f16::from_f32(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::Q4_0 | GgmlDType::Q8_0 => {
-                w.extend_from_slice(&rng.scale());
-                for _ in 0..block_bytes(dt) - 2 {
-                    w.push(rng.byte());
-                }
-            }
-            GgmlDType::Q4_1 => {
-                w.extend_from_slice(&rng.scale());
-                w.extend_from_slice(&rng.scale());
-                for _ in 0..16 {
-                    w.push(rng.byte());
-                }
-            }
-        }
-    }
-    w
+    kernels::random_weights(rng, dt, n * k)
 }
 
 /// candle's dequantization of `n × k` weights (the independent reference).
@@ -133,21 +86,15 @@ fn check_against_candle(
     what: &str,
 ) {
     let wf = candle_dequantize(dt, w, n, k);
-    for t in 0..tokens {
-        for j in 0..n {
-            let (mut s, mut abs) = (0f64, 0f64);
-            for i in 0..k {
-                let term = wf[j * k + i] as f64 * x[t * k + i] as f64;
-                s += term;
-                abs += term.abs();
-            }
-            let got = y[t * n + j] as f64;
-            assert!(
-                (got - s).abs() <= 1e-4 * abs + 1e-30,
-                "{what}: {} n={n} k={k} tokens={tokens}: y[{t},{j}] = {got}, reference {s} (Σ|terms| {abs})",
-                dt.name()
-            );
-        }
+    for (i, (s, abs)) in kernels::f64_products(&wf, n, k, x, tokens).into_iter().enumerate() {
+        let got = y[i] as f64;
+        assert!(
+            (got - s).abs() <= 1e-4 * abs + 1e-30,
+            "{what}: {} n={n} k={k} tokens={tokens}: y[{},{}] = {got}, reference {s} (Σ|terms| {abs})",
+            dt.name(),
+            i / n,
+            i % n
+        );
     }
 }
 

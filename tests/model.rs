@@ -162,28 +162,7 @@ fn value_heads_apply_to_their_own_sequence_only() {
 
 #[test]
 fn bad_input_is_a_typed_error_and_changes_nothing() {
-    let engine = engine();
-    let model = &engine.model;
-    let ctx = model.config.context_length;
-    let mut seq = model.new_sequence().unwrap();
-    pollster::block_on(model.forward_one(&mut seq, &[1, 2, 3], Logits::Last)).unwrap();
-
-    let too_long = vec![198u32; ctx];
-    let err = pollster::block_on(model.forward_one(&mut seq, &too_long, Logits::Last)).unwrap_err();
-    assert_eq!(err.code, ErrorCode::PromptTooLong);
-    let err = pollster::block_on(model.forward_one(&mut seq, &[u32::MAX], Logits::Last)).unwrap_err();
-    assert_eq!(err.code, ErrorCode::InvalidArgument);
-    assert_eq!(seq.len(), 3, "a failed step must leave the sequence as it was");
-    // And the sequence still works, giving what a fresh one gives.
-    let after = pollster::block_on(model.forward_one(&mut seq, &[4], Logits::Last)).unwrap();
-    let mut fresh = model.new_sequence().unwrap();
-    let expect = pollster::block_on(model.forward_one(&mut fresh, &[1, 2, 3, 4], Logits::Last)).unwrap();
-    assert_close(&after, &expect, 2e-3);
-
-    // A chat prompt longer than the context.
-    let long_prompt = "word ".repeat(ctx + 10);
-    let err = pollster::block_on(Generation::chat(&engine, &long_prompt, &GenerateOptions::default())).err().unwrap();
-    assert_eq!(err.code, ErrorCode::PromptTooLong);
+    common::bad_input_changes_nothing(&engine(), 2e-3);
 }
 
 #[test]

@@ -22,29 +22,9 @@ const DTYPES: [GgmlDType; 5] = [
     GgmlDType::Q8_0,
 ];
 
-/// splitmix64, as in tests/cpu_kernels.rs.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    fn f(&mut self) -> f32 {
-        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-    }
-    fn scale(&mut self) -> [u8; 2] {
-        let r = self.next();
-        let mag = match r % 16 {
-            0 => 0.0,
-            1 => 3e-6,
-            _ => ((r >> 8) % 1000) as f32 / 1000.0 * 0.1 * 2f32.powi(-(((r >> 20) % 6) as i32)),
-        };
-        f16::from_f32(if (r >> 32) & 1 == 1 { -mag } else { mag }).to_le_bytes()
-    }
-}
+#[path = "common/kernels.rs"]
+mod kernels;
+use kernels::Rng;
 
 fn block_size(dt: GgmlDType) -> usize {
     dt.block_size()
@@ -54,24 +34,7 @@ fn row_bytes(dt: GgmlDType, k: usize) -> usize {
 }
 
 fn random_weights(rng: &mut Rng, dt: GgmlDType, n: usize, k: usize) -> Vec<u8> {
-    let blocks = n * k / block_size(dt);
-    let mut w = Vec::with_capacity(blocks * dt.block_bytes());
-    for _ in 0..blocks {
-        match dt {
-            GgmlDType::F32 => w.extend_from_slice(&(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::F16 => w.extend_from_slice(&f16::from_f32(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::Q4_1 => {
-                w.extend_from_slice(&rng.scale());
-                w.extend_from_slice(&rng.scale());
-                (0..16).for_each(|_| w.push(rng.next() as u8));
-            }
-            _ => {
-                w.extend_from_slice(&rng.scale());
-                (0..dt.block_bytes() - 2).for_each(|_| w.push(rng.next() as u8));
-            }
-        }
-    }
-    w
+    kernels::random_weights(rng, dt, n * k)
 }
 
 #[wasm_bindgen_test]
@@ -96,26 +59,16 @@ fn simd128_matches_scalar_reference() {
                 let (mut y, mut yr) = (vec![f32::NAN; tokens * n], vec![f32::NAN; tokens * n]);
                 matmul(dt, &w, n, k, &x, tokens, &mut y).unwrap();
                 reference::matmul_scalar(dt, &w, n, k, &x, tokens, &mut yr).unwrap();
-                for t in 0..tokens {
-                    for j in 0..n {
-                        let (mut s, mut abs) = (0f64, 0f64);
-                        for i in 0..k {
-                            let term = wf[j * k + i] as f64 * x[t * k + i] as f64;
-                            s += term;
-                            abs += term.abs();
-                        }
-                        let (a, b) = (y[t * n + j], yr[t * n + j]);
-                        assert!(
-                            (a - b).abs() as f64 <= 2e-6 * abs + 1e-30,
-                            "{} n={n} k={k} tokens={tokens}: y[{t},{j}] = {a}, scalar {b}",
-                            dt.name()
-                        );
-                        assert!(
-                            (a as f64 - s).abs() <= 1e-4 * abs + 1e-30,
-                            "{} vs f64 {s}",
-                            a
-                        );
-                    }
+                for (i, (s, abs)) in kernels::f64_products(&wf, n, k, &x, tokens).into_iter().enumerate() {
+                    let (a, b) = (y[i], yr[i]);
+                    assert!(
+                        (a - b).abs() as f64 <= 2e-6 * abs + 1e-30,
+                        "{} n={n} k={k} tokens={tokens}: y[{},{}] = {a}, scalar {b}",
+                        dt.name(),
+                        i / n,
+                        i % n
+                    );
+                    assert!((a as f64 - s).abs() <= 1e-4 * abs + 1e-30, "{} vs f64 {s}", a);
                 }
             }
         }

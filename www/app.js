@@ -9,6 +9,8 @@ const $ = (id) => document.getElementById(id);
 const el = {
   status: $('status'),
   backend: $('backend'),
+  notice: $('notice'),
+  backendChoice: $('backend-choice'),
   progress: $('progress'),
   modelFile: $('model-file'),
   prompt: $('prompt'),
@@ -47,6 +49,8 @@ const EXPLAIN = {
   PKG_MISSING: 'The padlock WebAssembly package is missing on the server (run “make pkg”).',
   MODEL_FETCH_FAILED: 'The model could not be downloaded.',
   NOT_LOADED: 'No model is loaded yet.',
+  GPU_UNAVAILABLE: 'This browser offers no WebGPU adapter; choose the CPU.',
+  GPU_LIMITS: 'The model does not fit this GPU’s limits; choose the CPU.',
   BUSY: 'padlock is still busy with the previous request.',
   WORKER_CRASHED: 'The model worker crashed (out of memory?). Reload the page to try again.',
   UNSAFE_PREFERENCE: 'That preference tries to switch off safety, which no preference can do.',
@@ -63,6 +67,8 @@ const app = {
   modelUrl: null,
   ready: null,
   progressLog: [], // every progress event of the last load: { phase, fraction }
+  backendChoice: 'auto', // ?backend=auto|webgpu|cpu, or the select
+  notices: [], // every backend notice shown to the user (each once)
 };
 // For tests and the console: window.padlock is the client (load/generate/cancel/info/logits).
 window.padlock = client;
@@ -76,6 +82,7 @@ function setState(state) {
   el.send.disabled = !ready;
   el.stop.disabled = state !== 'generating';
   el.modelFile.disabled = state === 'loading' || state === 'generating';
+  el.backendChoice.disabled = state === 'loading' || state === 'generating';
 }
 
 function showError(err) {
@@ -120,6 +127,20 @@ function describe(info) {
   return parts.filter(Boolean).join(' · ');
 }
 
+// Says once why the CPU runs although WebGPU was allowed (the same notice is not repeated).
+function showNotice(notice) {
+  if (!notice) {
+    el.notice.hidden = true;
+    return;
+  }
+  el.notice.textContent = `WebGPU is not available here (${notice}).`;
+  el.notice.hidden = false;
+  if (!app.notices.includes(notice)) {
+    app.notices.push(notice);
+    console.info(`[padlock] ${notice}`);
+  }
+}
+
 async function loadModel(source, label) {
   clearError();
   setState('loading');
@@ -128,12 +149,13 @@ async function loadModel(source, label) {
   el.backend.textContent = '';
   el.status.textContent = `Preparing ${label}…`;
   try {
-    const r = await client.load(source, onProgress);
+    const r = await client.load(source, onProgress, { backend: app.backendChoice });
     app.info = r.info;
     el.progress.value = 1;
     el.status.textContent = `Ready: ${label} (${describe(r.info)}), loaded in ${(r.loadMs / 1000).toFixed(1)} s` +
       (r.cached ? ' from this device\'s cache' : '');
     el.backend.textContent = `backend: ${r.info?.backend ?? '?'}${r.info?.kernel ? ` (${r.info.kernel})` : ''}`;
+    showNotice(r.info?.backendNotice);
     setState('ready');
     el.prompt.focus();
     return r.info;
@@ -247,6 +269,13 @@ el.prompt.addEventListener('keydown', (e) => {
 el.greedy.addEventListener('change', () => {
   for (const x of [el.temperature, el.topP, el.topK, el.seed]) x.disabled = el.greedy.checked;
 });
+el.backendChoice.addEventListener('change', () => {
+  app.backendChoice = el.backendChoice.value;
+  if (app.state === 'ready' || app.state === 'error') {
+    const file = el.modelFile.files?.[0];
+    app.ready = (file ? loadModel(file, file.name) : loadModel(app.modelUrl, app.modelUrl.split('/').pop())).catch(() => null);
+  }
+});
 el.modelFile.addEventListener('change', () => {
   const file = el.modelFile.files?.[0];
   if (file) loadModel(file, file.name).catch(() => {});
@@ -267,6 +296,11 @@ function modelFromQuery() {
 setState('idle');
 app.memory = setupMemoryPanel({ client, readOptions, setState, getState: () => app.state, showError });
 app.modelUrl = modelFromQuery();
+{
+  const b = new URLSearchParams(location.search).get('backend');
+  if (['auto', 'webgpu', 'cpu'].includes(b)) app.backendChoice = b;
+  el.backendChoice.value = app.backendChoice;
+}
 if (new URLSearchParams(location.search).get('autoload') === '0') {
   el.status.textContent = 'Pick a model file to start.';
   $('model-source').open = true;

@@ -22,6 +22,8 @@ const cfg = {
   only: q.get('only') || 'both',
   order: q.get('order') || 'wllama,padlock',
   wllamaLog: q.get('wllama_log') === '1',
+  // padlock's backends to run, in order: 'cpu' (the peer of wllama), 'webgpu'.
+  backends: (q.get('backends') || 'cpu').split(','),
 };
 
 const $ = (id) => document.getElementById(id);
@@ -98,12 +100,12 @@ async function benchWllama(buf) {
   };
 }
 
-async function benchPadlock(buf) {
-  status('padlock: loading…');
+async function benchPadlock(buf, backend) {
+  status(`padlock (${backend}): loading…`);
   const client = new PadlockClient();
   try {
     const t0 = performance.now();
-    const { info } = await client.load(buf.slice(0));
+    const { info } = await client.load(buf.slice(0), () => {}, { backend });
     const loadS = (performance.now() - t0) / 1000;
     log(`padlock: loaded in ${loadS.toFixed(2)} s`, info);
     const run = async (maxTokens) => {
@@ -116,7 +118,7 @@ async function benchPadlock(buf) {
     status(`padlock: generating ${cfg.tokens} tokens…`);
     const { r, times } = await run(cfg.tokens);
     return {
-      runtime: 'padlock',
+      runtime: backend === 'cpu' ? 'padlock' : `padlock (${backend})`,
       threads: 1,
       backend: info?.backend,
       kernel: info?.kernel,
@@ -172,10 +174,21 @@ async function main() {
     };
     for (const name of cfg.order.split(',')) {
       if (cfg.only !== 'both' && cfg.only !== name) continue;
-      const r = name === 'wllama' ? await benchWllama(buf) : await benchPadlock(buf);
-      result[name] = r;
-      row(r);
-      log(`${name}:`, { ...r, text: r.text.slice(0, 160) });
+      const runs = name === 'wllama' ? [[name, () => benchWllama(buf)]]
+        : cfg.backends.map((b) => [b === 'cpu' ? 'padlock' : `padlock_${b}`, () => benchPadlock(buf, b)]);
+      for (const [key, bench] of runs) {
+        const r = await bench();
+        result[key] = r;
+        row(r);
+        log(`${key}:`, { ...r, text: r.text.slice(0, 160) });
+      }
+    }
+    if (result.padlock && result.padlock_webgpu) {
+      const g = result.padlock_webgpu;
+      const c = result.padlock;
+      result.webgpuOverCpu = { decode: round(g.decodeTokensPerSecond / c.decodeTokensPerSecond, 3),
+        prefill: round(g.prefillTokensPerSecond / c.prefillTokensPerSecond, 3) };
+      log('padlock webgpu / cpu:', result.webgpuOverCpu);
     }
     if (result.wllama && result.padlock) {
       const p = result.padlock;

@@ -85,9 +85,12 @@ export class PadlockClient {
    * Loads a model. `source` is a URL (fetched by the worker with streamed progress), or a
    * Uint8Array / ArrayBuffer / Blob the page already has. onProgress receives
    * { phase: 'download' | 'load', fraction (0..1), loaded, total }.
-   * Resolves to { info, bytes, loadMs }.
+   * options.backend: 'auto' (default: WebGPU when the browser has an adapter, else the CPU),
+   * 'webgpu' (rejects with GPU_UNAVAILABLE without one) or 'cpu'.
+   * Resolves to { info, bytes, loadMs }; info.backend is 'webgpu' or 'cpu', and
+   * info.backendNotice says why the CPU runs when 'auto' could not use WebGPU.
    */
-  async load(source, onProgress = () => {}) {
+  async load(source, onProgress = () => {}, { backend = 'auto' } = {}) {
     const onEvent = (m) => {
       if (m.type === 'progress') onProgress({ phase: m.phase, fraction: m.fraction, loaded: m.loaded, total: m.total });
     };
@@ -107,13 +110,13 @@ export class PadlockClient {
       throw new PadlockError({ code: 'BAD_REQUEST', message: 'load() takes a URL, Uint8Array, ArrayBuffer or Blob' });
     }
     this.loaded = false;
-    const r = await this.#call('load', payload, onEvent, transfer);
+    const r = await this.#call('load', { ...payload, backend }, onEvent, transfer);
     this.loaded = true;
     this.lastInfo = r.info;
     return r;
   }
 
-  /** rt.info() of the loaded model: { architecture, layers, hidden, vocabSize, contextLength, backend, kernel }. */
+  /** rt.info() of the loaded model: { architecture, layers, hidden, vocabSize, contextLength, backend, kernel, backendNotice }. */
   info() {
     return this.#call('info');
   }

@@ -4,8 +4,10 @@
 // Protocol (page -> worker): { id, type, ... }; (worker -> page): { id, type: 'result' | 'error' |
 // 'progress' | 'token', ... }. Errors keep the Rust side's stable `.code`.
 //
-//   { type: 'load', url }                fetch the GGUF (streamed, with progress), then Runtime.load
-//   { type: 'load', bytes }              Runtime.load on bytes the page already has (transferred)
+//   { type: 'load', url, backend }       fetch the GGUF (streamed, with progress), then Runtime.load;
+//                                        backend: 'auto' (default: WebGPU when there is an adapter,
+//                                        else the CPU), 'webgpu' or 'cpu'
+//   { type: 'load', bytes, backend }     Runtime.load on bytes the page already has (transferred)
 //   { type: 'info' }                     rt.info()
 //   { type: 'generate', prompt, options } streams { type: 'token', piece, tokenId, explanation }, then the result
 //   { type: 'loadHead', name, url | bytes } rt.loadHead(name, bytes): a value head for preferences to name
@@ -178,7 +180,8 @@ async function handle(msg, reply) {
         if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
         progress({ phase: 'load', fraction: 0, loaded: 0, total: bytes.length });
         const t0 = performance.now();
-        runtime = await Runtime.load(bytes, (fraction) => progress({ phase: 'load', fraction: Number(fraction) }));
+        runtime = await Runtime.load(bytes, (fraction) => progress({ phase: 'load', fraction: Number(fraction) }),
+          { backend: msg.backend || 'auto' });
         const loadMs = performance.now() - t0;
         progress({ phase: 'load', fraction: 1 });
         return { info: toPlain(runtime.info()), bytes: bytes.length, loadMs, cached };

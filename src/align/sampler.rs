@@ -8,6 +8,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+use crate::align::pad::PadParams;
+use crate::backend::LogitsWanted;
 use crate::error::Result;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -146,6 +148,30 @@ pub fn apply_repetition_penalty(logits: &mut [f32], context: &[u32], window: usi
     }
 }
 
+/// The logits a choice can depend on, so that a backend need not read back the rest: the
+/// base row's k best (k: 1 for greedy, `top_k` when sampling, PAD's candidates), plus as
+/// many as the repetition penalty can push out of them, plus the penalized tokens themselves
+/// (a penalty below 1 raises them), plus one per `banned` token (set to −∞ before the
+/// choice, e.g. end-of-turn when it is ignored). The choice on logits that keep only these
+/// (−∞ elsewhere) is exactly the choice on all of them. Sampling without a top-k and PAD's
+/// nucleus restriction (`top_p` < 1, a share of the whole vocabulary's mass) need all of them.
+pub fn logits_wanted(params: &SamplingParams, pad: Option<&PadParams>, context: &[u32], banned: &[u32]) -> LogitsWanted {
+    let k = match pad {
+        Some(pad) if pad.top_p < 1.0 => return LogitsWanted::All,
+        Some(pad) => pad.k,
+        None if params.greedy || params.temperature == 0.0 => 1,
+        None if params.top_k == 0 => return LogitsWanted::All,
+        None => params.top_k,
+    };
+    let mut also = Vec::new();
+    if params.repetition_penalty != 1.0 {
+        let recent = &context[context.len().saturating_sub(params.repetition_window)..];
+        let seen: std::collections::BTreeSet<u32> = recent.iter().copied().collect();
+        also.extend(seen);
+    }
+    LogitsWanted::Top { k: k + also.len() + banned.len(), also }
+}
+
 /// Index of the largest logit; the lowest id wins a tie.
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;
@@ -215,6 +241,80 @@ mod tests {
         apply_repetition_penalty(&mut logits, &[0, 1, 0], 64, 2.0);
         assert_eq!(logits, vec![1.0, -4.0, 1.9]);
         assert_eq!(argmax(&logits), 2);
+    }
+
+    /// What a backend may return for `wanted`: the wanted entries, −∞ elsewhere.
+    fn keep_only(logits: &[f32], rows: usize, wanted: &LogitsWanted) -> Vec<f32> {
+        let vocab = logits.len() / rows;
+        let mut out = vec![f32::NEG_INFINITY; logits.len()];
+        for id in wanted.ids(&logits[..vocab]) {
+            for r in 0..rows {
+                out[r * vocab + id as usize] = logits[r * vocab + id as usize];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn choices_on_the_wanted_logits_alone_are_the_choices_on_all() {
+        let mut seed = 1u32;
+        let mut rnd = || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            seed >> 8
+        };
+        let vocab = 300;
+        for case in 0..400 {
+            // Coarse values, so ties at the cut are common; a context full of high scorers.
+            let mut logits: Vec<f32> = (0..vocab).map(|_| (rnd() % 40) as f32 * 0.25 - 4.0).collect();
+            let context: Vec<u32> = (0..rnd() % 90).map(|_| if rnd() % 2 == 0 { rnd() % 20 } else { rnd() % vocab as u32 }).collect();
+            for (i, l) in logits.iter_mut().enumerate().take(20) {
+                *l = 5.0 + (i % 3) as f32;
+            }
+            let params = SamplingParams {
+                greedy: case % 5 == 0,
+                temperature: [0.0, 0.7, 1.3][case % 3],
+                top_k: [1, 10, 40, 3][case % 4],
+                top_p: [1.0, 0.9, 0.5][case % 3],
+                repetition_penalty: [1.0, 1.1, 1.8, 0.7][case % 4],
+                repetition_window: [64, 8][case % 2],
+                seed: case as u64,
+            };
+            // A banned token (end-of-turn when it is ignored) is one of the high scorers.
+            let banned = [(case % 20) as u32];
+            let ban = |l: &mut Vec<f32>| l[banned[0] as usize] = f32::NEG_INFINITY;
+            let wanted = logits_wanted(&params, None, &context, &banned);
+            let mut kept = keep_only(&logits, 1, &wanted);
+            let mut all = logits.clone();
+            ban(&mut kept);
+            ban(&mut all);
+            let (mut a, mut b) = (Sampler::new(params.clone()).unwrap(), Sampler::new(params.clone()).unwrap());
+            for _ in 0..5 {
+                assert_eq!(
+                    a.sample(&mut all.clone(), &context).unwrap(),
+                    b.sample(&mut kept.clone(), &context).unwrap(),
+                    "case {case}: {params:?}"
+                );
+            }
+            // PAD: base row plus two reward rows, scored over the base candidates.
+            let rows: Vec<f32> = logits.iter().copied().chain((0..2 * vocab).map(|_| (rnd() % 97) as f32 * 0.1)).collect();
+            let pad = PadParams { min_p: [0.0, 0.1, 0.5][case % 3], ..PadParams::new(vec![1.0, 0.5], 1.5, [1, 10, 5][case % 3]) };
+            let wanted = logits_wanted(&params, Some(&pad), &context, &[]);
+            let kept = keep_only(&rows, 3, &wanted);
+            let step = |all: &[f32]| {
+                let mut base = all[..vocab].to_vec();
+                apply_repetition_penalty(&mut base, &context, params.repetition_window, params.repetition_penalty);
+                let m: Vec<&[f32]> = all[vocab..].chunks(vocab).collect();
+                crate::align::pad::pad_step(&base, &m, &pad).unwrap()
+            };
+            assert_eq!(step(&rows), step(&kept), "PAD case {case}");
+        }
+        let nucleus = PadParams { top_p: 0.9, ..PadParams::new(vec![1.0], 1.0, 10) };
+        assert_eq!(logits_wanted(&SamplingParams::greedy(), Some(&nucleus), &[1, 2], &[]), LogitsWanted::All);
+        assert_eq!(logits_wanted(&SamplingParams { top_k: 0, ..Default::default() }, None, &[1, 2], &[]), LogitsWanted::All);
+        assert_eq!(
+            logits_wanted(&SamplingParams::greedy(), None, &[1, 2], &[]),
+            LogitsWanted::Top { k: 1, also: vec![] }
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! The compute interface the model is written against. The Llama forward pass
-//! (`model::llama`) is written once over this trait; each backend (CPU now, WebGPU
-//! next) implements the handful of operations a Llama layer needs.
+//! (`model::llama`) is written once over this trait; each backend (CPU, WebGPU)
+//! implements the handful of operations a Llama layer needs.
 //!
 //! A batch is a list of sequences, each advancing by one or more tokens; their rows are
 //! stacked into one activation matrix so that every weight is read once per step
 //! (prefill, plain decode and PAD's batched decode are the same call).
 
 pub mod cpu;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 
 use crate::error::Result;
 use crate::model::config::LlamaConfig;
@@ -18,6 +20,51 @@ use crate::model::gguf::{GgufFile, TensorInfo};
 pub struct Segment {
     pub start: usize,
     pub n_tokens: usize,
+}
+
+/// Which logits a caller will look at, so that a backend can read back only those.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogitsWanted {
+    /// Every logit of every row.
+    All,
+    /// The `k` largest logits of row 0 (ties: lower id first) and the logits at the ids in
+    /// `also`; in every row, the logits at those same ids.
+    Top { k: usize, also: Vec<u32> },
+}
+
+impl LogitsWanted {
+    /// The ids `Top` asks for, given all of row 0 (the reference for what a backend returns).
+    pub fn ids(&self, row0: &[f32]) -> Vec<u32> {
+        match self {
+            LogitsWanted::All => (0..row0.len() as u32).collect(),
+            LogitsWanted::Top { k, also } => {
+                let mut ids: Vec<u32> = crate::align::sampler::top_candidates(row0, (*k).max(1)).iter().map(|c| c.0).collect();
+                ids.extend(also.iter().filter(|&&i| (i as usize) < row0.len()));
+                ids
+            }
+        }
+    }
+}
+
+/// The bytes `load_f32` stores for a host `rows × cols` matrix (f32, little-endian, as an
+/// F32 GGUF tensor), after checking the sizes.
+pub(crate) fn host_matrix_bytes(data: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
+    if rows.checked_mul(cols) != Some(data.len()) || cols == 0 {
+        crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows.saturating_mul(cols), data.len());
+    }
+    Ok(data.iter().flat_map(|v| v.to_le_bytes()).collect())
+}
+
+/// RoPE's frequencies base^(−2i/d) for the pairs i of a head, as llama.cpp computes them.
+/// Every backend takes its angles from these two functions, so they agree exactly.
+pub fn rope_frequencies(head_dim: usize, theta: f32) -> Vec<f32> {
+    (0..head_dim / 2).map(|i| libm::powf(theta, -2.0 * i as f32 / head_dim as f32)).collect()
+}
+
+/// `(sin, cos)` of the angle pos · freq.
+pub fn rope_sin_cos(pos: usize, freq: f32) -> (f32, f32) {
+    let angle = pos as f32 * freq;
+    (libm::sinf(angle), libm::cosf(angle))
 }
 
 pub trait Backend {
@@ -33,6 +80,12 @@ pub trait Backend {
 
     /// Makes a GGUF tensor usable by this backend (a view or an upload; no dequantizing).
     fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<Self::Weight>;
+
+    /// Several weights that multiply the same input (Q/K/V, gate/up): a backend may keep
+    /// them together (the GPU backend puts them in one buffer, multiplied in one dispatch).
+    fn load_weights(&self, file: &GgufFile, infos: &[&TensorInfo]) -> Result<Vec<Self::Weight>> {
+        infos.iter().map(|info| self.load_weight(file, info)).collect()
+    }
 
     /// A matrix that comes from the host instead of the model file (a trained value head):
     /// `rows × cols` f32, row-major, used like an F32 weight (`matmul` computes `x · Wᵀ`).
@@ -92,4 +145,12 @@ pub trait Backend {
     /// Copies a tensor back to the host, row-major. Asynchronous because a GPU readback
     /// is: a blocking wait deadlocks a browser.
     fn read(&self, x: &Self::Tensor) -> impl std::future::Future<Output = Result<Vec<f32>>>;
+
+    /// Reads logits `[rows, vocab]` back, where only the entries `wanted` names are
+    /// guaranteed; a backend may put −∞ everywhere else (the GPU backend finds the top-k on
+    /// the GPU and reads back only those). Reading everything, as here, is always allowed.
+    fn read_logits(&self, x: &Self::Tensor, wanted: &LogitsWanted) -> impl std::future::Future<Output = Result<Vec<f32>>> {
+        let _ = wanted;
+        self.read(x)
+    }
 }

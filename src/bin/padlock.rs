@@ -1,8 +1,8 @@
 //! `padlock`: the native command line.
 //!   padlock generate --model PATH --prompt TEXT [--max-tokens N] [--greedy | --temperature T --top-p P --seed S]
 //!       [--method base|prompt|pad|best-of-n --prefer TEXT ... --weight W ... --head PATH --beta B --top-k K]
-//!       [--explain] [--json]
-//!   padlock bench --model PATH [--preferences 0,1,4]
+//!       [--explain] [--json] [--backend cpu|gpu|auto]
+//!   padlock bench --model PATH [--preferences 0,1,4] [--backend cpu|gpu|auto] [--batch B]
 //!   padlock generate --model PATH --prompt TEXT --store DIR [--answers 2]   (preferences from memory)
 //!   padlock make-pairs | train-head | eval   (value heads and the evaluation; see README)
 //!   padlock memory --store DIR ...; padlock feedback --store DIR ...   (see memory_cli.rs)
@@ -19,6 +19,7 @@ use padlock::align::sampler::{argmax, SamplingParams};
 use padlock::align::{HarmlessMode, Method, Personalization, Preference};
 use padlock::feedback::StopRewards;
 use padlock::backend::cpu::{quant, CpuBackend};
+use padlock::backend::{Backend, LogitsWanted};
 use padlock::generate::{now_seconds, BestOfN, Engine, Explanation, GenerateOptions, Generation};
 use padlock::model::llama::Logits;
 use padlock::{Error, Result};
@@ -182,6 +183,8 @@ struct GenerateArgs {
     /// How many answers to give, each with the next seed (2 for `feedback choose A|B`).
     #[arg(long, default_value_t = 1, requires = "store", value_parser = clap::value_parser!(u8).range(1..=2))]
     answers: u8,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 /// How preferences steer generation (shared by generate, bench and eval).
@@ -223,6 +226,34 @@ struct PersonalizationArgs {
     n: usize,
 }
 
+#[derive(Args, Clone)]
+struct BackendArgs {
+    /// cpu: the SIMD CPU kernels; gpu: wgpu (Vulkan/Metal/DX12); auto: the GPU when an
+    /// adapter exists (software ones such as lavapipe included), else the CPU.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendArg,
+    /// GPU: do not use subgroup operations even where the adapter offers them.
+    #[arg(long)]
+    no_subgroups: bool,
+    /// GPU kernel family: auto (per-thread on a software adapter, else workgroup).
+    #[arg(long, value_enum, default_value = "auto")]
+    kernels: KernelsArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KernelsArg {
+    Auto,
+    Workgroup,
+    PerThread,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Cpu,
+    Gpu,
+    Auto,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum MethodArg {
     Base,
@@ -240,7 +271,7 @@ enum HarmlessArg {
 impl PersonalizationArgs {
     /// The personalization these flags describe; value heads are loaded into `engine`
     /// under their path.
-    fn resolve(&self, engine: &Engine<CpuBackend>, top_k: Option<usize>) -> Result<Personalization> {
+    fn resolve<B: Backend>(&self, engine: &Engine<B>, top_k: Option<usize>) -> Result<Personalization> {
         let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
         if self.weight.len() > self.prefer.len() {
             return Err(invalid("more --weight than --prefer".into()));
@@ -295,6 +326,9 @@ struct BenchArgs {
     /// Tokens decoded one at a time for the decode measurement.
     #[arg(long, default_value_t = 128)]
     decode_tokens: usize,
+    /// Sequences decoded together in each step (PAD's 1 + P contexts); tok/s counts steps.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     #[arg(long)]
     json: bool,
     /// Instead: decode through generation (greedy, end-of-turn ignored) with each number of
@@ -309,12 +343,69 @@ struct BenchArgs {
     /// more sequence in the batch).
     #[arg(long, value_enum, default_value = "context")]
     harmless: HarmlessArg,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
-fn load(path: &str) -> Result<Engine<CpuBackend>> {
+fn read_model(path: &str) -> Result<Arc<Vec<u8>>> {
     let bytes = std::fs::read(path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
-    Engine::load(CpuBackend::new(), Arc::new(bytes), &mut |_| {})
+    Ok(Arc::new(bytes))
 }
+
+/// The model on the CPU (making pairs, training heads and the evaluation run there).
+fn load(path: &str) -> Result<Engine<CpuBackend>> {
+    Engine::load(CpuBackend::new(), read_model(path)?, &mut |_| {})
+}
+
+/// What a command does with a loaded engine, whichever backend it is on.
+trait WithEngine {
+    fn run<B: Backend>(self, engine: Engine<B>, about: String) -> Result<()>;
+}
+
+/// Loads the model on the backend `args` asks for and hands it to `job`.
+fn with_engine(model: &str, args: &BackendArgs, job: impl WithEngine) -> Result<()> {
+    let bytes = read_model(model)?;
+    #[cfg(feature = "gpu")]
+    if args.backend != BackendArg::Cpu {
+        use padlock::backend::gpu::{GpuBackend, GpuOptions, Kernels};
+        let kernels = match args.kernels {
+            KernelsArg::Auto => Kernels::Auto,
+            KernelsArg::Workgroup => Kernels::Workgroup,
+            KernelsArg::PerThread => Kernels::PerThread,
+        };
+        let options = GpuOptions { subgroups: !args.no_subgroups, kernels, ..Default::default() };
+        match pollster::block_on(GpuBackend::with_options(options)) {
+            Ok(gpu) => {
+                let i = gpu.info().clone();
+                let about = format!(
+                    "webgpu on {} ({}, {}, {} kernels{})",
+                    i.name,
+                    i.api,
+                    i.device_type,
+                    i.kernels,
+                    if i.subgroups { ", subgroups" } else { "" }
+                );
+                return job.run(Engine::load(gpu, bytes, &mut |_| {})?, about);
+            }
+            Err(e) if args.backend == BackendArg::Auto => eprintln!("[no GPU ({}); using the CPU]", e.message),
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(feature = "gpu"))]
+    if args.backend == BackendArg::Gpu {
+        return Err(Error::new(padlock::ErrorCode::GpuUnavailable, "this build has no GPU backend (feature `gpu`)"));
+    }
+    job.run(Engine::load(CpuBackend::new(), bytes, &mut |_| {})?, format!("cpu, kernel {}", quant::kernel_name()))
+}
+
+struct GenerateJob(GenerateArgs);
+
+impl WithEngine for GenerateJob {
+    fn run<B: Backend>(self, engine: Engine<B>, about: String) -> Result<()> {
+        generate(self.0, engine, about)
+    }
+}
+
 
 fn sampling(args: &GenerateArgs) -> SamplingParams {
     let mut sampling = if args.greedy { SamplingParams::greedy() } else { SamplingParams::default() };
@@ -327,8 +418,7 @@ fn sampling(args: &GenerateArgs) -> SamplingParams {
 }
 
 
-fn generate(args: GenerateArgs) -> Result<()> {
-    let engine = load(&args.model)?;
+fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) -> Result<()> {
     let personalization = args.personalization.resolve(&engine, args.top_k)?;
     let options = GenerateOptions {
         max_tokens: args.max_tokens,
@@ -364,7 +454,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         if args.answers > 1 && !args.json {
             println!("--- answer {}", ["A", "B"][answer as usize]);
         }
-        let response = generate_one(&engine, &args, &options)?;
+        let response = generate_one(&engine, &args, &options, &about)?;
         if let Some(plan) = &plan {
             responses.push(plan.response(response.text, response.tokens, &response.rewards, &response.stop_rewards));
         }
@@ -383,7 +473,7 @@ struct Answered {
     stop_rewards: Vec<f32>,
 }
 
-fn generate_one(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &GenerateOptions) -> Result<Answered> {
+fn generate_one<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &GenerateOptions, about: &str) -> Result<Answered> {
     let t0 = now_seconds();
     let mut gen = pollster::block_on(Generation::chat(engine, &args.prompt, options))?;
     let t1 = now_seconds();
@@ -423,6 +513,7 @@ fn generate_one(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &Gene
             "sequence_rewards": gen.sequence_rewards(),
             "stop_rewards": stop_rewards,
             "explanation": (options.personalization.method == Method::Pad).then_some(explanation),
+            "backend": engine.model.backend().name(),
         });
         println!("{out}");
     } else {
@@ -431,10 +522,9 @@ fn generate_one(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &Gene
             print_explanation(gen.reward_labels(), &explanations);
         }
         eprintln!(
-            "[{} prompt tokens at {prefill_tps:.1} tok/s, {} generated at {decode_tps:.1} tok/s, kernel {}]",
+            "[{} prompt tokens at {prefill_tps:.1} tok/s, {} generated at {decode_tps:.1} tok/s, {about}]",
             gen.prompt_ids().len(),
             gen.generated().len(),
-            quant::kernel_name()
         );
     }
     Ok(Answered { text: gen.text()?, tokens: gen.generated().len(), rewards: gen.sequence_rewards().to_vec(), stop_rewards })
@@ -451,7 +541,7 @@ fn print_explanation(labels: &[String], tokens: &[(String, Explanation)]) {
     }
 }
 
-fn best_of_n(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &GenerateOptions) -> Result<()> {
+fn best_of_n<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &GenerateOptions) -> Result<()> {
     let mut bon = BestOfN::new(engine, &args.prompt, options)?;
     let t0 = now_seconds();
     while let Some(sample) = pollster::block_on(bon.next_sample())? {
@@ -481,7 +571,7 @@ fn best_of_n(engine: &Engine<CpuBackend>, args: &GenerateArgs, options: &Generat
 
 /// Decode speed through `Generation` with `n` preferences (0: plain), end-of-turn ignored:
 /// (tok/s over all tokens, over the first quarter, over the last quarter).
-fn decode_speed(engine: &Engine<CpuBackend>, n: usize, tokens: usize, harmless: HarmlessMode) -> Result<(f64, f64, f64)> {
+fn decode_speed<B: Backend>(engine: &Engine<B>, n: usize, tokens: usize, harmless: HarmlessMode) -> Result<(f64, f64, f64)> {
     let personalization = Personalization {
         harmless,
         method: if n == 0 { Method::Base } else { Method::Pad },
@@ -507,7 +597,7 @@ fn decode_speed(engine: &Engine<CpuBackend>, n: usize, tokens: usize, harmless: 
     Ok((rate(0, n), rate(0, q.max(1)), rate(n - q.max(1), n)))
 }
 
-fn bench_pad(engine: &Engine<CpuBackend>, args: &BenchArgs) -> Result<()> {
+fn bench_pad<B: Backend>(engine: &Engine<B>, args: &BenchArgs, about: &str) -> Result<()> {
     let mut best = vec![(0.0f64, 0.0f64, 0.0f64); args.preferences.len()];
     for _ in 0..args.rounds.max(1) {
         for (i, &n) in args.preferences.iter().enumerate() {
@@ -538,24 +628,36 @@ fn bench_pad(engine: &Engine<CpuBackend>, args: &BenchArgs) -> Result<()> {
         .collect();
     let out = serde_json::json!({
         "bench": "pad-decode", "decode_tokens": args.decode_tokens, "rounds": args.rounds,
+        "backend": engine.model.backend().name(), "device": about,
         "kernel": quant::kernel_name(), "threads": rayon::current_num_threads(), "results": rows,
     });
     println!("{out}");
     Ok(())
 }
 
-fn bench(args: BenchArgs) -> Result<()> {
-    let engine = load(&args.model)?;
+
+struct BenchJob(BenchArgs);
+
+impl WithEngine for BenchJob {
+    fn run<B: Backend>(self, engine: Engine<B>, about: String) -> Result<()> {
+        bench(self.0, engine, about)
+    }
+}
+
+fn bench<B: Backend>(args: BenchArgs, engine: Engine<B>, about: String) -> Result<()> {
     if !args.preferences.is_empty() {
-        return bench_pad(&engine, &args);
+        return bench_pad(&engine, &args, &about);
     }
     let model = &engine.model;
+    if args.batch == 0 {
+        return Err(Error::new(padlock::ErrorCode::InvalidArgument, "--batch must be at least 1"));
+    }
     // A prompt of exactly `prompt_tokens` tokens: a paragraph of text, repeated as needed.
     let text = "The quick brown fox jumps over the lazy dog while the river runs to the sea. ";
     let unit = engine.tokenizer.encode(text)?;
     let prompt: Vec<u32> = unit.iter().copied().cycle().take(args.prompt_tokens.max(1)).collect();
 
-    // Prefill: best of three runs of the whole prompt.
+    // Prefill: best of three runs of the whole prompt (the first also warms the GPU's pipelines).
     let mut prefill_s = f64::INFINITY;
     for _ in 0..3 {
         let mut seq = model.new_sequence()?;
@@ -563,13 +665,23 @@ fn bench(args: BenchArgs) -> Result<()> {
         pollster::block_on(model.forward_one(&mut seq, &prompt, Logits::Last))?;
         prefill_s = prefill_s.min(now_seconds() - t);
     }
-    // Decode: one token at a time after a short prompt, greedy, never stopping early.
-    let mut seq = model.new_sequence()?;
-    let mut logits = pollster::block_on(model.forward_one(&mut seq, &prompt[..prompt.len().min(16)], Logits::Last))?;
+    // Decode: `batch` sequences (different prompts) advance one token per step, greedy on
+    // each (its argmax, read back as top-1), never stopping early.
+    let mut seqs = (0..args.batch).map(|_| model.new_sequence()).collect::<Result<Vec<_>>>()?;
+    let starts: Vec<Vec<u32>> = (0..args.batch).map(|i| prompt[i % prompt.len()..][..prompt.len().min(16)].to_vec()).collect();
+    let top1 = LogitsWanted::Top { k: 1, also: Vec::new() };
+    let vocab = model.config.vocab_size;
+    let step = |seqs: &mut Vec<_>, tokens: &[Vec<u32>]| -> Result<Vec<u32>> {
+        let refs: Vec<&[u32]> = tokens.iter().map(|t| t.as_slice()).collect();
+        let logits = pollster::block_on(model.forward_batch_wanting(seqs, &refs, &top1))?;
+        Ok(logits.chunks(vocab).map(argmax).collect())
+    };
+    let mut next = step(&mut seqs, &starts)?;
+    // One untimed step, so that decode pipelines are compiled before the clock starts.
+    next = step(&mut seqs, &next.iter().map(|&t| vec![t]).collect::<Vec<_>>())?;
     let t = now_seconds();
     for _ in 0..args.decode_tokens {
-        let next = argmax(&logits);
-        logits = pollster::block_on(model.forward_one(&mut seq, &[next], Logits::Last))?;
+        next = step(&mut seqs, &next.iter().map(|&t| vec![t]).collect::<Vec<_>>())?;
     }
     let decode_s = now_seconds() - t;
     let prefill_tps = prompt.len() as f64 / prefill_s;
@@ -581,13 +693,20 @@ fn bench(args: BenchArgs) -> Result<()> {
             serde_json::json!({
                 "prefill_tokens": prompt.len(), "prefill_tokens_per_second": prefill_tps,
                 "decode_tokens": args.decode_tokens, "decode_tokens_per_second": decode_tps,
+                "batch": args.batch, "decode_step_ms": decode_s * 1000.0 / args.decode_tokens as f64,
+                "backend": model.backend().name(), "device": about,
                 "kernel": quant::kernel_name(), "threads": threads,
             })
         );
     } else {
-        println!("kernel {} on {threads} threads", quant::kernel_name());
+        println!("{about}; {threads} CPU threads");
         println!("prefill: {} tokens at {prefill_tps:.1} tok/s", prompt.len());
-        println!("decode:  {} tokens at {decode_tps:.1} tok/s", args.decode_tokens);
+        println!(
+            "decode:  {} steps of {} sequences at {decode_tps:.1} steps/s ({:.2} ms a step)",
+            args.decode_tokens,
+            args.batch,
+            decode_s * 1000.0 / args.decode_tokens as f64
+        );
     }
     Ok(())
 }
@@ -730,7 +849,7 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
     let io = |e: std::io::Error| Error::new(padlock::ErrorCode::Io, e.to_string());
     let invalid = |m: String| Error::new(padlock::ErrorCode::InvalidArgument, m);
     let dim = dimensions::dimension(&args.dimension)?;
-    let bytes = Arc::new(std::fs::read(&args.model).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{}: {e}", args.model)))?);
+    let bytes = read_model(&args.model)?;
     let engine = Engine::load(CpuBackend::new(), bytes.clone(), &mut |_| {})?;
     let mut pairs = Vec::new();
     for (n, line) in std::fs::read_to_string(&args.pairs).map_err(io)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
@@ -837,8 +956,14 @@ fn main() -> ExitCode {
     // to the other threads far faster than one made from outside, which waits for them to
     // wake (about 3.5 ms of a 9 ms decode step on 2 cores).
     let run = || match cli.command {
-        Command::Generate(a) => generate(a),
-        Command::Bench(a) => bench(a),
+        Command::Generate(a) => {
+            let (model, backend) = (a.model.clone(), a.backend.clone());
+            with_engine(&model, &backend, GenerateJob(a))
+        }
+        Command::Bench(a) => {
+            let (model, backend) = (a.model.clone(), a.backend.clone());
+            with_engine(&model, &backend, BenchJob(a))
+        }
         Command::Memory(a) => memory_cli::memory(a),
         Command::Feedback(a) => memory_cli::feedback(a),
         Command::MakePairs(a) => make_pairs(a),

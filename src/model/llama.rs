@@ -1,7 +1,7 @@
 //! The Llama forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or
 //! separate LM head), written once against `Backend`.
 
-use crate::backend::{Backend, Segment};
+use crate::backend::{Backend, LogitsWanted, Segment};
 use crate::error::Result;
 use crate::model::config::LlamaConfig;
 use crate::model::gguf::GgufFile;
@@ -79,33 +79,43 @@ impl<B: Backend> Llama<B> {
         // `from_gguf` has checked that every tensor named here exists with the right shape.
         let total = 2 + 9 * config.n_layers;
         let mut loaded = 0usize;
-        let mut weight = |name: &str| -> Result<B::Weight> {
-            let info = file.tensor(name).ok_or_else(|| {
-                crate::error::Error::new(crate::ErrorCode::ModelConfig, format!("missing tensor {name}"))
-            })?;
-            let w = backend.load_weight(file, info)?;
-            loaded += 1;
+        // Weights by name; a list is loaded together (Q/K/V and gate/up, see `load_weights`).
+        let mut load = |names: &[String]| -> Result<Vec<B::Weight>> {
+            let infos = names
+                .iter()
+                .map(|name| {
+                    file.tensor(name).ok_or_else(|| {
+                        crate::error::Error::new(crate::ErrorCode::ModelConfig, format!("missing tensor {name}"))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let ws = backend.load_weights(file, &infos)?;
+            if ws.len() != names.len() {
+                crate::bail!(Backend, "{} weights loaded for {} names", ws.len(), names.len());
+            }
+            loaded += ws.len();
             progress(loaded as f32 / total as f32);
-            Ok(w)
+            Ok(ws)
         };
-        let embedding = weight("token_embd.weight")?;
-        let output_norm = weight("output_norm.weight")?;
+        let embedding = load(&["token_embd.weight".into()])?.remove(0);
+        let output_norm = load(&["output_norm.weight".into()])?.remove(0);
         let mut layers = Vec::with_capacity(config.n_layers);
         for i in 0..config.n_layers {
-            let mut w = |t: &str| weight(&format!("blk.{i}.{t}.weight"));
-            layers.push(Layer {
-                attn_norm: w("attn_norm")?,
-                wq: w("attn_q")?,
-                wk: w("attn_k")?,
-                wv: w("attn_v")?,
-                wo: w("attn_output")?,
-                ffn_norm: w("ffn_norm")?,
-                gate: w("ffn_gate")?,
-                up: w("ffn_up")?,
-                down: w("ffn_down")?,
-            });
+            let mut group = |ts: &[&str]| load(&ts.iter().map(|t| format!("blk.{i}.{t}.weight")).collect::<Vec<_>>());
+            let attn_norm = group(&["attn_norm"])?.remove(0);
+            let mut qkv = group(&["attn_q", "attn_k", "attn_v"])?.into_iter();
+            let (wq, wk, wv) = (qkv.next(), qkv.next(), qkv.next());
+            let wo = group(&["attn_output"])?.remove(0);
+            let ffn_norm = group(&["ffn_norm"])?.remove(0);
+            let mut gate_up = group(&["ffn_gate", "ffn_up"])?.into_iter();
+            let (gate, up) = (gate_up.next(), gate_up.next());
+            let down = group(&["ffn_down"])?.remove(0);
+            let (Some(wq), Some(wk), Some(wv), Some(gate), Some(up)) = (wq, wk, wv, gate, up) else {
+                crate::bail!(Backend, "a weight group did not load");
+            };
+            layers.push(Layer { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
         }
-        let output = if config.tied_embeddings { None } else { Some(weight("output.weight")?) };
+        let output = if config.tied_embeddings { None } else { Some(load(&["output.weight".into()])?.remove(0)) };
         progress(1.0);
         Ok(Llama { config, backend, embedding, layers, output_norm, output, passes: Default::default(), rows: Default::default() })
     }
@@ -259,9 +269,20 @@ impl<B: Backend> Llama<B> {
 
     /// `forward` with each sequence's last-token logits read back: `[seqs, vocab]` row-major.
     pub async fn forward_batch(&self, seqs: &mut [Sequence<B>], tokens: &[&[u32]]) -> Result<Vec<f32>> {
+        self.forward_batch_wanting(seqs, tokens, &LogitsWanted::All).await
+    }
+
+    /// [`forward_batch`](Self::forward_batch) where only the logits `wanted` names are
+    /// guaranteed (the others may be −∞), so a GPU reads back k values instead of the vocabulary.
+    pub async fn forward_batch_wanting(
+        &self,
+        seqs: &mut [Sequence<B>],
+        tokens: &[&[u32]],
+        wanted: &LogitsWanted,
+    ) -> Result<Vec<f32>> {
         let mut refs: Vec<&mut Sequence<B>> = seqs.iter_mut().collect();
         let logits = self.forward(&mut refs, tokens, Logits::Last)?;
-        self.backend.read(&logits).await
+        self.backend.read_logits(&logits, wanted).await
     }
 
     /// How many batched passes this model has run (one per `forward`, however many sequences).

@@ -2,7 +2,8 @@
 //! so the page never freezes; it also works on the main thread.
 //!
 //! ```js
-//! const rt = await Runtime.load(bytes, fraction => ...);
+//! const rt = await Runtime.load(bytes, fraction => ..., { backend: 'auto' });  // or 'webgpu', 'cpu'
+//! rt.info().backend;         // 'webgpu' or 'cpu'; info().backendNotice says why when auto fell back
 //! const r = await rt.generate('Hi!', { temperature: 0.5, seed: 1 }, (piece, id) => ...);
 //! rt.cancel();
 //! ```
@@ -17,9 +18,12 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::backend::cpu::{quant, CpuBackend};
-use crate::error::{Error, ErrorCode};
 use crate::feedback::StopRewards;
+#[cfg(feature = "gpu")]
+use crate::backend::gpu::GpuBackend;
+use crate::backend::Backend;
 use crate::align::Method;
+use crate::error::{Error, ErrorCode};
 use crate::generate::{now_seconds, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
 use crate::model::llama::Logits;
 
@@ -53,10 +57,42 @@ async fn yield_to_event_loop() -> Result<(), JsValue> {
     Ok(())
 }
 
+/// The loaded engine on whichever backend was chosen; `with_engine!` runs one code path on either.
+enum AnyEngine {
+    Cpu(Box<Engine<CpuBackend>>),
+    #[cfg(feature = "gpu")]
+    Gpu(Box<Engine<GpuBackend>>),
+}
+
+macro_rules! with_engine {
+    ($any:expr, $e:ident => $body:expr) => {
+        match $any {
+            AnyEngine::Cpu(boxed) => {
+                let $e = &**boxed;
+                $body
+            }
+            #[cfg(feature = "gpu")]
+            AnyEngine::Gpu(boxed) => {
+                let $e = &**boxed;
+                $body
+            }
+        }
+    };
+}
+
 pub(crate) struct Inner {
-    engine: Engine<CpuBackend>,
+    engine: AnyEngine,
+    /// Why the CPU runs although WebGPU was asked for or allowed (`auto`), if it does.
+    backend_notice: Option<String>,
     cancel: Cell<bool>,
     busy: Cell<bool>,
+}
+
+/// `Runtime.load`'s options: `{ backend: 'auto' | 'webgpu' | 'cpu' }`.
+#[derive(serde::Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct LoadOptions {
+    backend: Option<String>,
 }
 
 #[wasm_bindgen]
@@ -97,37 +133,92 @@ struct Info {
     kv_heads: usize,
     vocab_size: usize,
     context_length: usize,
+    /// "webgpu" or "cpu".
     backend: &'static str,
-    kernel: &'static str,
+    /// The CPU kernel ("simd128"), or the WebGPU adapter's name.
+    kernel: String,
+    /// Why the CPU is used although WebGPU was allowed (no adapter, ...); null otherwise.
+    backend_notice: Option<String>,
 }
 
 #[wasm_bindgen]
 impl Runtime {
     /// Loads a GGUF model from its bytes. `on_progress(fraction)` is called while the
-    /// weights are prepared.
-    pub async fn load(bytes: Vec<u8>, on_progress: Option<js_sys::Function>) -> Result<Runtime, JsValue> {
+    /// weights are prepared. `options.backend`: 'auto' (default: WebGPU when the browser has
+    /// an adapter, else the CPU), 'webgpu' (fails with GPU_UNAVAILABLE without one) or 'cpu'.
+    pub async fn load(bytes: Vec<u8>, on_progress: Option<js_sys::Function>, options: JsValue) -> Result<Runtime, JsValue> {
+        let options: LoadOptions = if options.is_undefined() || options.is_null() {
+            LoadOptions::default()
+        } else {
+            serde_wasm_bindgen::from_value(options)
+                .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("load options: {e}"))))?
+        };
         let mut progress = |f: f32| {
             if let Some(cb) = &on_progress {
                 let _ = cb.call1(&JsValue::NULL, &JsValue::from_f64(f as f64));
             }
         };
-        let engine = Engine::load(CpuBackend::new(), Arc::new(bytes), &mut progress).map_err(js_error)?;
-        Ok(Runtime { inner: Rc::new(Inner { engine, cancel: Cell::new(false), busy: Cell::new(false) }) })
+        let bytes = Arc::new(bytes);
+        let wanted = options.backend.as_deref().unwrap_or("auto");
+        let mut notice = None;
+        match wanted {
+            "auto" | "webgpu" | "gpu" => {
+                #[cfg(feature = "gpu")]
+                match GpuBackend::new().await {
+                    Ok(gpu) => {
+                        let engine = Engine::load(gpu, bytes.clone(), &mut progress).map_err(js_error)?;
+                        return Ok(Runtime::new(AnyEngine::Gpu(Box::new(engine)), None));
+                    }
+                    Err(e) if wanted == "auto" => notice = Some(format!("{}; running on the CPU", e.message)),
+                    Err(e) => return Err(js_error(e)),
+                }
+                #[cfg(not(feature = "gpu"))]
+                {
+                    let e = Error::new(ErrorCode::GpuUnavailable, "this build of padlock has no WebGPU backend");
+                    if wanted != "auto" {
+                        return Err(js_error(e));
+                    }
+                    notice = Some(format!("{}; running on the CPU", e.message));
+                }
+            }
+            "cpu" => {}
+            other => {
+                return Err(js_error(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("backend {other:?}: expected 'auto', 'webgpu' or 'cpu'"),
+                )))
+            }
+        }
+        let engine = Engine::load(CpuBackend::new(), bytes, &mut progress).map_err(js_error)?;
+        Ok(Runtime::new(AnyEngine::Cpu(Box::new(engine)), notice))
     }
 
-    /// `{ architecture, layers, hidden, heads, kvHeads, vocabSize, contextLength, backend, kernel }`.
+    fn new(engine: AnyEngine, backend_notice: Option<String>) -> Runtime {
+        Runtime { inner: Rc::new(Inner { engine, backend_notice, cancel: Cell::new(false), busy: Cell::new(false) }) }
+    }
+
+    /// `{ architecture, layers, hidden, heads, kvHeads, vocabSize, contextLength, backend,
+    /// kernel, backendNotice }`.
     pub fn info(&self) -> Result<JsValue, JsValue> {
-        let c = &self.inner.engine.model.config;
-        to_js(&Info {
-            architecture: "llama",
-            layers: c.n_layers,
-            hidden: c.hidden,
-            heads: c.n_heads,
-            kv_heads: c.n_kv_heads,
-            vocab_size: c.vocab_size,
-            context_length: c.context_length,
-            backend: "cpu",
-            kernel: quant::kernel_name(),
+        let (backend, kernel) = match &self.inner.engine {
+            AnyEngine::Cpu(_) => ("cpu", quant::kernel_name().to_string()),
+            #[cfg(feature = "gpu")]
+            AnyEngine::Gpu(e) => ("webgpu", e.model.backend().info().name.clone()),
+        };
+        with_engine!(&self.inner.engine, e => {
+            let c = &e.model.config;
+            to_js(&Info {
+                architecture: "llama",
+                layers: c.n_layers,
+                hidden: c.hidden,
+                heads: c.n_heads,
+                kv_heads: c.n_kv_heads,
+                vocab_size: c.vocab_size,
+                context_length: c.context_length,
+                backend,
+                kernel,
+                backend_notice: self.inner.backend_notice.clone(),
+            })
         })
     }
 
@@ -156,19 +247,19 @@ impl Runtime {
     /// `VALUE_HEAD` and loads nothing.
     #[wasm_bindgen(js_name = loadHead)]
     pub fn load_head(&self, name: &str, bytes: Vec<u8>) -> Result<JsValue, JsValue> {
-        let meta = self.inner.engine.load_head(name, &bytes).map_err(js_error)?;
+        let meta = with_engine!(&self.inner.engine, e => e.load_head(name, &bytes)).map_err(js_error)?;
         to_js(&meta)
     }
 
     /// Forgets a loaded value head; true if there was one.
     #[wasm_bindgen(js_name = removeHead)]
     pub fn remove_head(&self, name: &str) -> bool {
-        self.inner.engine.remove_head(name)
+        with_engine!(&self.inner.engine, e => e.remove_head(name))
     }
 
     /// The names of the loaded value heads.
     pub fn heads(&self) -> Vec<String> {
-        self.inner.engine.head_names()
+        with_engine!(&self.inner.engine, e => e.head_names())
     }
 
     /// Stops a running `generate` before its next token; it resolves with stopReason "cancelled".
@@ -180,16 +271,17 @@ impl Runtime {
     pub fn logits(&self, ids: Vec<u32>) -> js_sys::Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
-            let model = &inner.engine.model;
-            let mut seq = model.new_sequence().map_err(js_error)?;
-            let logits = model.forward_one(&mut seq, &ids, Logits::Last).await.map_err(js_error)?;
+            let logits = with_engine!(&inner.engine, e => {
+                let mut seq = e.model.new_sequence().map_err(js_error)?;
+                e.model.forward_one(&mut seq, &ids, Logits::Last).await.map_err(js_error)?
+            });
             Ok(js_sys::Float32Array::from(logits.as_slice()).into())
         })
     }
 
     /// Token ids of `text` (special tokens parsed, no BOS).
     pub fn tokenize(&self, text: &str) -> Result<Vec<u32>, JsValue> {
-        self.inner.engine.tokenizer.encode(text).map_err(js_error)
+        with_engine!(&self.inner.engine, e => e.tokenizer.encode(text)).map_err(js_error)
     }
 }
 
@@ -212,20 +304,20 @@ pub(crate) async fn generate_exclusive(
         return Err(js_error(Error::new(ErrorCode::Busy, "a generation is already running")));
     }
     inner.cancel.set(false);
-    let result = run_generation(inner, prompt, options, on_token).await;
+    let result = with_engine!(&inner.engine, e => run_generation(e, &inner.cancel, prompt, options, on_token).await);
     inner.busy.set(false);
     result
 }
 
-async fn run_generation(
-    inner: &Inner,
+async fn run_generation<B: Backend>(
+    engine: &Engine<B>,
+    cancel: &Cell<bool>,
     prompt: &str,
     options: &GenerateOptions,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
-    let engine = &inner.engine;
     if options.personalization.method == Method::BestOfN {
-        return run_best_of_n(inner, prompt, options, on_token).await;
+        return run_best_of_n(engine, cancel, prompt, options, on_token).await;
     }
     let t0 = now_seconds();
     let mut gen = Generation::chat(engine, prompt, options).await.map_err(js_error)?;
@@ -233,7 +325,7 @@ async fn run_generation(
     let mut stop = StopRewards::default();
     loop {
         yield_to_event_loop().await?;
-        if inner.cancel.get() {
+        if cancel.get() {
             gen.cancel();
         }
         let Some(token) = stop.step(&mut gen).await.map_err(js_error)? else { break };
@@ -264,19 +356,19 @@ async fn run_generation(
 
 /// Best-of-n: the samples run one after another (the page can cancel between them), then
 /// the kept answer is streamed token by token.
-async fn run_best_of_n(
-    inner: &Inner,
+async fn run_best_of_n<B: Backend>(
+    engine: &Engine<B>,
+    cancel: &Cell<bool>,
     prompt: &str,
     options: &GenerateOptions,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
-    let engine = &inner.engine;
     let t0 = now_seconds();
     let mut bon = BestOfN::new(engine, prompt, options).map_err(js_error)?;
     let mut cancelled = false;
     loop {
         yield_to_event_loop().await?;
-        if inner.cancel.get() {
+        if cancel.get() {
             cancelled = true;
             break;
         }

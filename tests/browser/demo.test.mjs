@@ -35,7 +35,8 @@ async function sendAndWait(page, prompt) {
 
 test('the demo page loads the default model through the UI', { timeout: LOAD_TIMEOUT_MS + 30_000 }, async () => {
   const { page, server } = env;
-  await page.goto(`${server.url}/www/`);
+  // The CPU backend (simd128); the page's WebGPU default is webgpu.test.mjs.
+  await page.goto(`${server.url}/www/?backend=cpu`);
   await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null,
     { timeout: LOAD_TIMEOUT_MS, polling: 250 });
   const s = await page.evaluate(() => ({

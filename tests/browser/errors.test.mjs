@@ -109,7 +109,7 @@ test('the worker client keeps the error code (GGUF_EMPTY through postMessage)', 
 
 test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works afterwards',
   { timeout: LOAD_TIMEOUT_MS + 3 * GEN_TIMEOUT_MS }, async (t) => {
-    const info = await loadModelViaClient(env.page, env.server.url);
+    const info = await loadModelViaClient(env.page, env.server.url, { backend: 'cpu' });
     assert.equal(info.layers, 30);
 
     await t.test('a prompt longer than the context rejects with PROMPT_TOO_LONG', async () => {

@@ -28,16 +28,17 @@ export function requireArtifacts({ cli = false } = {}) {
 }
 
 /**
- * Starts the static server (free port) and headless Chromium. Returns
+ * Starts the static server (free port) and headless Chromium (with WebGPU on SwiftShader unless
+ * webgpu is false). Returns
  * { server, browser, context, page, serverRequests, close }.
  * serverRequests collects every request the server saw.
  */
-export async function openBrowser(name) {
+export async function openBrowser(name, { webgpu = true } = {}) {
   const serverRequests = [];
   const server = await startServer({ port: 0, onRequest: (r) => serverRequests.push({ t: Date.now(), ...r }) });
   let browser;
   try {
-    browser = await launchChromium();
+    browser = await launchChromium([], { webgpu });
   } catch (e) {
     await server.close();
     throw e;
@@ -55,12 +56,15 @@ export async function openBrowser(name) {
   return { server, browser, context, page, serverRequests, close };
 }
 
-/** Loads the real model through window.padlock (the worker client) on a page without autoload. */
-export async function loadModelViaClient(page, baseUrl) {
+/**
+ * Loads the real model through window.padlock (the worker client) on a page without autoload.
+ * options.backend: 'auto' (the page's default), 'webgpu' or 'cpu'.
+ */
+export async function loadModelViaClient(page, baseUrl, options = {}) {
   await page.goto(`${baseUrl}/www/?autoload=0`);
   await page.waitForFunction(() => !!window.padlock);
-  return page.evaluate(async (url) => {
-    const r = await window.padlock.load(url);
+  return page.evaluate(async ({ url, options }) => {
+    const r = await window.padlock.load(url, () => {}, options);
     return r.info;
-  }, MODEL_URL);
+  }, { url: MODEL_URL, options });
 }

@@ -28,7 +28,9 @@ function native(extra) {
 }
 
 test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_MS + 4 * GEN_TIMEOUT_MS }, async (t) => {
-  await loadModelViaClient(env.page, env.server.url);
+  // The CPU backend on both sides (WebGPU against the CPU is webgpu.test.mjs).
+  const info = await loadModelViaClient(env.page, env.server.url, { backend: 'cpu' });
+  assert.equal(info.backend, 'cpu');
 
   await t.test('sampled: temperature 0.7, top-p 0.9, top-k 40, repetition penalty 1.1, seed 7, 48 tokens', async () => {
     const cli = native(['--max-tokens', '48', '--temperature', '0.7', '--top-p', '0.9', '--top-k', '40',
@@ -102,5 +104,16 @@ test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_
     const web = await env.page.evaluate((p) => window.padlock.generate(p, { maxTokens: 32, greedy: true, repetitionPenalty: 1.0 }), PROMPT);
     assert.deepEqual(web.generatedIds, cli.generated_ids, `generated ids differ\n web: ${web.text}\n cli: ${cli.text}`);
     assert.match(web.text, /Berlin/);
+  });
+
+  await t.test('best-of-n: two samples, the same kept answer', async () => {
+    const pref = 'Keep it short.';
+    const cli = native(['--max-tokens', '16', '--temperature', '0.7', '--seed', '3', '--method', 'best-of-n', '--n', '2',
+      '--prefer', pref]);
+    const web = await env.page.evaluate(({ p, o }) => window.padlock.generate(p, o),
+      { p: PROMPT, o: { maxTokens: 16, temperature: 0.7, seed: 3, method: 'best-of-n', bestOf: 2, preferences: [{ text: pref }] } });
+    assert.equal(web.samples.length, 2);
+    assert.equal(web.best, cli.best);
+    assert.deepEqual(web.generatedIds, cli.generated_ids, `best-of-n differs\n web: ${web.text}\n cli: ${cli.text}`);
   });
 });

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use padlock::backend::cpu::CpuBackend;
-use padlock::generate::Engine;
+use padlock::backend::Backend;
+use padlock::generate::{Engine, GenerateOptions, Generation};
+use padlock::model::llama::Logits;
+use padlock::ErrorCode;
 
 pub fn model_path() -> PathBuf {
     std::env::var_os("PADLOCK_MODEL")
@@ -39,4 +42,31 @@ pub fn fixture() -> serde_json::Value {
 pub fn fixture_file(name: &str) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture is JSON")
+}
+
+/// Bad input is a typed error and changes nothing, on any backend: the sequence keeps its
+/// length and its next step gives (within `tol`) what a fresh sequence gives.
+pub fn bad_input_changes_nothing<B: Backend>(engine: &Engine<B>, tol: f32) {
+    let model = &engine.model;
+    let ctx = model.config.context_length;
+    let mut seq = model.new_sequence().unwrap();
+    pollster::block_on(model.forward_one(&mut seq, &[1, 2, 3], Logits::Last)).unwrap();
+
+    let too_long = vec![198u32; ctx];
+    let err = pollster::block_on(model.forward_one(&mut seq, &too_long, Logits::Last)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::PromptTooLong);
+    let err = pollster::block_on(model.forward_one(&mut seq, &[u32::MAX], Logits::Last)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    assert_eq!(seq.len(), 3, "a failed step must leave the sequence as it was");
+    // And the sequence still works, giving what a fresh one gives.
+    let after = pollster::block_on(model.forward_one(&mut seq, &[4], Logits::Last)).unwrap();
+    let mut fresh = model.new_sequence().unwrap();
+    let expect = pollster::block_on(model.forward_one(&mut fresh, &[1, 2, 3, 4], Logits::Last)).unwrap();
+    let max = after.iter().zip(&expect).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(max <= tol, "after the errors: max |difference| {max} > {tol}");
+
+    // A chat prompt longer than the context.
+    let long_prompt = "word ".repeat(ctx + 10);
+    let err = pollster::block_on(Generation::chat(engine, &long_prompt, &GenerateOptions::default())).err().unwrap();
+    assert_eq!(err.code, ErrorCode::PromptTooLong);
 }

@@ -112,10 +112,7 @@ impl Backend for CpuBackend {
     }
 
     fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<CpuWeight> {
-        if rows * cols != data.len() || cols == 0 {
-            crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows * cols, data.len());
-        }
-        let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = super::host_matrix_bytes(data, rows, cols)?;
         let n_bytes = bytes.len();
         Ok(CpuWeight { dtype: GgmlDType::F32, cols, rows, file: Arc::new(bytes), offset: 0, n_bytes })
     }
@@ -201,16 +198,12 @@ impl Backend for CpuBackend {
         with_data(x, |x, rows, cols| {
             check_rows(rows, segments)?;
             let head_dim = cols / n_heads;
-            let half = head_dim / 2;
-            // Same frequencies as llama.cpp: θ_i = pos · base^(−2i/d).
-            let inv_freq: Vec<f32> =
-                (0..half).map(|i| libm::powf(theta, -2.0 * i as f32 / head_dim as f32)).collect();
+            let freqs = super::rope_frequencies(head_dim, theta);
             let mut out = x.to_vec();
             let positions = segments.iter().flat_map(|s| s.start..s.start + s.n_tokens);
             for (row, pos) in out.chunks_exact_mut(cols).zip(positions) {
-                for (i, f) in inv_freq.iter().enumerate() {
-                    let angle = pos as f32 * f;
-                    let (sin, cos) = (libm::sinf(angle), libm::cosf(angle));
+                for (i, &f) in freqs.iter().enumerate() {
+                    let (sin, cos) = super::rope_sin_cos(pos, f);
                     for head in row.chunks_exact_mut(head_dim) {
                         let (a, b) = (head[2 * i], head[2 * i + 1]);
                         head[2 * i] = a * cos - b * sin;

@@ -1,0 +1,35 @@
+// Rotary position embedding, GGUF's interleaved pairs: for each row, head and pair i,
+// (a, b) ← (a·cos − b·sin, a·sin + b·cos). The angles come from the host (`table`:
+// cos, sin per row and pair, computed exactly as the CPU backend computes them).
+struct Params {
+    cols: u32,
+    head_dim: u32,
+    rows: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> table: array<f32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    // One thread per pair: cols / 2 pairs per row.
+    let g = gid.x + gid.y * nwg.x * 256u;
+    let pairs = p.cols / 2u;
+    let row = g / pairs;
+    if (row >= p.rows) {
+        return;
+    }
+    let e = 2u * (g % pairs);
+    let half = p.head_dim / 2u;
+    let i = (e % p.head_dim) / 2u;
+    let cs = row * half + i;
+    let c = table[2u * cs];
+    let s = table[2u * cs + 1u];
+    let a = x[row * p.cols + e];
+    let b = x[row * p.cols + e + 1u];
+    out[row * p.cols + e] = a * c - b * s;
+    out[row * p.cols + e + 1u] = a * s + b * c;
+}
