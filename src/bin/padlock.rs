@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use padlock::align::sampler::{argmax, SamplingParams};
-use padlock::align::{HarmlessMode, Method, Personalization, Preference};
+use padlock::align::{ContextStyle, HarmlessMode, Method, Personalization, Preference};
 use padlock::backend::cpu::{quant, CpuBackend};
 use padlock::generate::{now_seconds, BestOfN, Engine, Explanation, GenerateOptions, Generation};
 use padlock::model::llama::Logits;
@@ -44,7 +44,7 @@ struct EvalArgs {
     #[arg(long, required_unless_present = "report")]
     model: Option<String>,
     /// The prompts: [{ "id", "prompt" }] (e.g. koala_eval_50.json).
-    #[arg(long, required_unless_present = "report")]
+    #[arg(long, required_unless_present_any = ["report", "judge"])]
     data: Option<String>,
     /// Results (JSONL): answers already there are kept and not made again.
     #[arg(long)]
@@ -52,7 +52,8 @@ struct EvalArgs {
     /// Name of this configuration in the report (default: the method).
     #[arg(long)]
     label: Option<String>,
-    /// Dimensions (comma-separated); default: all. Each one's preference steers the answers.
+    /// Dimensions (comma-separated); default: all. Each one's preference steers the answers
+    /// (with one dimension, --prefer TEXT replaces its wording).
     #[arg(long, value_delimiter = ',')]
     dimensions: Vec<String>,
     /// Use the trained head DIR/<dimension>.safetensors for each dimension's preference.
@@ -73,6 +74,10 @@ struct EvalArgs {
     /// Print the Markdown report of --out instead of generating.
     #[arg(long)]
     report: bool,
+    /// Instead of generating: add the model's humour judgement to every base and humour row
+    /// of --out that lacks it (the file is rewritten).
+    #[arg(long, conflicts_with = "report")]
+    judge: bool,
 }
 
 #[derive(Args)]
@@ -106,10 +111,17 @@ struct TrainHeadArgs {
     /// Candidates per position (PAD's k).
     #[arg(long, default_value_t = 10)]
     top_k: usize,
+    /// Candidates need at least this fraction of the base top-1's probability, as PAD's
+    /// --candidate-min-p at decode time (0: the whole top-k).
+    #[arg(long, default_value_t = 0.0)]
+    candidate_min_p: f32,
+    /// How the PersRM context carries the preference (as PAD will use the head).
+    #[arg(long, value_enum, default_value_t = ContextArg::from(Personalization::default().persrm_context))]
+    persrm_context: ContextArg,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Keep the backbone's outputs here (safetensors): a later run with the same pairs,
-    /// dimension and --top-k reads them instead of running the model again.
+    /// dimension, --top-k, --candidate-min-p and --persrm-context reads them instead of running the model again.
     #[arg(long)]
     cache: Option<String>,
 }
@@ -129,6 +141,9 @@ struct MakePairsArgs {
     seeds: Vec<u64>,
     #[arg(long, default_value_t = 160)]
     max_tokens: usize,
+    /// How the preference (and its opposite) is given to the model.
+    #[arg(long, value_enum, default_value = "guideline")]
+    context: ContextArg,
     /// Output JSONL; pairs already in it are kept and not made again.
     #[arg(long)]
     out: String,
@@ -195,6 +210,10 @@ struct PersonalizationArgs {
     /// Put the guideline in the base context too (PAD).
     #[arg(long)]
     base_with_guideline: bool,
+    /// How the PersRM contexts carry the preference: the PAD paper's guideline template
+    /// around the question, or the preference as the system message (PAD).
+    #[arg(long, value_enum, default_value_t = ContextArg::from(Personalization::default().persrm_context))]
+    persrm_context: ContextArg,
     /// One PersRM context for all preferences instead of one each (PAD).
     #[arg(long)]
     combined: bool,
@@ -212,6 +231,30 @@ enum MethodArg {
     Prompt,
     Pad,
     BestOfN,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum ContextArg {
+    Guideline,
+    System,
+}
+
+impl From<ContextStyle> for ContextArg {
+    fn from(s: ContextStyle) -> Self {
+        match s {
+            ContextStyle::Guideline => ContextArg::Guideline,
+            ContextStyle::System => ContextArg::System,
+        }
+    }
+}
+
+impl From<ContextArg> for ContextStyle {
+    fn from(a: ContextArg) -> Self {
+        match a {
+            ContextArg::Guideline => ContextStyle::Guideline,
+            ContextArg::System => ContextStyle::System,
+        }
+    }
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -258,6 +301,7 @@ impl PersonalizationArgs {
             candidate_top_p: self.candidate_top_p,
             candidate_min_p: self.candidate_min_p,
             base_with_guideline: self.base_with_guideline,
+            persrm_context: self.persrm_context.into(),
             combined: self.combined,
             harmless: match self.harmless {
                 HarmlessArg::Context => HarmlessMode::Context,
@@ -561,7 +605,7 @@ fn make_pairs(args: MakePairsArgs) -> Result<()> {
                 if done.contains(&(dim.name.to_string(), i, seed)) {
                     continue;
                 }
-                let pair = pollster::block_on(pairs::make_pair(&engine, dim, i, prompt, seed, args.max_tokens))?;
+                let pair = pollster::block_on(pairs::make_pair(&engine, dim, i, prompt, args.context.into(), seed, args.max_tokens))?;
                 writeln!(out, "{}", serde_json::to_string(&pair).map_err(|e| Error::new(padlock::ErrorCode::Io, e.to_string()))?)
                     .map_err(io)?;
                 made += 1;
@@ -591,8 +635,31 @@ fn eval(args: EvalArgs) -> Result<()> {
         print!("{}", run::report(&read_rows()?)?);
         return Ok(());
     }
-    let (model, data) = (args.model.as_deref().unwrap_or_default(), args.data.as_deref().unwrap_or_default());
+    let model = args.model.as_deref().ok_or_else(|| invalid("--model is needed".into()))?;
     let engine = load(model)?;
+    // The humour judgement, for the rows the humour dimension compares (its own and base).
+    let judge = |row: &mut run::Row| -> Result<()> {
+        if row.measures.funny.is_none() && (row.dimension == "humor" || row.method == Method::Base) {
+            row.measures.funny = Some(pollster::block_on(padlock::eval::judge::judge(&engine, &row.prompt, &row.text, padlock::eval::judge::FUNNY))?);
+        }
+        Ok(())
+    };
+    if args.judge {
+        let mut rows = read_rows()?;
+        let (t0, n) = (now_seconds(), rows.len());
+        for (i, row) in rows.iter_mut().enumerate() {
+            judge(row)?;
+            if i % 50 == 49 {
+                eprintln!("[judged {}/{n} rows, {:.0}s]", i + 1, now_seconds() - t0);
+            }
+        }
+        let text: String = rows.iter().map(|r| serde_json::to_string(r).map(|l| l + "\n")).collect::<std::result::Result<_, _>>().map_err(|e| invalid(e.to_string()))?;
+        let tmp = format!("{}.tmp", args.out);
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &args.out).map_err(io)?;
+        return Ok(());
+    }
+    let data = args.data.as_deref().ok_or_else(|| invalid("--data is needed".into()))?;
     let mut prompts: Vec<run::Prompt> =
         serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?).map_err(|e| invalid(format!("{data}: {e}")))?;
     prompts.truncate(args.limit.unwrap_or(usize::MAX));
@@ -603,6 +670,11 @@ fn eval(args: EvalArgs) -> Result<()> {
         dimensions::DIMENSIONS.iter().collect()
     } else {
         args.dimensions.iter().map(|d| dimensions::dimension(d)).collect::<Result<_>>()?
+    };
+    let wording = match args.personalization.prefer.as_slice() {
+        [] => None,
+        [text] if dims.len() == 1 => Some(text.clone()),
+        _ => return Err(invalid("eval takes one --prefer, and only with one dimension".into())),
     };
     let label = args.label.clone().unwrap_or_else(|| format!("{:?}", pers.method).to_lowercase());
     let done: std::collections::HashSet<(String, String, String)> =
@@ -634,21 +706,23 @@ fn eval(args: EvalArgs) -> Result<()> {
                 }
                 None => None,
             };
-            pers.preferences = vec![Preference { text: d.prefer.into(), weight: 1.0, head }];
+            pers.preferences = vec![Preference { text: wording.clone().unwrap_or_else(|| d.prefer.into()), weight: 1.0, head }];
         }
         let options =
             GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: None, personalization: pers.clone(), ignore_eos: false };
         let (text, tokens) = pollster::block_on(run::answer(&engine, &p.prompt, &options))?;
-        let row = run::Row {
+        let mut row = run::Row {
             label: label.clone(),
             method: pers.method,
             dimension: dim_name,
+            preference: pers.preferences.first().map(|p| p.text.clone()),
             id: p.id.clone(),
             prompt: p.prompt.clone(),
             measures: padlock::eval::measures::Measures::of(&p.prompt, &text),
             text,
             tokens,
         };
+        judge(&mut row)?;
         writeln!(out, "{}", serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))?).map_err(io)?;
         eprintln!("[{label} {}/{} {:.0}s] {} #{}: {} words", i + 1, jobs.len(), now_seconds() - t0, row.dimension, row.id, row.measures.words);
     }
@@ -697,12 +771,12 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         None => None,
     };
     let features = match cached {
-        Some(f) if f.pairs.len() == answers.len() && f.slots == args.top_k + 1 => {
+        Some(f) if f.settings == dpo::settings(&preference, args.persrm_context.into(), answers.len(), args.top_k, args.candidate_min_p) => {
             eprintln!("[features from {}]", args.cache.as_deref().unwrap_or_default());
             f
         }
         _ => {
-            let f = pollster::block_on(dpo::extract(&engine, &preference, &answers, args.top_k, &mut |done, total| {
+            let f = pollster::block_on(dpo::extract(&engine, &preference, args.persrm_context.into(), &answers, args.top_k, args.candidate_min_p, &mut |done, total| {
                 if done % 10 == 0 || done == total {
                     eprintln!("[features {done}/{total}]");
                 }
@@ -747,7 +821,8 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         "identity_train_accuracy": identity_train, "identity_heldout_accuracy": identity_held,
         "train_accuracy": train_acc, "heldout_accuracy": held_acc,
         "rank": cfg.rank, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "dpo_beta": cfg.beta,
-        "top_k": args.top_k, "seed": cfg.seed,
+        "top_k": args.top_k, "candidate_min_p": args.candidate_min_p,
+        "persrm_context": format!("{:?}", args.persrm_context).to_lowercase(), "seed": cfg.seed,
         "feature_seconds": t_features, "train_seconds": t_train,
         "shipped": held_acc >= args.min_accuracy,
     });

@@ -8,7 +8,9 @@
 //!   published lexicon: none with a usable license was at hand);
 //! - distinct-2: distinct word bigrams / all word bigrams (diversity);
 //! - relevance: the share of the question's content words (not stop words, ≥ 3 letters)
-//!   the answer uses, matched on their first five letters (a crude stem).
+//!   the answer uses, matched on their first five letters (a crude stem);
+//! - judged funny: the base model's own log-odds that the answer is funny (`judge`; needs
+//!   the model, so `padlock eval` fills it in, not `Measures::of`).
 
 use std::collections::HashSet;
 
@@ -24,6 +26,10 @@ pub struct Measures {
     pub humour: f64,
     pub distinct2: f64,
     pub relevance: f64,
+    /// log P(Yes) − log P(No) of the base model asked "Is the answer funny?" (`judge`);
+    /// `None` until judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funny: Option<f64>,
 }
 
 impl Measures {
@@ -36,6 +42,7 @@ impl Measures {
             humour: humour_per_100_words(answer),
             distinct2: distinct2(answer),
             relevance: relevance(question, answer),
+            funny: None,
         }
     }
 
@@ -46,6 +53,7 @@ impl Measures {
             Measure::LowerGrade => -self.grade,
             Measure::HigherSentiment => self.sentiment,
             Measure::MoreHumour => self.humour,
+            Measure::JudgedFunnier => self.funny.unwrap_or(f64::NAN),
         }
     }
 
@@ -56,6 +64,7 @@ impl Measures {
             Measure::LowerGrade => self.grade,
             Measure::HigherSentiment => self.sentiment,
             Measure::MoreHumour => self.humour,
+            Measure::JudgedFunnier => self.funny.unwrap_or(f64::NAN),
         }
     }
 }
