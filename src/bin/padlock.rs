@@ -44,7 +44,7 @@ struct EvalArgs {
     #[arg(long, required_unless_present = "report")]
     model: Option<String>,
     /// The prompts: [{ "id", "prompt" }] (e.g. koala_eval_50.json).
-    #[arg(long, required_unless_present_any = ["report", "judge"])]
+    #[arg(long, required_unless_present = "report")]
     data: Option<String>,
     /// Results (JSONL): answers already there are kept and not made again.
     #[arg(long)]
@@ -74,10 +74,6 @@ struct EvalArgs {
     /// Print the Markdown report of --out instead of generating.
     #[arg(long)]
     report: bool,
-    /// Instead of generating: add the model's humour judgement to every base and humour row
-    /// of --out that lacks it (the file is rewritten).
-    #[arg(long, conflicts_with = "report")]
-    judge: bool,
 }
 
 #[derive(Args)]
@@ -637,28 +633,6 @@ fn eval(args: EvalArgs) -> Result<()> {
     }
     let model = args.model.as_deref().ok_or_else(|| invalid("--model is needed".into()))?;
     let engine = load(model)?;
-    // The humour judgement, for the rows the humour dimension compares (its own and base).
-    let judge = |row: &mut run::Row| -> Result<()> {
-        if row.measures.funny.is_none() && (row.dimension == "humor" || row.method == Method::Base) {
-            row.measures.funny = Some(pollster::block_on(padlock::eval::judge::judge(&engine, &row.prompt, &row.text, padlock::eval::judge::FUNNY))?);
-        }
-        Ok(())
-    };
-    if args.judge {
-        let mut rows = read_rows()?;
-        let (t0, n) = (now_seconds(), rows.len());
-        for (i, row) in rows.iter_mut().enumerate() {
-            judge(row)?;
-            if i % 50 == 49 {
-                eprintln!("[judged {}/{n} rows, {:.0}s]", i + 1, now_seconds() - t0);
-            }
-        }
-        let text: String = rows.iter().map(|r| serde_json::to_string(r).map(|l| l + "\n")).collect::<std::result::Result<_, _>>().map_err(|e| invalid(e.to_string()))?;
-        let tmp = format!("{}.tmp", args.out);
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &args.out).map_err(io)?;
-        return Ok(());
-    }
     let data = args.data.as_deref().ok_or_else(|| invalid("--data is needed".into()))?;
     let mut prompts: Vec<run::Prompt> =
         serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?).map_err(|e| invalid(format!("{data}: {e}")))?;
@@ -711,7 +685,7 @@ fn eval(args: EvalArgs) -> Result<()> {
         let options =
             GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: None, personalization: pers.clone(), ignore_eos: false };
         let (text, tokens) = pollster::block_on(run::answer(&engine, &p.prompt, &options))?;
-        let mut row = run::Row {
+        let row = run::Row {
             label: label.clone(),
             method: pers.method,
             dimension: dim_name,
@@ -722,8 +696,9 @@ fn eval(args: EvalArgs) -> Result<()> {
             text,
             tokens,
         };
-        judge(&mut row)?;
-        writeln!(out, "{}", serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))?).map_err(io)?;
+        // One write per row: runs of other configurations may append to the same file.
+        let line = serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))? + "\n";
+        out.write_all(line.as_bytes()).map_err(io)?;
         eprintln!("[{label} {}/{} {:.0}s] {} #{}: {} words", i + 1, jobs.len(), now_seconds() - t0, row.dimension, row.id, row.measures.words);
     }
     Ok(())

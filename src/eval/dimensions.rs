@@ -17,8 +17,6 @@ pub enum Measure {
     HigherSentiment,
     /// Humour markers per 100 words; more is preferred.
     MoreHumour,
-    /// The base model's own log-odds that the answer is funny (`judge::FUNNY`); higher is preferred.
-    JudgedFunnier,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -30,8 +28,6 @@ pub struct Dimension {
     /// Its opposite (the rejected pole when making training pairs).
     pub opposite: &'static str,
     pub measure: Measure,
-    /// A second measure of the same dimension, reported beside the first.
-    pub also: Option<Measure>,
 }
 
 pub const DIMENSIONS: &[Dimension] = &[
@@ -40,28 +36,24 @@ pub const DIMENSIONS: &[Dimension] = &[
         prefer: "Be concise: answer in one or two short sentences.",
         opposite: "Be detailed: give a long, thorough answer with many details and examples.",
         measure: Measure::FewerWords,
-        also: None,
     },
     Dimension {
         name: "child",
         prefer: "Explain it simply, as to a five-year-old child, with short everyday words.",
         opposite: "Answer as an expert for specialists, with precise technical vocabulary.",
         measure: Measure::LowerGrade,
-        also: None,
     },
     Dimension {
         name: "warm",
         prefer: "Use a warm, kind, encouraging tone with friendly words.",
         opposite: "Use a cold, formal, impersonal tone.",
         measure: Measure::HigherSentiment,
-        also: None,
     },
     Dimension {
         name: "humor",
         prefer: "Add a light joke or a pun.",
         opposite: "Be plain and serious, with no jokes.",
         measure: Measure::MoreHumour,
-        also: Some(Measure::JudgedFunnier),
     },
 ];
 

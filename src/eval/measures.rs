@@ -8,9 +8,7 @@
 //!   published lexicon: none with a usable license was at hand);
 //! - distinct-2: distinct word bigrams / all word bigrams (diversity);
 //! - relevance: the share of the question's content words (not stop words, ≥ 3 letters)
-//!   the answer uses, matched on their first five letters (a crude stem);
-//! - judged funny: the base model's own log-odds that the answer is funny (`judge`; needs
-//!   the model, so `padlock eval` fills it in, not `Measures::of`).
+//!   the answer uses, matched on their first five letters (a crude stem).
 
 use std::collections::HashSet;
 
@@ -26,10 +24,6 @@ pub struct Measures {
     pub humour: f64,
     pub distinct2: f64,
     pub relevance: f64,
-    /// log P(Yes) − log P(No) of the base model asked "Is the answer funny?" (`judge`);
-    /// `None` until judged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub funny: Option<f64>,
 }
 
 impl Measures {
@@ -42,7 +36,6 @@ impl Measures {
             humour: humour_per_100_words(answer),
             distinct2: distinct2(answer),
             relevance: relevance(question, answer),
-            funny: None,
         }
     }
 
@@ -53,7 +46,6 @@ impl Measures {
             Measure::LowerGrade => -self.grade,
             Measure::HigherSentiment => self.sentiment,
             Measure::MoreHumour => self.humour,
-            Measure::JudgedFunnier => self.funny.unwrap_or(f64::NAN),
         }
     }
 
@@ -64,7 +56,6 @@ impl Measures {
             Measure::LowerGrade => self.grade,
             Measure::HigherSentiment => self.sentiment,
             Measure::MoreHumour => self.humour,
-            Measure::JudgedFunnier => self.funny.unwrap_or(f64::NAN),
         }
     }
 }

@@ -60,9 +60,6 @@ pub struct Summary {
     pub dimension: String,
     pub n: usize,
     pub moved: usize,
-    /// For a dimension with a second measure: (prompts moved by it, prompts where both
-    /// answers have it).
-    pub moved_also: Option<(usize, usize)>,
     pub mean: Measures,
     /// mean relevance / base's mean relevance on the same prompts.
     pub relevance_vs_base: f64,
@@ -78,15 +75,10 @@ fn mean(rows: &[&Row]) -> Measures {
         humour: sum(|m| m.humour),
         distinct2: sum(|m| m.distinct2),
         relevance: sum(|m| m.relevance),
-        funny: {
-            let judged: Vec<f64> = rows.iter().filter_map(|r| r.measures.funny).collect();
-            (!judged.is_empty()).then(|| judged.iter().sum::<f64>() / judged.len() as f64)
-        },
     }
 }
 
-/// Whether `r` moved `measure` the preferred way compared with `b` (a tie or a missing
-/// value is no move).
+/// Whether `r` moved `measure` the preferred way compared with `b` (a tie is no move).
 fn moved(r: &Row, b: &Row, measure: Measure) -> bool {
     r.measures.preferred(measure) > b.measures.preferred(measure)
 }
@@ -110,7 +102,6 @@ pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
             dimension: d.name.into(),
             n: b.len(),
             moved: 0,
-            moved_also: None,
             mean: mean(&b),
             relevance_vs_base: 1.0,
         });
@@ -118,10 +109,6 @@ pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
     for ((dim, label), group) in groups {
         let d = dimension(&dim)?;
         let paired: Vec<(&Row, &Row)> = group.iter().filter_map(|r| base.get(r.id.as_str()).map(|b| (*r, *b))).collect();
-        let moved_also = d.also.map(|m| {
-            let judged: Vec<_> = paired.iter().filter(|(r, b)| !r.measures.preferred(m).is_nan() && !b.measures.preferred(m).is_nan()).collect();
-            (judged.iter().filter(|(r, b)| moved(r, b, m)).count(), judged.len())
-        });
         let moved = paired.iter().filter(|(r, b)| moved(r, b, d.measure)).count();
         let mine: Vec<&Row> = paired.iter().map(|p| p.0).collect();
         let theirs: Vec<&Row> = paired.iter().map(|p| p.1).collect();
@@ -131,7 +118,6 @@ pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
             dimension: dim,
             n: paired.len(),
             moved,
-            moved_also,
             mean: m,
             relevance_vs_base: if bm.relevance > 0.0 { m.relevance / bm.relevance } else { 1.0 },
         });
@@ -149,20 +135,13 @@ pub fn report(rows: &[Row]) -> Result<String> {
             continue;
         }
         md += &format!("\n### {} — \"{}\" (measure: {:?})\n\n", d.name, d.prefer, d.measure);
-        let also = d.also.map(|m| format!(" moved by {m:?} |")).unwrap_or_default();
-        md += &format!("| method | n | moved the preferred way vs base |{also} words | FK grade | sentiment | humour /100w | judged funny | distinct-2 | relevance | relevance vs base |\n");
-        md += &format!("|---|---|---|{}---|---|---|---|---|---|---|---|\n", if d.also.is_some() { "---|" } else { "" });
+        md += "| method | n | moved the preferred way vs base | words | FK grade | sentiment | humour /100w | distinct-2 | relevance | relevance vs base |\n";
+        md += "|---|---|---|---|---|---|---|---|---|---|\n";
         for s in of_dim {
             let moved = if s.label == "base" { "—".to_string() } else { share(s.moved, s.n) };
             let m = &s.mean;
-            let also = match (d.also, s.moved_also) {
-                (None, _) => String::new(),
-                (Some(_), Some((k, n))) if s.label != "base" => format!(" {} |", share(k, n)),
-                (Some(_), _) => " — |".into(),
-            };
-            let funny = m.funny.map_or("—".to_string(), |f| format!("{f:+.2}"));
             md += &format!(
-                "| {} | {} | {} |{also} {:.1} | {:.1} | {:+.3} | {:.2} | {funny} | {:.3} | {:.3} | {:.2} |\n",
+                "| {} | {} | {} | {:.1} | {:.1} | {:+.3} | {:.2} | {:.3} | {:.3} | {:.2} |\n",
                 s.label, s.n, moved, m.words, m.grade, m.sentiment, m.humour, m.distinct2, m.relevance, s.relevance_vs_base
             );
         }
