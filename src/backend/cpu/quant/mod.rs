@@ -57,9 +57,7 @@ pub mod reference {
         tokens: usize,
         y: &mut [f32],
     ) -> Result<()> {
-        let fmt = Format::of(dtype)?;
-        check(fmt, w, n, k, x, tokens, y)?;
-        let p = Problem::new(fmt, w, n, k, x, tokens);
+        let p = Problem::checked(dtype, w, n, k, x, tokens, y)?;
         scalar::rows(&p, 0, n, y);
         Ok(())
     }
@@ -83,12 +81,10 @@ pub fn matmul(
     tokens: usize,
     y: &mut [f32],
 ) -> Result<()> {
-    let fmt = Format::of(dtype)?;
-    check(fmt, w, n, k, x, tokens, y)?;
+    let p = Problem::checked(dtype, w, n, k, x, tokens, y)?;
     if n == 0 || tokens == 0 {
         return Ok(());
     }
-    let p = Problem::new(fmt, w, n, k, x, tokens);
     run(&p, kernel(), y);
     Ok(())
 }
@@ -278,6 +274,22 @@ pub(crate) struct Problem<'a> {
 }
 
 impl<'a> Problem<'a> {
+    /// A call of [`matmul`] after its sizes are checked against each other (`y` is only
+    /// checked here: the kernels write it).
+    fn checked(
+        dtype: GgmlDType,
+        w: &'a [u8],
+        n: usize,
+        k: usize,
+        x: &'a [f32],
+        tokens: usize,
+        y: &[f32],
+    ) -> Result<Self> {
+        let fmt = Format::of(dtype)?;
+        check(fmt, w, n, k, x, tokens, y)?;
+        Ok(Problem::new(fmt, w, n, k, x, tokens))
+    }
+
     fn new(fmt: Format, w: &'a [u8], n: usize, k: usize, x: &'a [f32], tokens: usize) -> Self {
         let row_bytes = k / fmt.block_size() * fmt.block_bytes();
         let xsum = if fmt.wants_xsum() {
@@ -307,6 +319,22 @@ impl<'a> Problem<'a> {
                 Vec::new()
             },
         }
+    }
+
+    /// Panics unless output rows `r0..r1` and `out` fit this problem and the SIMD-ready
+    /// activations have their sizes: the bounds the `unsafe` kernels rely on.
+    #[cfg(any(
+        target_arch = "x86_64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    ))]
+    pub fn assert_kernel_bounds(&self, r0: usize, r1: usize, out: &[f32]) {
+        assert!(r0 <= r1 && r1 <= self.n && out.len() == (r1 - r0) * self.tokens);
+        assert!(self.w.len() == self.n * self.row_bytes && self.x.len() == self.tokens * self.k);
+        assert!(
+            !self.fmt.wants_xsum()
+                || (self.xsum.len() == self.tokens * (self.k / GROUP)
+                    && self.xq.len() == self.x.len())
+        );
     }
 
     /// The bytes of weight row `j`.
@@ -341,6 +369,30 @@ impl<'a> Problem<'a> {
         }
     }
 }
+
+/// `$kernel::<Block>(args)` for the block type of `$fmt`. Each SIMD module defines its own
+/// `F32`, `F16`, `Q40`, `Q41` and `Q80` block types; this is the one place that maps formats
+/// to them.
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+macro_rules! per_format {
+    ($fmt:expr, $kernel:ident($($arg:expr),*)) => {
+        match $fmt {
+            Format::F32 => $kernel::<F32>($($arg),*),
+            Format::F16 => $kernel::<F16>($($arg),*),
+            Format::Q4_0 => $kernel::<Q40>($($arg),*),
+            Format::Q4_1 => $kernel::<Q41>($($arg),*),
+            Format::Q8_0 => $kernel::<Q80>($($arg),*),
+        }
+    };
+}
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+use per_format;
 
 /// Computes output rows `r0..r1` for every token into `out`, laid out `[tokens][r1 - r0]`.
 pub(crate) type Kernel = fn(&Problem, usize, usize, &mut [f32]);

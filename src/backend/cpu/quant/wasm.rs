@@ -11,28 +11,15 @@
 //! Measured in headless Chromium on a 2-core Xeon (one thread): Q4_1 mat-vec ~3.6 GB/s
 //! of weights (4× the scalar code), Q8_0 ~4.6 GB/s, a 64-token prefill ~28 GFLOP/s.
 
-use super::{Format, Problem, GROUP};
+use super::{per_format, Format, Problem, GROUP};
 use core::arch::wasm32::*;
 
 /// The [`super::Kernel`] for simd128 (always available: it is a compile-time feature).
 pub(super) fn rows(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
-    assert!(r0 <= r1 && r1 <= p.n && out.len() == (r1 - r0) * p.tokens);
-    assert!(p.w.len() == p.n * p.row_bytes && p.x.len() == p.tokens * p.k);
-    assert!(
-        !p.fmt.wants_xsum()
-            || (p.xsum.len() == p.tokens * (p.k / GROUP) && p.xq.len() == p.x.len())
-    );
+    p.assert_kernel_bounds(r0, r1, out);
     // SAFETY: `rows_impl` reads only inside `p.w`, `p.x`, `p.xq` and `p.xsum`, whose sizes
-    // the asserts above pin down.
-    unsafe {
-        match p.fmt {
-            Format::F32 => rows_impl::<F32>(p, r0, r1, out),
-            Format::F16 => rows_impl::<F16>(p, r0, r1, out),
-            Format::Q4_0 => rows_impl::<Q40>(p, r0, r1, out),
-            Format::Q4_1 => rows_impl::<Q41>(p, r0, r1, out),
-            Format::Q8_0 => rows_impl::<Q80>(p, r0, r1, out),
-        }
-    }
+    // `assert_kernel_bounds` pins down.
+    unsafe { per_format!(p.fmt, rows_impl(p, r0, r1, out)) }
 }
 
 /// The activations as the Q4 mat-vec wants them. It reads the 16 bytes of nibbles as four

@@ -14,7 +14,7 @@
 //!
 //! Several tokens: a block is decoded to `d·q + m` once and used for up to 8 tokens.
 
-use super::{Format, Problem, GROUP};
+use super::{per_format, Format, Problem, GROUP};
 use core::arch::x86_64::*;
 use core::ptr::read_unaligned;
 
@@ -28,23 +28,10 @@ pub(super) fn available() -> bool {
 /// [`available`] returned true, which is what makes the `unsafe` calls sound.
 pub(super) fn rows(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
     debug_assert!(available());
-    assert!(r0 <= r1 && r1 <= p.n && out.len() == (r1 - r0) * p.tokens);
-    assert!(p.w.len() == p.n * p.row_bytes && p.x.len() == p.tokens * p.k);
-    assert!(
-        !p.fmt.wants_xsum()
-            || (p.xsum.len() == p.tokens * (p.k / GROUP) && p.xq.len() == p.x.len())
-    );
+    p.assert_kernel_bounds(r0, r1, out);
     // SAFETY: the CPU has the features (see above); `rows_impl` reads only inside `p.w`,
-    // `p.x`, `p.xq` and `p.xsum`, whose sizes the asserts above pin down.
-    unsafe {
-        match p.fmt {
-            Format::F32 => rows_impl::<F32>(p, r0, r1, out),
-            Format::F16 => rows_impl::<F16>(p, r0, r1, out),
-            Format::Q4_0 => rows_impl::<Q40>(p, r0, r1, out),
-            Format::Q4_1 => rows_impl::<Q41>(p, r0, r1, out),
-            Format::Q8_0 => rows_impl::<Q80>(p, r0, r1, out),
-        }
-    }
+    // `p.x`, `p.xq` and `p.xsum`, whose sizes `assert_kernel_bounds` pins down.
+    unsafe { per_format!(p.fmt, rows_impl(p, r0, r1, out)) }
 }
 
 /// The activations as the Q4 mat-vec wants them: per 32-block, `x_i − x_{i+16}/16` for
