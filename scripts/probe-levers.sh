@@ -20,4 +20,6 @@ ev --label "pad system β=2" --method pad --persrm-context system --beta 2
 ev --label "pad guideline β=2" --method pad --persrm-context guideline --beta 2 --dimensions warm,humor
 ev --label "pad system β=4" --method pad --persrm-context system --beta 4 --dimensions warm,humor,concise
 ev --label "pad system β=1" --method pad --persrm-context system --beta 1
+# The preference in the base context too (as the PAD paper's code does), here as its system message.
+ev --label "pad system β=2 + preference in base" --method pad --persrm-context system --beta 2 --base-with-guideline
 "$BIN" eval --out "$R" --report > eval/probe-levers.md
