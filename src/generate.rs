@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::align::head::parse_head;
 use crate::align::pad::{pad_step, PadParams};
 use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, SamplingParams};
-use crate::align::{guideline_message, Method, Personalization, RewardContext};
+use crate::align::{conditioned_turns, ContextStyle, Method, Personalization, RewardContext};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::model::gguf::GgufFile;
@@ -94,15 +94,27 @@ impl<B: Backend> Engine<B> {
     pub fn contexts(&self, user: &str, options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
         let pers = &options.personalization;
         let system = options.system.as_deref();
-        let base_user = match pers.base_principles() {
-            Some(principles) => guideline_message(&principles, user),
-            None => user.to_string(),
-        };
-        let mut contexts = vec![self.chat_prompt(&base_user, system)?];
+        let mut contexts = vec![match pers.base_principles() {
+            Some((principles, style)) => self.conditioned_prompt(style, &principles, user, system)?,
+            None => self.chat_prompt(user, system)?,
+        }];
         for c in pers.reward_contexts() {
-            contexts.push(self.chat_prompt(&guideline_message(&c.principles, user), system)?);
+            contexts.push(self.conditioned_prompt(pers.persrm_context, &c.principles, user, system)?);
         }
         Ok(contexts)
+    }
+
+    /// The token ids of a one-turn chat conditioned on `principles` in `style` (see
+    /// `align::conditioned_turns`).
+    pub fn conditioned_prompt<S: AsRef<str>>(
+        &self,
+        style: ContextStyle,
+        principles: &[S],
+        user: &str,
+        system: Option<&str>,
+    ) -> Result<Vec<u32>> {
+        let (system, user) = conditioned_turns(style, principles, user, system);
+        self.chat_prompt(&user, system.as_deref())
     }
 
     /// The tokens a generation sets to −∞ before choosing: end-of-turn when it is ignored.

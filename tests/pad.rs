@@ -5,7 +5,7 @@ mod common;
 
 use padlock::align::sampler::{top_candidates, SamplingParams};
 use padlock::align::values::{HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
-use padlock::align::{HarmlessMode, Method, Personalization, Preference};
+use padlock::align::{guideline_message, ContextStyle, HarmlessMode, Method, Personalization, Preference};
 use padlock::backend::cpu::CpuBackend;
 use padlock::generate::{BestOfN, Engine, GenerateOptions, Generation, StopReason};
 use padlock::model::llama::Logits;
@@ -150,6 +150,44 @@ fn harmlessness_inside_the_guidelines_needs_no_extra_context() {
     let r = run(&engine, &o);
     assert_eq!(r.contexts, 2);
     assert_eq!(o.personalization.reward_contexts()[0].principles, vec!["Be brief.", HARMLESS_PRINCIPLE]);
+}
+
+#[test]
+fn preference_prompting_puts_the_principles_in_the_system_message_and_leaves_the_question() {
+    let engine = common::engine();
+    let o = options(Method::Prompt, &[("Be brief.", 1.0)], 1.0);
+    let contexts = engine.contexts(PROMPT, &o).unwrap();
+    let system = format!("Be brief. {HARMLESS_PRINCIPLE}");
+    assert_eq!(contexts, vec![engine.chat_prompt(PROMPT, Some(&system)).unwrap()]);
+    // A caller's own system message comes first.
+    let mut o = o;
+    o.system = Some("You are a tutor.".into());
+    let contexts = engine.contexts(PROMPT, &o).unwrap();
+    assert_eq!(contexts[0], engine.chat_prompt(PROMPT, Some(&format!("You are a tutor. {system}"))).unwrap());
+    let r = run(&engine, &options(Method::Prompt, &[("Be brief.", 1.0)], 1.0));
+    assert_eq!(r.contexts, 1, "preference prompting has no reward context");
+    assert_ne!(r.ids, run(&engine, &options(Method::Base, &[], 1.0)).ids, "the system message changes the answer");
+}
+
+#[test]
+fn persrm_contexts_carry_the_preference_as_the_guideline_template_or_the_system_message() {
+    let engine = common::engine();
+    let mut o = options(Method::Pad, &[("Be brief.", 1.0)], 1.0);
+    let plain = engine.chat_prompt(PROMPT, None).unwrap();
+    let guideline = engine.contexts(PROMPT, &o).unwrap();
+    assert_eq!(guideline[0], plain, "the base context stays plain");
+    assert_eq!(guideline[1], engine.chat_prompt(&guideline_message(&["Be brief."], PROMPT), None).unwrap());
+    assert_eq!(guideline[2], engine.chat_prompt(&guideline_message(&[HARMLESS_PRINCIPLE], PROMPT), None).unwrap());
+    o.personalization.persrm_context = ContextStyle::System;
+    let system = engine.contexts(PROMPT, &o).unwrap();
+    assert_eq!(system, vec![plain, engine.chat_prompt(PROMPT, Some("Be brief.")).unwrap(), engine.chat_prompt(PROMPT, Some(HARMLESS_PRINCIPLE)).unwrap()]);
+    // With the guideline in the base context too, the base context takes the same style.
+    o.personalization.base_with_guideline = true;
+    let both = engine.contexts(PROMPT, &o).unwrap();
+    assert_eq!(both[0], engine.chat_prompt(PROMPT, Some(&format!("Be brief. {HARMLESS_PRINCIPLE}"))).unwrap());
+    // The system style decodes like the other: one batched pass over all contexts per token.
+    let r = run(&engine, &o);
+    assert_eq!(r.contexts, 3);
 }
 
 #[test]

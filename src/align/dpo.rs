@@ -3,8 +3,8 @@
 //! The policy is the PersRM — the model on the preference's guideline context, its final
 //! hidden state h_t through the head W, then the LM head — and the reference is the base
 //! model on the plain context, both renormalised over the candidates PAD weighs at decode
-//! time (the base top-k at that position, plus the answer's own token when it is not
-//! among them). For an answer y the implicit reward is then exactly the sequence reward
+//! time (the base top-k at that position, cut by the same min-p floor PAD uses, plus the
+//! answer's own token when it is not among them). For an answer y the implicit reward is then exactly the sequence reward
 //! PAD accumulates:
 //!
 //!   R_W(y) = Σ_t [ log softmax_{C_t}(E_{C_t}·W·h_t)_{y_t} − log softmax_{C_t}(ℓ_t)_{y_t} ]
@@ -19,10 +19,9 @@
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::align::guideline_message;
+use crate::align::ContextStyle;
 use crate::align::head::LowRankHead;
-use crate::align::pad::log_softmax_over;
-use crate::align::sampler::top_candidates;
+use crate::align::pad::{candidates, log_softmax_over};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::generate::Engine;
@@ -47,6 +46,8 @@ pub struct TrainPair {
 /// Cached backbone outputs for every target token of every answer.
 #[derive(Debug, Clone, Default)]
 pub struct Features {
+    /// The settings the features were extracted with (a cache is reused only for the same).
+    pub settings: String,
     pub hidden: usize,
     /// Candidate slots per position (k + 1; unused slots hold `u32::MAX`).
     pub slots: usize,
@@ -81,13 +82,18 @@ impl Features {
             ("base_logprob", TensorView::new(Dtype::F32, vec![n], &lp).map_err(err)?),
             ("pairs", TensorView::new(Dtype::U32, vec![self.pairs.len(), 4], &ranges).map_err(err)?),
         ];
-        safetensors::serialize(tensors, None).map_err(err)
+        let metadata = std::collections::HashMap::from([("settings".to_string(), self.settings.clone())]);
+        safetensors::serialize(tensors, Some(metadata)).map_err(err)
     }
 
     /// Reads what [`Features::to_safetensors`] wrote; anything else is an `INVALID_ARGUMENT` error.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Features> {
         let bad = |m: String| crate::Error::new(crate::ErrorCode::InvalidArgument, format!("feature cache: {m}"));
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let settings = safetensors::SafeTensors::read_metadata(bytes)
+            .ok()
+            .and_then(|(_, m)| m.metadata().as_ref().and_then(|m| m.get("settings").cloned()))
+            .unwrap_or_default();
         let get = |name: &str| st.tensor(name).map_err(|e| bad(format!("{name}: {e}")));
         let u32s = |d: &[u8]| d.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<u32>>();
         let f32s = |d: &[u8]| d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>();
@@ -95,6 +101,7 @@ impl Features {
         let (hidden, slots) = (h.shape().get(1).copied().unwrap_or(0), cand.shape().get(1).copied().unwrap_or(0));
         let ranges = u32s(get("pairs")?.data());
         let f = Features {
+            settings,
             hidden,
             slots,
             h: f32s(h.data()),
@@ -113,20 +120,27 @@ impl Features {
     }
 }
 
+/// What identifies an extraction's settings (a feature cache is reused only for the same).
+pub fn settings(preference: &str, style: ContextStyle, pairs: usize, k: usize, min_p: f32) -> String {
+    format!("preference={preference:?} context={style:?} pairs={pairs} k={k} min_p={min_p}")
+}
+
 /// Runs the backbone over every answer of `pairs`: the base model on the plain chat prompt
 /// (candidates and reference log-probabilities) and the PersRM context for `preference`
-/// (hidden states). `progress(done, total)` after each pair.
+/// (hidden states), carried in `style` as PAD will carry it. `progress(done, total)` after each pair.
 pub async fn extract<B: Backend>(
     engine: &Engine<B>,
     preference: &str,
+    style: ContextStyle,
     pairs: &[TrainPair],
     k: usize,
+    min_p: f32,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Features> {
     let hidden = engine.model.config.hidden;
     let vocab = engine.model.config.vocab_size;
     let eos = engine.tokenizer.eos_token_id();
-    let mut f = Features { hidden, slots: k + 1, ..Default::default() };
+    let mut f = Features { settings: settings(preference, style, pairs.len(), k, min_p), hidden, slots: k + 1, ..Default::default() };
     for (i, pair) in pairs.iter().enumerate() {
         let mut ranges = Vec::with_capacity(2);
         for answer in [&pair.chosen, &pair.rejected] {
@@ -141,7 +155,7 @@ pub async fn extract<B: Backend>(
             }
             let fed = &targets[..targets.len() - 1];
             let base_prompt = engine.chat_prompt(&answer.prompt, None)?;
-            let pers_prompt = engine.chat_prompt(&guideline_message(&[preference], &answer.prompt), None)?;
+            let pers_prompt = engine.conditioned_prompt(style, &[preference], &answer.prompt, None)?;
             let base_ids: Vec<u32> = base_prompt.iter().chain(fed).copied().collect();
             let pers_ids: Vec<u32> = pers_prompt.iter().chain(fed).copied().collect();
             let mut seq = engine.model.new_sequence()?;
@@ -150,7 +164,7 @@ pub async fn extract<B: Backend>(
             let h = engine.model.forward_one(&mut seq, &pers_ids, Logits::Hidden).await?;
             for (t, &y) in targets.iter().enumerate() {
                 let row = &logits[(base_prompt.len() - 1 + t) * vocab..][..vocab];
-                let mut cand: Vec<u32> = top_candidates(row, k).iter().map(|c| c.0).collect();
+                let mut cand: Vec<u32> = candidates(row, k, 1.0, min_p).iter().map(|c| c.0).collect();
                 if !cand.contains(&y) {
                     cand.push(y);
                 }

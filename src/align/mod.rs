@@ -13,6 +13,18 @@ use crate::align::pad::PadParams;
 use crate::align::values::{HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
 use crate::error::Result;
 
+/// How a context carries its principles (the preferences it is conditioned on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ContextStyle {
+    /// The PAD paper's template around the user's message: "[Guidelines] … [Principles] p
+    /// [Instruction] x", under the default system message.
+    #[default]
+    Guideline,
+    /// The principles as the system message; the user's message untouched.
+    System,
+}
+
 /// How preferences enter generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -20,7 +32,7 @@ pub enum Method {
     /// The base model alone; preferences are ignored.
     #[default]
     Base,
-    /// Preference prompting: the guideline in the base model's own prompt, no reward.
+    /// Preference prompting: the principles in the base model's own system message, no reward.
     Prompt,
     /// Personalized Alignment at Decoding-time: base proposes, PersRM contexts score.
     Pad,
@@ -77,6 +89,8 @@ pub struct Personalization {
     pub candidate_min_p: f32,
     /// Also put the guideline in the base context (as the PAD paper's code does).
     pub base_with_guideline: bool,
+    /// How the PersRM contexts (and the base context with `base_with_guideline`) carry their principles.
+    pub persrm_context: ContextStyle,
     /// One PersRM context holding every principle instead of one per preference.
     pub combined: bool,
     /// Where the harmlessness principle goes.
@@ -97,6 +111,7 @@ impl Default for Personalization {
             // drifts into generic assistant talk; with it the answers stay on topic.
             candidate_min_p: 0.1,
             base_with_guideline: false,
+            persrm_context: ContextStyle::default(),
             combined: false,
             harmless: HarmlessMode::Context,
             best_of: 4,
@@ -148,12 +163,12 @@ impl Personalization {
         all
     }
 
-    /// The principles the base context's guideline holds, if it has one: preference
-    /// prompting, and PAD with `base_with_guideline`.
-    pub fn base_principles(&self) -> Option<Vec<String>> {
+    /// The principles the base context holds, if any, and how: preference prompting puts
+    /// them in the system message; PAD with `base_with_guideline` as its PersRM contexts do.
+    pub fn base_principles(&self) -> Option<(Vec<String>, ContextStyle)> {
         match self.method {
-            Method::Prompt => Some(self.all_principles()),
-            Method::Pad if self.base_with_guideline => Some(self.all_principles()),
+            Method::Prompt => Some((self.all_principles(), ContextStyle::System)),
+            Method::Pad if self.base_with_guideline => Some((self.all_principles(), self.persrm_context)),
             _ => None,
         }
     }
@@ -211,6 +226,28 @@ impl Personalization {
     }
 }
 
+/// The chat turns (system message, user message) of a context conditioned on `principles`
+/// in `style`. `system` is the caller's own system message (the template's default if none);
+/// with `ContextStyle::System` the principles follow it.
+pub fn conditioned_turns<S: AsRef<str>>(
+    style: ContextStyle,
+    principles: &[S],
+    user: &str,
+    system: Option<&str>,
+) -> (Option<String>, String) {
+    match style {
+        ContextStyle::Guideline => (system.map(String::from), guideline_message(principles, user)),
+        ContextStyle::System => {
+            let joined = principles.iter().map(AsRef::as_ref).collect::<Vec<_>>().join(" ");
+            let system = match system {
+                Some(s) if !s.trim().is_empty() => format!("{} {joined}", s.trim_end()),
+                _ => joined,
+            };
+            (Some(system), user.to_string())
+        }
+    }
+}
+
 /// The PAD paper's preference-conditioned instruction.
 pub fn guideline_message<S: AsRef<str>>(principles: &[S], instruction: &str) -> String {
     format!(
@@ -263,7 +300,20 @@ mod tests {
         assert_eq!(c[0].principles, vec!["Be brief.", "Be warm.", HARMLESS_PRINCIPLE]);
         p.method = Method::Prompt;
         assert!(p.reward_contexts().is_empty());
-        assert_eq!(p.base_principles().unwrap(), vec!["Be brief.", "Be warm.", HARMLESS_PRINCIPLE]);
+        let (principles, style) = p.base_principles().unwrap();
+        assert_eq!(principles, vec!["Be brief.", "Be warm.", HARMLESS_PRINCIPLE]);
+        assert_eq!(style, ContextStyle::System, "preference prompting uses the system message");
+    }
+
+    #[test]
+    fn system_style_keeps_the_question_and_puts_the_principles_in_the_system_message() {
+        let (sys, user) = conditioned_turns(ContextStyle::System, &["Be brief.", "Be kind."], "Why?", None);
+        assert_eq!((sys.as_deref(), user.as_str()), (Some("Be brief. Be kind."), "Why?"));
+        let (sys, _) = conditioned_turns(ContextStyle::System, &["Be brief."], "Why?", Some("You are a tutor."));
+        assert_eq!(sys.as_deref(), Some("You are a tutor. Be brief."));
+        let (sys, user) = conditioned_turns(ContextStyle::Guideline, &["Be brief."], "Why?", None);
+        assert_eq!(sys, None);
+        assert!(user.starts_with("[Guidelines]") && user.ends_with("[Instruction] Why?"));
     }
 
     #[test]

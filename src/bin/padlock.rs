@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 use padlock::align::sampler::{argmax, SamplingParams};
-use padlock::align::{HarmlessMode, Method, Personalization, Preference};
+use padlock::align::{ContextStyle, HarmlessMode, Method, Personalization, Preference};
 use padlock::feedback::StopRewards;
 use padlock::backend::cpu::{quant, CpuBackend};
 use padlock::backend::{Backend, LogitsWanted};
@@ -63,7 +63,8 @@ struct EvalArgs {
     /// Name of this configuration in the report (default: the method).
     #[arg(long)]
     label: Option<String>,
-    /// Dimensions (comma-separated); default: all. Each one's preference steers the answers.
+    /// Dimensions (comma-separated); default: all. Each one's preference steers the answers
+    /// (with one dimension, --prefer TEXT replaces its wording).
     #[arg(long, value_delimiter = ',')]
     dimensions: Vec<String>,
     /// Use the trained head DIR/<dimension>.safetensors for each dimension's preference.
@@ -117,10 +118,17 @@ struct TrainHeadArgs {
     /// Candidates per position (PAD's k).
     #[arg(long, default_value_t = 10)]
     top_k: usize,
+    /// Candidates need at least this fraction of the base top-1's probability, as PAD's
+    /// --candidate-min-p at decode time (0: the whole top-k).
+    #[arg(long, default_value_t = 0.0)]
+    candidate_min_p: f32,
+    /// How the PersRM context carries the preference (as PAD will use the head).
+    #[arg(long, value_enum, default_value_t = ContextArg::from(Personalization::default().persrm_context))]
+    persrm_context: ContextArg,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Keep the backbone's outputs here (safetensors): a later run with the same pairs,
-    /// dimension and --top-k reads them instead of running the model again.
+    /// dimension, --top-k, --candidate-min-p and --persrm-context reads them instead of running the model again.
     #[arg(long)]
     cache: Option<String>,
 }
@@ -140,6 +148,9 @@ struct MakePairsArgs {
     seeds: Vec<u64>,
     #[arg(long, default_value_t = 160)]
     max_tokens: usize,
+    /// How the preference (and its opposite) is given to the model.
+    #[arg(long, value_enum, default_value = "guideline")]
+    context: ContextArg,
     /// Output JSONL; pairs already in it are kept and not made again.
     #[arg(long)]
     out: String,
@@ -215,6 +226,10 @@ struct PersonalizationArgs {
     /// Put the guideline in the base context too (PAD).
     #[arg(long)]
     base_with_guideline: bool,
+    /// How the PersRM contexts carry the preference: the PAD paper's guideline template
+    /// around the question, or the preference as the system message (PAD).
+    #[arg(long, value_enum, default_value_t = ContextArg::from(Personalization::default().persrm_context))]
+    persrm_context: ContextArg,
     /// One PersRM context for all preferences instead of one each (PAD).
     #[arg(long)]
     combined: bool,
@@ -262,6 +277,30 @@ enum MethodArg {
     BestOfN,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum)]
+enum ContextArg {
+    Guideline,
+    System,
+}
+
+impl From<ContextStyle> for ContextArg {
+    fn from(s: ContextStyle) -> Self {
+        match s {
+            ContextStyle::Guideline => ContextArg::Guideline,
+            ContextStyle::System => ContextArg::System,
+        }
+    }
+}
+
+impl From<ContextArg> for ContextStyle {
+    fn from(a: ContextArg) -> Self {
+        match a {
+            ContextArg::Guideline => ContextStyle::Guideline,
+            ContextArg::System => ContextStyle::System,
+        }
+    }
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum HarmlessArg {
     Context,
@@ -306,6 +345,7 @@ impl PersonalizationArgs {
             candidate_top_p: self.candidate_top_p,
             candidate_min_p: self.candidate_min_p,
             base_with_guideline: self.base_with_guideline,
+            persrm_context: self.persrm_context.into(),
             combined: self.combined,
             harmless: match self.harmless {
                 HarmlessArg::Context => HarmlessMode::Context,
@@ -744,7 +784,7 @@ fn make_pairs(args: MakePairsArgs) -> Result<()> {
                 if done.contains(&(dim.name.to_string(), i, seed)) {
                     continue;
                 }
-                let pair = pollster::block_on(pairs::make_pair(&engine, dim, i, prompt, seed, args.max_tokens))?;
+                let pair = pollster::block_on(pairs::make_pair(&engine, dim, i, prompt, args.context.into(), seed, args.max_tokens))?;
                 writeln!(out, "{}", serde_json::to_string(&pair).map_err(|e| Error::new(padlock::ErrorCode::Io, e.to_string()))?)
                     .map_err(io)?;
                 made += 1;
@@ -774,8 +814,9 @@ fn eval(args: EvalArgs) -> Result<()> {
         print!("{}", run::report(&read_rows()?)?);
         return Ok(());
     }
-    let (model, data) = (args.model.as_deref().unwrap_or_default(), args.data.as_deref().unwrap_or_default());
+    let model = args.model.as_deref().ok_or_else(|| invalid("--model is needed".into()))?;
     let engine = load(model)?;
+    let data = args.data.as_deref().ok_or_else(|| invalid("--data is needed".into()))?;
     let mut prompts: Vec<run::Prompt> =
         serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?).map_err(|e| invalid(format!("{data}: {e}")))?;
     prompts.truncate(args.limit.unwrap_or(usize::MAX));
@@ -786,6 +827,11 @@ fn eval(args: EvalArgs) -> Result<()> {
         dimensions::DIMENSIONS.iter().collect()
     } else {
         args.dimensions.iter().map(|d| dimensions::dimension(d)).collect::<Result<_>>()?
+    };
+    let wording = match args.personalization.prefer.as_slice() {
+        [] => None,
+        [text] if dims.len() == 1 => Some(text.clone()),
+        _ => return Err(invalid("eval takes one --prefer, and only with one dimension".into())),
     };
     let label = args.label.clone().unwrap_or_else(|| format!("{:?}", pers.method).to_lowercase());
     let done: std::collections::HashSet<(String, String, String)> =
@@ -817,7 +863,7 @@ fn eval(args: EvalArgs) -> Result<()> {
                 }
                 None => None,
             };
-            pers.preferences = vec![Preference { text: d.prefer.into(), weight: 1.0, head }];
+            pers.preferences = vec![Preference { text: wording.clone().unwrap_or_else(|| d.prefer.into()), weight: 1.0, head }];
         }
         let options =
             GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: None, personalization: pers.clone(), ignore_eos: false };
@@ -826,13 +872,16 @@ fn eval(args: EvalArgs) -> Result<()> {
             label: label.clone(),
             method: pers.method,
             dimension: dim_name,
+            preference: pers.preferences.first().map(|p| p.text.clone()),
             id: p.id.clone(),
             prompt: p.prompt.clone(),
             measures: padlock::eval::measures::Measures::of(&p.prompt, &text),
             text,
             tokens,
         };
-        writeln!(out, "{}", serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))?).map_err(io)?;
+        // One write per row: runs of other configurations may append to the same file.
+        let line = serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))? + "\n";
+        out.write_all(line.as_bytes()).map_err(io)?;
         eprintln!("[{label} {}/{} {:.0}s] {} #{}: {} words", i + 1, jobs.len(), now_seconds() - t0, row.dimension, row.id, row.measures.words);
     }
     Ok(())
@@ -880,12 +929,12 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         None => None,
     };
     let features = match cached {
-        Some(f) if f.pairs.len() == answers.len() && f.slots == args.top_k + 1 => {
+        Some(f) if f.settings == dpo::settings(&preference, args.persrm_context.into(), answers.len(), args.top_k, args.candidate_min_p) => {
             eprintln!("[features from {}]", args.cache.as_deref().unwrap_or_default());
             f
         }
         _ => {
-            let f = pollster::block_on(dpo::extract(&engine, &preference, &answers, args.top_k, &mut |done, total| {
+            let f = pollster::block_on(dpo::extract(&engine, &preference, args.persrm_context.into(), &answers, args.top_k, args.candidate_min_p, &mut |done, total| {
                 if done % 10 == 0 || done == total {
                     eprintln!("[features {done}/{total}]");
                 }
@@ -930,7 +979,8 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         "identity_train_accuracy": identity_train, "identity_heldout_accuracy": identity_held,
         "train_accuracy": train_acc, "heldout_accuracy": held_acc,
         "rank": cfg.rank, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "dpo_beta": cfg.beta,
-        "top_k": args.top_k, "seed": cfg.seed,
+        "top_k": args.top_k, "candidate_min_p": args.candidate_min_p,
+        "persrm_context": format!("{:?}", args.persrm_context).to_lowercase(), "seed": cfg.seed,
         "feature_seconds": t_features, "train_seconds": t_train,
         "shipped": held_acc >= args.min_accuracy,
     });

@@ -45,14 +45,14 @@ pub const DIMENSIONS: &[Dimension] = &[
     },
     Dimension {
         name: "warm",
-        prefer: "Be warm, friendly and encouraging, like a caring friend.",
-        opposite: "Be formal, impersonal and strictly neutral.",
+        prefer: "Use a warm, kind, encouraging tone with friendly words.",
+        opposite: "Use a cold, formal, impersonal tone.",
         measure: Measure::HigherSentiment,
     },
     Dimension {
         name: "humor",
-        prefer: "Be humorous and playful: make jokes and puns.",
-        opposite: "Be plain and serious: no jokes, no playfulness.",
+        prefer: "Add a light joke or a pun.",
+        opposite: "Be plain and serious, with no jokes.",
         measure: Measure::MoreHumour,
     },
 ];

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::guideline_message;
+use crate::align::ContextStyle;
 use crate::align::sampler::SamplingParams;
 use crate::backend::Backend;
 use crate::error::Result;
@@ -21,6 +21,9 @@ pub struct Pair {
     /// Index of the prompt in the prompt list (the held-out split is by prompt).
     pub prompt_index: usize,
     pub prompt: String,
+    /// How both answers' contexts carried the preference (and its opposite).
+    #[serde(default)]
+    pub context: ContextStyle,
     pub seed: u64,
     pub chosen: String,
     pub chosen_ids: Vec<u32>,
@@ -43,18 +46,19 @@ pub fn pair_sampling(seed: u64) -> SamplingParams {
     SamplingParams { temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed, ..Default::default() }
 }
 
-/// The answer to `prompt` with `guideline` alone in the PAD guideline template (no
+/// The answer to `prompt` conditioned on `guideline` alone, carried in `style` (no
 /// harmlessness principle: the pairs contrast one preference with its opposite).
 /// Returns the text, its token ids and whether it ended with the end-of-turn token.
 pub async fn prompted_answer<B: Backend>(
     engine: &Engine<B>,
     prompt: &str,
     guideline: &str,
+    style: ContextStyle,
     sampling: SamplingParams,
     max_tokens: usize,
 ) -> Result<(String, Vec<u32>, bool)> {
     let options = GenerateOptions { max_tokens, sampling, ..Default::default() };
-    let context = engine.chat_prompt(&guideline_message(&[guideline], prompt), None)?;
+    let context = engine.conditioned_prompt(style, &[guideline], prompt, None)?;
     let mut gen = Generation::start(engine, vec![context], &options).await?;
     while gen.next().await?.is_some() {}
     Ok((gen.text()?, gen.generated().to_vec(), gen.stop_reason() == Some(StopReason::Eos)))
@@ -66,17 +70,20 @@ pub async fn make_pair<B: Backend>(
     dim: &Dimension,
     prompt_index: usize,
     prompt: &str,
+    context: ContextStyle,
     seed: u64,
     max_tokens: usize,
 ) -> Result<Pair> {
-    let (chosen, chosen_ids, chosen_eos) = prompted_answer(engine, prompt, dim.prefer, pair_sampling(seed), max_tokens).await?;
+    let (chosen, chosen_ids, chosen_eos) =
+        prompted_answer(engine, prompt, dim.prefer, context, pair_sampling(seed), max_tokens).await?;
     let (rejected, rejected_ids, rejected_eos) =
-        prompted_answer(engine, prompt, dim.opposite, pair_sampling(seed), max_tokens).await?;
+        prompted_answer(engine, prompt, dim.opposite, context, pair_sampling(seed), max_tokens).await?;
     Ok(Pair {
         dimension: dim.name.into(),
         preference: dim.prefer.into(),
         prompt_index,
         prompt: prompt.into(),
+        context,
         seed,
         chosen,
         chosen_ids,

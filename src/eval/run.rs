@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::align::Method;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::eval::dimensions::{dimension, DIMENSIONS};
+use crate::eval::dimensions::{dimension, Measure, DIMENSIONS};
 use crate::eval::measures::Measures;
 use crate::generate::{BestOfN, Engine, GenerateOptions, Generation};
 
@@ -21,6 +21,10 @@ pub struct Row {
     pub method: Method,
     /// The dimension whose preference steered the answer ("-" for base).
     pub dimension: String,
+    /// The preference text that steered it (absent in rows made before it was recorded:
+    /// then the dimension's wording of that time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preference: Option<String>,
     pub id: String,
     pub prompt: String,
     pub text: String,
@@ -74,6 +78,11 @@ fn mean(rows: &[&Row]) -> Measures {
     }
 }
 
+/// Whether `r` moved `measure` the preferred way compared with `b` (a tie is no move).
+fn moved(r: &Row, b: &Row, measure: Measure) -> bool {
+    r.measures.preferred(measure) > b.measures.preferred(measure)
+}
+
 /// Compares every (label, dimension) with the base rows on the same prompts.
 pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
     let base: HashMap<&str, &Row> = rows.iter().filter(|r| r.method == Method::Base).map(|r| (r.id.as_str(), r)).collect();
@@ -88,12 +97,19 @@ pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
     // The base row of each dimension first, for the absolute values.
     for d in DIMENSIONS {
         let b: Vec<&Row> = base.values().copied().collect();
-        out.push(Summary { label: "base".into(), dimension: d.name.into(), n: b.len(), moved: 0, mean: mean(&b), relevance_vs_base: 1.0 });
+        out.push(Summary {
+            label: "base".into(),
+            dimension: d.name.into(),
+            n: b.len(),
+            moved: 0,
+            mean: mean(&b),
+            relevance_vs_base: 1.0,
+        });
     }
     for ((dim, label), group) in groups {
         let d = dimension(&dim)?;
         let paired: Vec<(&Row, &Row)> = group.iter().filter_map(|r| base.get(r.id.as_str()).map(|b| (*r, *b))).collect();
-        let moved = paired.iter().filter(|(r, b)| r.measures.preferred(d.measure) > b.measures.preferred(d.measure)).count();
+        let moved = paired.iter().filter(|(r, b)| moved(r, b, d.measure)).count();
         let mine: Vec<&Row> = paired.iter().map(|p| p.0).collect();
         let theirs: Vec<&Row> = paired.iter().map(|p| p.1).collect();
         let (m, bm) = (mean(&mine), mean(&theirs));
@@ -122,7 +138,7 @@ pub fn report(rows: &[Row]) -> Result<String> {
         md += "| method | n | moved the preferred way vs base | words | FK grade | sentiment | humour /100w | distinct-2 | relevance | relevance vs base |\n";
         md += "|---|---|---|---|---|---|---|---|---|---|\n";
         for s in of_dim {
-            let moved = if s.label == "base" { "—".to_string() } else { format!("{}/{} ({:.0}%)", s.moved, s.n, 100.0 * s.moved as f64 / s.n.max(1) as f64) };
+            let moved = if s.label == "base" { "—".to_string() } else { share(s.moved, s.n) };
             let m = &s.mean;
             md += &format!(
                 "| {} | {} | {} | {:.1} | {:.1} | {:+.3} | {:.2} | {:.3} | {:.3} | {:.2} |\n",
@@ -132,6 +148,11 @@ pub fn report(rows: &[Row]) -> Result<String> {
     }
     md += &side_by_side(rows, 2);
     Ok(md)
+}
+
+/// "k/n (p%)".
+fn share(k: usize, n: usize) -> String {
+    format!("{k}/{n} ({:.0}%)", 100.0 * k as f64 / n.max(1) as f64)
 }
 
 /// For each dimension, the answers of every configuration to its first `per_dimension`
