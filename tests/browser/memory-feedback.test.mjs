@@ -26,7 +26,7 @@ const requests = []; // every request from the page and its worker, and every on
 
 before(async () => {
   requireArtifacts();
-  env = await openBrowser('memory-feedback');
+  env = await openBrowser('memory-feedback', { webgpu: false }); // the CPU backend: WebGPU here is SwiftShader, ~40× slower (webgpu.test.mjs covers it)
   env.context.on('request', (r) => requests.push({ url: r.url(), by: 'browser' }));
   await env.page.goto(`${env.server.url}/www/?autoload=0`);
   await env.page.waitForFunction(() => !!window.padlock && document.getElementById('memory-status').textContent !== '');

@@ -15,7 +15,7 @@ let env;
 
 before(async () => {
   requireArtifacts({ cli: true });
-  env = await openBrowser('memory');
+  env = await openBrowser('memory', { webgpu: false }); // the CPU backend: WebGPU here is SwiftShader, ~40× slower (webgpu.test.mjs covers it)
 });
 
 after(async () => {
