@@ -90,7 +90,9 @@ impl<B: Backend> Engine<B> {
     }
 
     /// The prompts of every context a generation advances: the base context first, then
-    /// (for PAD and best-of-n) one per reward context (`Personalization::reward_contexts`).
+    /// (for PAD and best-of-n) one per reward context (`Personalization::reward_contexts`),
+    /// then the unconditioned reference context if the base context is conditioned
+    /// (`Personalization::uses_reference_context`).
     pub fn contexts(&self, user: &str, options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
         let pers = &options.personalization;
         let system = options.system.as_deref();
@@ -100,6 +102,9 @@ impl<B: Backend> Engine<B> {
         }];
         for c in pers.reward_contexts() {
             contexts.push(self.conditioned_prompt(pers.persrm_context, &c.principles, user, system)?);
+        }
+        if pers.uses_reference_context() {
+            contexts.push(self.chat_prompt(user, system)?);
         }
         Ok(contexts)
     }
@@ -213,6 +218,8 @@ pub struct Generation<'e, B: Backend> {
     stop: Option<StopReason>,
     /// Per PersRM context: Σ over generated tokens of r_p(chosen), what feedback learns from.
     rewards: Vec<f32>,
+    /// Whether the last sequence is the unconditioned reference context.
+    reference: bool,
 }
 
 impl<'e, B: Backend> Generation<'e, B> {
@@ -223,7 +230,8 @@ impl<'e, B: Backend> Generation<'e, B> {
     }
 
     /// Checks the request and runs the prompts through the model (prefill). `prompts[0]` is
-    /// the base context; the reward contexts follow (`Personalization::reward_contexts`).
+    /// the base context; the reward contexts follow (`Personalization::reward_contexts`), then
+    /// the reference context if there is one (`Engine::contexts` makes them all).
     /// Best-of-n is not one generation: see [`BestOfN`].
     pub async fn start(engine: &'e Engine<B>, prompts: Vec<Vec<u32>>, options: &GenerateOptions) -> Result<Self> {
         let ctx = engine.model.config.context_length;
@@ -233,8 +241,12 @@ impl<'e, B: Backend> Generation<'e, B> {
             crate::bail!(InvalidArgument, "best-of-n runs several generations: use BestOfN");
         }
         let contexts = pers.reward_contexts();
-        let pad = (pers.method == Method::Pad).then(|| pers.pad_params());
-        let expected = 1 + contexts.len();
+        let pad = (pers.method == Method::Pad).then(|| PadParams {
+            keep: if pers.stop_candidate { engine.tokenizer.stop_tokens().to_vec() } else { Vec::new() },
+            ..pers.pad_params()
+        });
+        let reference = pers.uses_reference_context();
+        let expected = 1 + contexts.len() + reference as usize;
         if prompts.len() != expected {
             crate::bail!(InvalidArgument, "{} prompts for {expected} contexts", prompts.len());
         }
@@ -253,11 +265,15 @@ impl<'e, B: Backend> Generation<'e, B> {
         for head in heads {
             seqs.push(engine.model.new_sequence_with_head(head)?);
         }
+        if reference {
+            seqs.push(engine.model.new_sequence()?);
+        }
         let wanted = logits_wanted(sampler.params(), pad.as_ref(), &prompts[0], engine.banned(options.ignore_eos));
         let tokens: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
         let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
+        let contexts_len = contexts.len();
         Ok(Generation {
             engine,
             seqs,
@@ -271,7 +287,8 @@ impl<'e, B: Backend> Generation<'e, B> {
             decoder: StreamDecoder::new(),
             logits: Some(logits),
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
-            rewards: vec![0.0; expected - 1],
+            rewards: vec![0.0; contexts_len],
+            reference,
         })
     }
 
@@ -290,19 +307,23 @@ impl<'e, B: Backend> Generation<'e, B> {
             }
         };
         let vocab = logits.len() / self.seqs.len();
-        let (base, rewards) = logits.split_at_mut(vocab);
         for &s in self.engine.banned(self.ignore_eos) {
-            if let Some(l) = base.get_mut(s as usize) {
+            if let Some(l) = logits.get_mut(s as usize) {
                 *l = f32::NEG_INFINITY;
             }
         }
+        let (base, rewards) = logits.split_at_mut(vocab);
         let (id, explanation) = match &self.pad {
             None => (self.sampler.sample(base, &self.context)?, None),
             Some(pad) => {
+                let mut persrm: Vec<&[f32]> = rewards.chunks_exact(vocab).collect();
+                // The reference policy: the unconditioned context's logits, or the base
+                // context's own before the repetition penalty.
+                let reference = if self.reference { persrm.pop().map(<[f32]>::to_vec) } else { None }
+                    .unwrap_or_else(|| base.to_vec());
                 let p = self.sampler.params();
                 apply_repetition_penalty(base, &self.context, p.repetition_window, p.repetition_penalty);
-                let persrm: Vec<&[f32]> = rewards.chunks_exact(vocab).collect();
-                let step = pad_step(base, &persrm, pad)?;
+                let step = pad_step(base, &reference, &persrm, pad)?;
                 let mut order: Vec<usize> = (0..step.candidates.len()).collect();
                 order.sort_by(|&a, &b| step.scores[b].total_cmp(&step.scores[a]).then(a.cmp(&b)));
                 let sorted: Vec<f32> = order.iter().map(|&i| step.scores[i]).collect();

@@ -180,14 +180,56 @@ fn persrm_contexts_carry_the_preference_as_the_guideline_template_or_the_system_
     assert_eq!(guideline[2], engine.chat_prompt(&guideline_message(&[HARMLESS_PRINCIPLE], PROMPT), None).unwrap());
     o.personalization.persrm_context = ContextStyle::System;
     let system = engine.contexts(PROMPT, &o).unwrap();
-    assert_eq!(system, vec![plain, engine.chat_prompt(PROMPT, Some("Be brief.")).unwrap(), engine.chat_prompt(PROMPT, Some(HARMLESS_PRINCIPLE)).unwrap()]);
-    // With the guideline in the base context too, the base context takes the same style.
+    assert_eq!(system, vec![plain.clone(), engine.chat_prompt(PROMPT, Some("Be brief.")).unwrap(), engine.chat_prompt(PROMPT, Some(HARMLESS_PRINCIPLE)).unwrap()]);
+    // With the guideline in the base context too, the base context takes the same style, and
+    // an unconditioned reference context (the policy the rewards are measured against) follows.
     o.personalization.base_with_guideline = true;
     let both = engine.contexts(PROMPT, &o).unwrap();
+    assert_eq!(both.len(), 4);
     assert_eq!(both[0], engine.chat_prompt(PROMPT, Some(&format!("Be brief. {HARMLESS_PRINCIPLE}"))).unwrap());
+    assert_eq!(both[3], plain, "the reference context is the plain chat");
     // The system style decodes like the other: one batched pass over all contexts per token.
     let r = run(&engine, &o);
-    assert_eq!(r.contexts, 3);
+    assert_eq!(r.contexts, 3, "two reward contexts");
+    assert!(r.rows_per_step.iter().all(|&n| n == 4), "base, two reward contexts and the reference: {:?}", r.rows_per_step);
+}
+
+#[test]
+fn with_the_preferences_in_the_base_context_beta_zero_is_preference_prompting() {
+    let engine = common::engine();
+    let prefs = [("Be brief.", 1.0)];
+    let prompt = run(&engine, &options(Method::Prompt, &prefs, 1.0));
+    let mut o = options(Method::Pad, &prefs, 0.0);
+    o.personalization.base_with_guideline = true;
+    o.personalization.persrm_context = ContextStyle::System;
+    let mut gen = pollster::block_on(Generation::chat(&engine, PROMPT, &o)).unwrap();
+    while pollster::block_on(gen.next()).unwrap().is_some() {}
+    assert_eq!(gen.generated(), &prompt.ids[..]);
+    // Measured against the unconditioned reference, the preference's reward is not zero (it
+    // would be, up to rounding, against the conditioned base context itself).
+    assert!(gen.sequence_rewards()[0].abs() > 0.1, "{:?}", gen.sequence_rewards());
+}
+
+#[test]
+fn the_end_of_turn_token_can_stay_a_candidate_past_the_floor() {
+    // With a floor of 0.9 only the base top-1 survives, so PAD is the base model's greedy
+    // answer; with `stop_candidate` the end-of-turn token stays whenever it is in the top-10,
+    // and a "one short sentence" preference ends the answer sooner.
+    let engine = common::engine();
+    let base = run(&engine, &options(Method::Base, &[], 1.0));
+    let mut o = options(Method::Pad, &[("Answer in one short sentence.", 1.0)], 4.0);
+    o.max_tokens = 64;
+    o.personalization.candidate_min_p = 0.9;
+    o.personalization.persrm_context = ContextStyle::System;
+    let floor_only = run(&engine, &o);
+    let n = floor_only.ids.len().min(base.ids.len());
+    assert_eq!(floor_only.ids[..n], base.ids[..n], "only the base top-1 is left");
+    o.personalization.stop_candidate = true;
+    let mut gen = pollster::block_on(Generation::chat(&engine, PROMPT, &o)).unwrap();
+    while pollster::block_on(gen.next()).unwrap().is_some() {}
+    assert_eq!(gen.stop_reason(), Some(StopReason::Eos));
+    assert!(gen.generated().len() < floor_only.ids.len(), "{} tokens against {}", gen.generated().len(), floor_only.ids.len());
+    assert_eq!(gen.generated(), &floor_only.ids[..gen.generated().len()], "until it stops, the same tokens");
 }
 
 #[test]

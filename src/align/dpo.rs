@@ -164,7 +164,7 @@ pub async fn extract<B: Backend>(
             let h = engine.model.forward_one(&mut seq, &pers_ids, Logits::Hidden).await?;
             for (t, &y) in targets.iter().enumerate() {
                 let row = &logits[(base_prompt.len() - 1 + t) * vocab..][..vocab];
-                let mut cand: Vec<u32> = candidates(row, k, 1.0, min_p).iter().map(|c| c.0).collect();
+                let mut cand: Vec<u32> = candidates(row, k, 1.0, min_p, &[]).iter().map(|c| c.0).collect();
                 if !cand.contains(&y) {
                     cand.push(y);
                 }

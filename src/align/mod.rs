@@ -87,7 +87,13 @@ pub struct Personalization {
     pub candidate_top_p: f32,
     /// Candidates need at least this fraction of the base top-1's probability (0: off).
     pub candidate_min_p: f32,
-    /// Also put the guideline in the base context (as the PAD paper's code does).
+    /// The end-of-turn token stays a candidate whenever it is in the top-k, past
+    /// `candidate_min_p` and `candidate_top_p`: the restriction keeps the answer on topic,
+    /// and ending it cannot leave the topic.
+    pub stop_candidate: bool,
+    /// Also put the guideline in the base context (as the PAD paper's code does). The rewards
+    /// are then measured against one more, unconditioned context (the reference policy):
+    /// against the conditioned base itself they would be about zero.
     pub base_with_guideline: bool,
     /// How the PersRM contexts (and the base context with `base_with_guideline`) carry their principles.
     pub persrm_context: ContextStyle,
@@ -110,6 +116,7 @@ impl Default for Personalization {
             // Chosen from the evaluation (EVAL.md): without a floor the training-free PersRM
             // drifts into generic assistant talk; with it the answers stay on topic.
             candidate_min_p: 0.1,
+            stop_candidate: false,
             base_with_guideline: false,
             persrm_context: ContextStyle::default(),
             combined: false,
@@ -214,6 +221,12 @@ impl Personalization {
         contexts
     }
 
+    /// Whether generation advances an unconditioned reference context after the reward
+    /// contexts: PAD whose base context holds the principles (`base_with_guideline`).
+    pub fn uses_reference_context(&self) -> bool {
+        self.method == Method::Pad && self.base_with_guideline
+    }
+
     /// The PAD step's parameters for these reward contexts.
     pub fn pad_params(&self) -> PadParams {
         PadParams {
@@ -222,6 +235,7 @@ impl Personalization {
             k: self.candidates,
             top_p: self.candidate_top_p,
             min_p: self.candidate_min_p,
+            keep: Vec::new(),
         }
     }
 }

@@ -304,7 +304,7 @@ mod tests {
                 let mut base = all[..vocab].to_vec();
                 apply_repetition_penalty(&mut base, &context, params.repetition_window, params.repetition_penalty);
                 let m: Vec<&[f32]> = all[vocab..].chunks(vocab).collect();
-                crate::align::pad::pad_step(&base, &m, &pad).unwrap()
+                crate::align::pad::pad_step(&base, &all[..vocab], &m, &pad).unwrap()
             };
             assert_eq!(step(&rows), step(&kept), "PAD case {case}");
         }

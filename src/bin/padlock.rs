@@ -223,7 +223,12 @@ struct PersonalizationArgs {
     /// PAD: drop candidates below this fraction of the base top-1's probability (0: off).
     #[arg(long, default_value_t = Personalization::default().candidate_min_p)]
     candidate_min_p: f32,
-    /// Put the guideline in the base context too (PAD).
+    /// PAD: the end-of-turn token stays a candidate whenever it is in the top-k (past the
+    /// floor and the nucleus).
+    #[arg(long)]
+    stop_candidate: bool,
+    /// Put the guideline in the base context too; the rewards are then measured against one
+    /// more, unconditioned context (PAD).
     #[arg(long)]
     base_with_guideline: bool,
     /// How the PersRM contexts carry the preference: the PAD paper's guideline template
@@ -344,6 +349,7 @@ impl PersonalizationArgs {
             candidates: top_k.unwrap_or(Personalization::default().candidates),
             candidate_top_p: self.candidate_top_p,
             candidate_min_p: self.candidate_min_p,
+            stop_candidate: self.stop_candidate,
             base_with_guideline: self.base_with_guideline,
             persrm_context: self.persrm_context.into(),
             combined: self.combined,
@@ -811,7 +817,9 @@ fn eval(args: EvalArgs) -> Result<()> {
         }
     };
     if args.report {
-        print!("{}", run::report(&read_rows()?)?);
+        let mut rows = read_rows()?;
+        run::remeasure(&mut rows);
+        print!("{}", run::report(&rows)?);
         return Ok(());
     }
     let model = args.model.as_deref().ok_or_else(|| invalid("--model is needed".into()))?;
