@@ -13,7 +13,8 @@ pub enum Measure {
     FewerWords,
     /// Flesch–Kincaid grade; lower (simpler) is preferred.
     LowerGrade,
-    /// VADER compound sentiment; higher (warmer) is preferred.
+    /// VADER compound sentiment, the mean over the answer's sentences (see `measures`); higher
+    /// (warmer) is preferred.
     HigherSentiment,
     /// Humour markers per 100 words; more is preferred.
     MoreHumour,

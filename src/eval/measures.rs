@@ -2,7 +2,11 @@
 //! - length in words (whitespace-separated);
 //! - Flesch–Kincaid grade (the `textstat` crate: 0.39·words/sentences + 11.8·syllables/words − 15.59);
 //! - VADER compound sentiment in [−1, 1] (the `vader_sentiment` crate, a port of the
-//!   published VADER lexicon and rules; lexicon and code under the MIT license);
+//!   published VADER lexicon and rules; lexicon and code under the MIT license), of the whole
+//!   answer, and its mean over the answer's sentences ("warmth", what the warm dimension is
+//!   judged by): the compound score normalises a sum of valences, sum / √(sum² + 15), so over
+//!   a 100-word answer it saturates near ±1 (20 of the 50 base answers of the evaluation
+//!   score ≥ 0.9) and can hardly rise; VADER's authors score longer texts sentence by sentence;
 //! - humour markers per 100 words: words of laughter and joking and laughing/winking
 //!   emoji from the short list below (a transparent list of this project's, not a
 //!   published lexicon: none with a usable license was at hand);
@@ -21,6 +25,9 @@ pub struct Measures {
     pub words: f64,
     pub grade: f64,
     pub sentiment: f64,
+    /// Mean VADER compound of the sentences (0 for an empty answer).
+    #[serde(default)]
+    pub warmth: f64,
     pub humour: f64,
     pub distinct2: f64,
     pub relevance: f64,
@@ -33,6 +40,7 @@ impl Measures {
             words,
             grade: if words == 0.0 { 0.0 } else { textstat::flesch_kincaid_grade(answer) },
             sentiment: sentiment(answer),
+            warmth: mean_sentence_sentiment(answer),
             humour: humour_per_100_words(answer),
             distinct2: distinct2(answer),
             relevance: relevance(question, answer),
@@ -44,7 +52,7 @@ impl Measures {
         match m {
             Measure::FewerWords => -self.words,
             Measure::LowerGrade => -self.grade,
-            Measure::HigherSentiment => self.sentiment,
+            Measure::HigherSentiment => self.warmth,
             Measure::MoreHumour => self.humour,
         }
     }
@@ -54,7 +62,7 @@ impl Measures {
         match m {
             Measure::FewerWords => self.words,
             Measure::LowerGrade => self.grade,
-            Measure::HigherSentiment => self.sentiment,
+            Measure::HigherSentiment => self.warmth,
             Measure::MoreHumour => self.humour,
         }
     }
@@ -65,6 +73,34 @@ pub fn sentiment(text: &str) -> f64 {
         static VADER: vader_sentiment::SentimentIntensityAnalyzer<'static> = vader_sentiment::SentimentIntensityAnalyzer::new();
     }
     VADER.with(|v| v.polarity_scores(text).get("compound").copied().unwrap_or(0.0))
+}
+
+/// The sentences of a text: split after '.', '!' or '?' followed by white space, and at line
+/// breaks; pieces without a letter or digit (list markers, stray punctuation) are dropped.
+pub fn sentences(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next_is_space = chars.peek().is_none_or(|&(_, n)| n.is_whitespace());
+        if c == '\n' || (matches!(c, '.' | '!' | '?') && next_is_space) {
+            let end = i + c.len_utf8();
+            out.push(text[start..end].trim());
+            start = end;
+        }
+    }
+    out.push(text[start..].trim());
+    out.retain(|s| s.chars().any(char::is_alphanumeric));
+    out
+}
+
+/// Mean VADER compound over the sentences of `text` (0 if it has none).
+pub fn mean_sentence_sentiment(text: &str) -> f64 {
+    let s = sentences(text);
+    if s.is_empty() {
+        return 0.0;
+    }
+    s.iter().map(|s| sentiment(s)).sum::<f64>() / s.len() as f64
 }
 
 fn lower_words(text: &str) -> Vec<String> {
@@ -153,6 +189,14 @@ mod tests {
             "Photosynthetic organisms convert electromagnetic radiation into chemical energy through complicated biochemical pathways.",
         );
         assert!(easy < 2.0 && hard > 15.0, "{easy} {hard}");
+        assert_eq!(sentences("It works. Really?\n- Yes!\n\n3.5 is a number. e.g.x"), vec!["It works.", "Really?", "- Yes!", "3.5 is a number.", "e.g.x"]);
+        // A long warm text saturates the whole-text compound; the sentence mean still tells
+        // a warmer answer from a plain one.
+        let plain = "The kettle heats water. You pour it over the grounds. ".repeat(4) + "It is great and wonderful and lovely.";
+        let warm = "The kettle heats water. You pour it over the grounds, and that is great. ".repeat(4) + "It is great and wonderful and lovely.";
+        assert!(mean_sentence_sentiment(&warm) > mean_sentence_sentiment(&plain) + 0.1);
+        assert!((sentiment(&warm) - sentiment(&plain)).abs() < 0.1, "the whole-text compound barely moves");
+        assert_eq!(mean_sentence_sentiment("..."), 0.0);
         assert_eq!(humour_per_100_words("Ha, what a funny joke 😂 to tell"), 100.0 * 3.0 / 8.0);
         assert_eq!(distinct2("a b a b"), 2.0 / 3.0);
         assert_eq!(content_words("What is the capital of Germany?"), vec!["capital", "germany"]);

@@ -72,6 +72,7 @@ fn mean(rows: &[&Row]) -> Measures {
         words: sum(|m| m.words),
         grade: sum(|m| m.grade),
         sentiment: sum(|m| m.sentiment),
+        warmth: sum(|m| m.warmth),
         humour: sum(|m| m.humour),
         distinct2: sum(|m| m.distinct2),
         relevance: sum(|m| m.relevance),
@@ -81,6 +82,14 @@ fn mean(rows: &[&Row]) -> Measures {
 /// Whether `r` moved `measure` the preferred way compared with `b` (a tie is no move).
 fn moved(r: &Row, b: &Row, measure: Measure) -> bool {
     r.measures.preferred(measure) > b.measures.preferred(measure)
+}
+
+/// Measures every row anew from its prompt and text, so that rows written before a measure
+/// changed are judged by the same definitions as new ones.
+pub fn remeasure(rows: &mut [Row]) {
+    for r in rows {
+        r.measures = Measures::of(&r.prompt, &r.text);
+    }
 }
 
 /// Compares every (label, dimension) with the base rows on the same prompts.
@@ -135,14 +144,14 @@ pub fn report(rows: &[Row]) -> Result<String> {
             continue;
         }
         md += &format!("\n### {} — \"{}\" (measure: {:?})\n\n", d.name, d.prefer, d.measure);
-        md += "| method | n | moved the preferred way vs base | words | FK grade | sentiment | humour /100w | distinct-2 | relevance | relevance vs base |\n";
-        md += "|---|---|---|---|---|---|---|---|---|---|\n";
+        md += "| method | n | moved the preferred way vs base | words | FK grade | sentiment | warmth | humour /100w | distinct-2 | relevance | relevance vs base |\n";
+        md += "|---|---|---|---|---|---|---|---|---|---|---|\n";
         for s in of_dim {
             let moved = if s.label == "base" { "—".to_string() } else { share(s.moved, s.n) };
             let m = &s.mean;
             md += &format!(
-                "| {} | {} | {} | {:.1} | {:.1} | {:+.3} | {:.2} | {:.3} | {:.3} | {:.2} |\n",
-                s.label, s.n, moved, m.words, m.grade, m.sentiment, m.humour, m.distinct2, m.relevance, s.relevance_vs_base
+                "| {} | {} | {} | {:.1} | {:.1} | {:+.3} | {:+.3} | {:.2} | {:.3} | {:.3} | {:.2} |\n",
+                s.label, s.n, moved, m.words, m.grade, m.sentiment, m.warmth, m.humour, m.distinct2, m.relevance, s.relevance_vs_base
             );
         }
     }
