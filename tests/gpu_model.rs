@@ -150,7 +150,11 @@ fn a_decode_step_is_one_submission() {
         ("PAD with two preferences", pad(vec![Preference::new("Be brief.", 1.0), Preference::new("Be warm.", 0.5)]), false),
         ("PAD with a value head", pad(vec![headed]), true),
     ] {
-        let mut gen = pollster::block_on(Generation::chat(&engine, "Tell me about the moon.", &options)).expect("start");
+        // The prompts cut to their last four tokens: a step's work does not depend on them, and
+        // a software adapter's prefill is slow (about 1.4 tokens/s on lavapipe).
+        let contexts = engine.contexts("Tell me about the moon.", &options).expect("contexts");
+        let short = contexts.iter().map(|c| c[c.len() - 4..].to_vec()).collect();
+        let mut gen = pollster::block_on(Generation::start(&engine, short, &options)).expect("start");
         // The first token comes from the prefill's logits; each later one needs a forward step.
         pollster::block_on(gen.next()).expect("first").expect("a token");
         for step in 0..STEPS {
@@ -210,10 +214,19 @@ fn pad_with_value_heads_chooses_the_cpu_tokens() {
         ("Name a fruit.", vec![with_head("Be warm and friendly.", 1.0, None), with_head("Explain it to a child.", 0.5, Some("child"))]),
     ];
     for (prompt, preferences) in cases {
+        // Short contexts (the preference as a short system message, not the guideline
+        // template under the default one): lavapipe's prefill is the slow part.
         let options = GenerateOptions {
             max_tokens: 12,
             sampling: SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() },
-            personalization: Personalization { method: Method::Pad, preferences, beta: 1.5, ..Default::default() },
+            system: Some("Hi.".into()),
+            personalization: Personalization {
+                method: Method::Pad,
+                preferences,
+                beta: 1.5,
+                persrm_context: padlock::align::ContextStyle::System,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let (c, g) = (run(&cpu, prompt, &options), run(&gpu, prompt, &options));
@@ -286,6 +299,7 @@ fn the_cli_runs_pad_on_the_gpu() {
             .args(["generate", "--model", common::model_path().to_str().expect("path"), "--prompt", "Name a fruit."])
             .args(["--max-tokens", "6", "--greedy", "--method", "pad", "--prefer", "Keep it short.", "--beta", "1.5"])
             .args(["--head", concat!(env!("CARGO_MANIFEST_DIR"), "/heads/concise.safetensors"), "--json", "--backend", backend])
+            .args(["--persrm-context", "system", "--system", "Hi."]) // short contexts: lavapipe's prefill is slow
             .output()
             .expect("padlock runs");
         assert!(out.status.success(), "--backend {backend}: {}", String::from_utf8_lossy(&out.stderr));
