@@ -29,6 +29,10 @@ WASM_BINDGEN_TEST_TIMEOUT ?= 900
 WASM_TEST_FILES := $(sort $(basename $(notdir $(shell grep -l wasm_bindgen_test tests/*.rs 2>/dev/null))))
 WASM_TEST_ARGS ?= --no-default-features --features gpu --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
 NATIVE_TEST_ARGS ?=
+# The cargo profile of the native build and tests: release, or release-nolto (what `make test`
+# uses: the same code, built in a fraction of the time; see Cargo.toml).
+NATIVE_PROFILE ?= release
+NATIVE_DIR := target/$(NATIVE_PROFILE)
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
 .PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
@@ -42,11 +46,11 @@ setup:
 	scripts/setup.sh
 
 native:
-	cargo build --release
+	cargo build --profile $(NATIVE_PROFILE)
 
 # XDG_RUNTIME_DIR: Mesa's lavapipe (the GPU tests' adapter) complains on every device without one.
 native-test:
-	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test --release --no-fail-fast $(NATIVE_TEST_ARGS)
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test --profile $(NATIVE_PROFILE) --no-fail-fast $(NATIVE_TEST_ARGS)
 
 wasm-test:
 	CHROMEDRIVER=$(CHROMEDRIVER) \
@@ -73,7 +77,7 @@ demo: setup pkg
 e2e:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
 	@test -n "$(E2E_TESTS)" || { echo "no tests/browser/*.test.mjs found" >&2; exit 1; }
-	node --test --test-concurrency=1 $(E2E_TESTS)
+	PADLOCK_CLI=$(CURDIR)/$(NATIVE_DIR)/padlock node --test --test-concurrency=1 $(E2E_TESTS)
 
 # Every stage runs even when an earlier one failed (so one run shows everything); the target
 # fails at the end if any did.
@@ -82,6 +86,7 @@ TEST_STAGES := native-test native wasm-test pkg e2e
 # needed for the wasm tests anyway), so a fresh CI machine does not spend ~6 minutes compiling
 # wasm-pack. `make demo` and `make pkg` still use wasm-pack.
 test: export PKG_BUILDER := cargo
+test: export NATIVE_PROFILE := release-nolto
 test: export PADLOCK_SKIP_WASM_PACK := 1
 test: setup
 	@failed=""; \
@@ -94,7 +99,7 @@ test: setup
 
 # Native decode/prefill speed, on all cores and on one thread (the browser build is single-threaded).
 bench-native:
-	cargo build --release
+	cargo build --profile $(NATIVE_PROFILE)
 	target/release/padlock bench --model $(MODEL) --json
 	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --json
 

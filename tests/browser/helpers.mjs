@@ -9,7 +9,8 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const MODEL_REL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
 export const MODEL_URL = '/' + MODEL_REL;
 export const MODEL_PATH = path.join(ROOT, MODEL_REL);
-export const CLI_PATH = path.join(ROOT, 'target/release/padlock');
+// The native CLI the parity tests compare with (`make test` passes its own build's).
+export const CLI_PATH = process.env.PADLOCK_CLI || path.join(ROOT, 'target/release/padlock');
 
 // Generous: a fresh 2-core machine shared with compilers can be slow.
 export const LOAD_TIMEOUT_MS = Number(process.env.PADLOCK_E2E_LOAD_TIMEOUT_MS || 300_000);
@@ -23,7 +24,7 @@ export function requireArtifacts({ cli = false } = {}) {
   }
   if (!fs.existsSync(MODEL_PATH)) missing.push(`${MODEL_REL} (fetch it with scripts/fetch-model.sh)`);
   if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (install it with scripts/setup.sh)`);
-  if (cli && !fs.existsSync(CLI_PATH)) missing.push("target/release/padlock (build it with 'cargo build --release')");
+  if (cli && !fs.existsSync(CLI_PATH)) missing.push(`${CLI_PATH} (build it with 'cargo build --release')`);
   if (missing.length) throw new Error(`browser tests cannot run; missing:\n  - ${missing.join('\n  - ')}`);
 }
 
