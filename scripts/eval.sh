@@ -22,6 +22,15 @@ ev --label prompt --method prompt
 P16=(--limit 16)
 ev "${P16[@]}" --label "pad system β=2 + stop candidate" --method pad --persrm-context system --beta 2 --stop-candidate
 ev "${P16[@]}" --label "pad system β=1.5 + stop candidate" --method pad --persrm-context system --beta 1.5 --stop-candidate
+# Round 4b: with the 0.2 floor, a stronger β, and the preference in the base context too.
+for b in 0.5 1; do
+  ev "${P16[@]}" --label "pad system β=$b + preference in base + stop candidate, min-p 0.2" --method pad --persrm-context system \
+    --beta $b --base-with-guideline --stop-candidate --candidate-min-p 0.2
+done
+for n in 10 20 30 40 50; do
+  ev --limit $n --label "pad system β=3 + stop candidate, min-p 0.2" --method pad --persrm-context system --beta 3 \
+    --stop-candidate --candidate-min-p 0.2
+done
 # In rounds of 10 prompts, so every dimension has the same prompts whenever a run is stopped.
 for n in 10 20 30 40 50; do
   ev --limit $n --label "pad system β=2 + stop candidate, min-p 0.2" --method pad --persrm-context system --beta 2 \
