@@ -99,7 +99,7 @@ test: setup
 
 # Native decode/prefill speed, on all cores and on one thread (the browser build is single-threaded).
 bench-native:
-	cargo build --profile $(NATIVE_PROFILE)
+	cargo build --release
 	target/release/padlock bench --model $(MODEL) --json
 	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --json
 

@@ -24,7 +24,7 @@ export function requireArtifacts({ cli = false } = {}) {
   }
   if (!fs.existsSync(MODEL_PATH)) missing.push(`${MODEL_REL} (fetch it with scripts/fetch-model.sh)`);
   if (!fs.existsSync(CHROMIUM)) missing.push(`${CHROMIUM} (install it with scripts/setup.sh)`);
-  if (cli && !fs.existsSync(CLI_PATH)) missing.push(`${CLI_PATH} (build it with 'cargo build --release')`);
+  if (cli && !fs.existsSync(CLI_PATH)) missing.push(`${CLI_PATH} (build it with 'make native')`);
   if (missing.length) throw new Error(`browser tests cannot run; missing:\n  - ${missing.join('\n  - ')}`);
 }
 
