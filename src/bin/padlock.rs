@@ -80,6 +80,10 @@ struct EvalArgs {
     /// PAD's k.
     #[arg(long)]
     top_k: Option<usize>,
+    /// A system message for every answer (the chat template's default when absent); with
+    /// `--persrm-context system` the preferences follow it, in the PersRM contexts and in `prompt`.
+    #[arg(long)]
+    system: Option<String>,
     #[command(flatten)]
     personalization: PersonalizationArgs,
     /// Print the Markdown report of --out instead of generating.
@@ -874,7 +878,7 @@ fn eval(args: EvalArgs) -> Result<()> {
             pers.preferences = vec![Preference { text: wording.clone().unwrap_or_else(|| d.prefer.into()), weight: 1.0, head }];
         }
         let options =
-            GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: None, personalization: pers.clone(), ignore_eos: false };
+            GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: args.system.clone(), personalization: pers.clone(), ignore_eos: false };
         let (text, tokens) = pollster::block_on(run::answer(&engine, &p.prompt, &options))?;
         let row = run::Row {
             label: label.clone(),
