@@ -110,7 +110,10 @@ impl<B: Backend> Engine<B> {
     }
 
     /// The token ids of a one-turn chat conditioned on `principles` in `style` (see
-    /// `align::conditioned_turns`).
+    /// `align::conditioned_turns`). Without a system message of the caller's, the principles
+    /// follow the template's default one: replacing it would make the context differ from the
+    /// plain chat by more than the principles (SmolLM2 loses its assistant persona), and PAD's
+    /// rewards and preference prompting would carry that difference too.
     pub fn conditioned_prompt<S: AsRef<str>>(
         &self,
         style: ContextStyle,
@@ -118,6 +121,7 @@ impl<B: Backend> Engine<B> {
         user: &str,
         system: Option<&str>,
     ) -> Result<Vec<u32>> {
+        let system = system.or(self.tokenizer.default_system_message());
         let (system, user) = conditioned_turns(style, principles, user, system);
         self.chat_prompt(&user, system.as_deref())
     }

@@ -53,6 +53,8 @@ pub struct Tokenizer {
     eos_token: String,
     /// The compiled chat template, or why there is none.
     chat: std::result::Result<Environment<'static>, Error>,
+    /// The system message the template writes when a chat has none.
+    default_system: Option<String>,
 }
 
 impl fmt::Debug for Tokenizer {
@@ -230,7 +232,7 @@ impl Tokenizer {
             Some(src) => compile_template(src),
         };
 
-        Ok(Tokenizer {
+        let mut tokenizer = Tokenizer {
             inner,
             vocab_size,
             eos,
@@ -241,7 +243,10 @@ impl Tokenizer {
                 .unwrap_or_default(),
             eos_token: tokens[eos as usize].to_owned(),
             chat,
-        })
+            default_system: None,
+        };
+        tokenizer.default_system = tokenizer.find_default_system();
+        Ok(tokenizer)
     }
 
     /// Token ids for `text`. Special tokens written in the text are recognised; no BOS is added.
@@ -277,6 +282,28 @@ impl Tokenizer {
     /// Every token that ends a turn (sorted).
     pub fn stop_tokens(&self) -> &[u32] {
         &self.stop
+    }
+
+    /// The system message the chat template writes when a chat has none (SmolLM2: "You are a
+    /// helpful AI assistant named SmolLM, …"); `None` when it writes none. A context that adds
+    /// principles to the system message starts from this one, so that the principles are its
+    /// only difference from the plain chat.
+    pub fn default_system_message(&self) -> Option<&str> {
+        self.default_system.as_deref()
+    }
+
+    /// Renders a chat with and without a system message of our own: the default is what
+    /// stands where ours stood.
+    fn find_default_system(&self) -> Option<String> {
+        const SYSTEM: &str = "\u{1}system\u{1}";
+        const USER: &str = "\u{1}user\u{1}";
+        let user = ChatMessage { role: "user".into(), content: USER.into() };
+        let system = ChatMessage { role: "system".into(), content: SYSTEM.into() };
+        let plain = self.apply_chat_template(std::slice::from_ref(&user), false).ok()?;
+        let with_ours = self.apply_chat_template(&[system, user], false).ok()?;
+        let (before, after) = with_ours.split_once(SYSTEM)?;
+        let default = plain.strip_prefix(before)?.strip_suffix(after)?;
+        (!default.trim().is_empty()).then(|| default.to_string())
     }
 
     /// Renders the GGUF's chat template (Jinja, as Hugging Face renders it).

@@ -158,8 +158,10 @@ fn preference_prompting_puts_the_principles_in_the_system_message_and_leaves_the
     let o = options(Method::Prompt, &[("Be brief.", 1.0)], 1.0);
     let contexts = engine.contexts(PROMPT, &o).unwrap();
     let system = format!("Be brief. {HARMLESS_PRINCIPLE}");
-    assert_eq!(contexts, vec![engine.chat_prompt(PROMPT, Some(&system)).unwrap()]);
-    // A caller's own system message comes first.
+    // In the model's own system message: after the template's default one.
+    let default = engine.tokenizer.default_system_message().unwrap();
+    assert_eq!(contexts, vec![engine.chat_prompt(PROMPT, Some(&format!("{default} {system}"))).unwrap()]);
+    // A caller's own system message takes the default's place.
     let mut o = o;
     o.system = Some("You are a tutor.".into());
     let contexts = engine.contexts(PROMPT, &o).unwrap();
@@ -179,14 +181,19 @@ fn persrm_contexts_carry_the_preference_as_the_guideline_template_or_the_system_
     assert_eq!(guideline[1], engine.chat_prompt(&guideline_message(&["Be brief."], PROMPT), None).unwrap());
     assert_eq!(guideline[2], engine.chat_prompt(&guideline_message(&[HARMLESS_PRINCIPLE], PROMPT), None).unwrap());
     o.personalization.persrm_context = ContextStyle::System;
+    // The principles follow the template's default system message, so that they are all that
+    // tells a reward context from the plain chat.
+    let default = engine.tokenizer.default_system_message().expect("SmolLM2's template has a default system message");
+    let with = |p: &str| engine.chat_prompt(PROMPT, Some(&format!("{default} {p}"))).unwrap();
     let system = engine.contexts(PROMPT, &o).unwrap();
-    assert_eq!(system, vec![plain.clone(), engine.chat_prompt(PROMPT, Some("Be brief.")).unwrap(), engine.chat_prompt(PROMPT, Some(HARMLESS_PRINCIPLE)).unwrap()]);
+    assert_eq!(system, vec![plain.clone(), with("Be brief."), with(HARMLESS_PRINCIPLE)]);
+    assert_eq!(engine.chat_prompt(PROMPT, Some(default)).unwrap(), plain, "the default, written out, is the plain chat");
     // With the guideline in the base context too, the base context takes the same style, and
     // an unconditioned reference context (the policy the rewards are measured against) follows.
     o.personalization.base_with_guideline = true;
     let both = engine.contexts(PROMPT, &o).unwrap();
     assert_eq!(both.len(), 4);
-    assert_eq!(both[0], engine.chat_prompt(PROMPT, Some(&format!("Be brief. {HARMLESS_PRINCIPLE}"))).unwrap());
+    assert_eq!(both[0], with(&format!("Be brief. {HARMLESS_PRINCIPLE}")));
     assert_eq!(both[3], plain, "the reference context is the plain chat");
     // The system style decodes like the other: one batched pass over all contexts per token.
     let r = run(&engine, &o);
@@ -212,14 +219,14 @@ fn with_the_preferences_in_the_base_context_beta_zero_is_preference_prompting() 
 
 #[test]
 fn the_end_of_turn_token_can_stay_a_candidate_past_the_floor() {
-    // With a floor of 0.9 only the base top-1 survives, so PAD is the base model's greedy
+    // With a floor of 1.0 only the base top-1 survives, so PAD is the base model's greedy
     // answer; with `stop_candidate` the end-of-turn token stays whenever it is in the top-10,
     // and a "one short sentence" preference ends the answer sooner.
     let engine = common::engine();
     let base = run(&engine, &options(Method::Base, &[], 1.0));
     let mut o = options(Method::Pad, &[("Answer in one short sentence.", 1.0)], 4.0);
     o.max_tokens = 64;
-    o.personalization.candidate_min_p = 0.9;
+    o.personalization.candidate_min_p = 1.0;
     o.personalization.persrm_context = ContextStyle::System;
     let floor_only = run(&engine, &o);
     let n = floor_only.ids.len().min(base.ids.len());

@@ -120,6 +120,8 @@ fn chat_template_matches_llama_cpp() {
         assert!(text.contains(&fx.system_prompt));
         assert_eq!(t.encode(&text).unwrap(), case.prompt_ids, "{:?}", case.user);
     }
+    // The default system message, found by rendering the template, is llama.cpp's.
+    assert_eq!(t.default_system_message(), Some(fx.system_prompt.as_str()));
     // Without the generation prompt, and with an explicit system message (no default one then).
     let text = t.apply_chat_template(&user("Hi"), false).unwrap();
     assert!(
@@ -279,6 +281,16 @@ fn tiny_tokenizer_and_template() {
         t.apply_chat_template(&msgs, true).unwrap(),
         "USER: hi<|im_end|>\nASSISTANT:"
     );
+    assert_eq!(t.default_system_message(), None, "this template writes no system message of its own");
+    let mut w = tiny_tokenizer();
+    w.set(
+        "tokenizer.chat_template",
+        V::str(
+            "{% if messages[0]['role'] != 'system' %}SYSTEM: You help.\n{% endif %}\
+             {% for m in messages %}{{ m['role'].upper() }}: {{ m['content'] }}\n{% endfor %}",
+        ),
+    );
+    assert_eq!(build(&w).unwrap().default_system_message(), Some("You help."));
 
     let tool = vec![ChatMessage {
         role: "tool".into(),
@@ -296,6 +308,7 @@ fn tiny_tokenizer_and_template() {
         t.apply_chat_template(&msgs, true).unwrap_err().code,
         ErrorCode::ChatTemplate
     );
+    assert_eq!(t.default_system_message(), None);
     w.set(
         "tokenizer.chat_template",
         V::str("{% for m in messages %}{{ m.content "),
