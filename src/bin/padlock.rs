@@ -80,8 +80,8 @@ struct EvalArgs {
     /// PAD's k.
     #[arg(long)]
     top_k: Option<usize>,
-    /// A system message for every answer (the chat template's default when absent); with
-    /// `--persrm-context system` the preferences follow it, in the PersRM contexts and in `prompt`.
+    /// A system message for every answer (the chat template's default when absent). The
+    /// preferences follow it in `prompt`, and in the PersRM contexts with `--persrm-context system`.
     #[arg(long)]
     system: Option<String>,
     #[command(flatten)]
