@@ -32,10 +32,18 @@ fn eval_answers_and_reports_against_base() {
     let (ok, _, _) = padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
     assert!(ok);
     assert_eq!(std::fs::read_to_string(out).unwrap().lines().count(), 6);
+    // Steering away from the dimension's opposite is a PAD option; prompting would put the
+    // opposite in the prompt, so it is refused there.
+    let (ok, _, err) = padlock(&[&common[..], &["--label", "c", "--method", "prompt", "--dimensions", "warm", "--contrast", "1"]].concat());
+    assert!(!ok && err.contains("--contrast") && err.contains("--method pad"), "{err}");
+    let contrast = ["--label", "pad contrast", "--method", "pad", "--dimensions", "warm", "--contrast", "1"];
+    let (ok, _, err) = padlock(&[&common[..], &contrast[..]].concat());
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read_to_string(out).unwrap().lines().count(), 8, "2 more rows: 2 prompts × warm");
     let (ok, report, err) = padlock(&["eval", "--out", out, "--report"]);
     assert!(ok, "{err}");
     assert!(report.contains("### concise") && report.contains("### warm") && !report.contains("### child"), "{report}");
-    assert!(report.contains("| pad | 2 |"), "{report}");
+    assert!(report.contains("| pad | 2 |") && report.contains("| pad contrast | 2 |"), "{report}");
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -84,6 +84,11 @@ struct EvalArgs {
     /// preferences follow it in `prompt`, and in the PersRM contexts with `--persrm-context system`.
     #[arg(long)]
     system: Option<String>,
+    /// PAD: also steer away from each dimension's opposite (`src/eval/dimensions.rs`), as a
+    /// second preference with weight −W: the rewards then compare the preference with its
+    /// opposite rather than with the plain chat.
+    #[arg(long)]
+    contrast: Option<f32>,
     #[command(flatten)]
     personalization: PersonalizationArgs,
     /// Print the Markdown report of --out instead of generating.
@@ -845,6 +850,9 @@ fn eval(args: EvalArgs) -> Result<()> {
         [text] if dims.len() == 1 => Some(text.clone()),
         _ => return Err(invalid("eval takes one --prefer, and only with one dimension".into())),
     };
+    if args.contrast.is_some() && pers.method != Method::Pad {
+        return Err(invalid("--contrast steers PAD's rewards; it needs --method pad".into()));
+    }
     let label = args.label.clone().unwrap_or_else(|| format!("{:?}", pers.method).to_lowercase());
     let done: std::collections::HashSet<(String, String, String)> =
         read_rows()?.into_iter().map(|r| (r.label, r.dimension, r.id)).collect();
@@ -876,6 +884,9 @@ fn eval(args: EvalArgs) -> Result<()> {
                 None => None,
             };
             pers.preferences = vec![Preference { text: wording.clone().unwrap_or_else(|| d.prefer.into()), weight: 1.0, head }];
+            if let Some(w) = args.contrast {
+                pers.preferences.push(Preference::new(d.opposite, -w));
+            }
         }
         let options =
             GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: args.system.clone(), personalization: pers.clone(), ignore_eos: false };
