@@ -14,7 +14,7 @@ if [[ "${MAKE_PAIRS:-0}" == 1 ]]; then
 fi
 mkdir -p target/head-features
 for dim in concise child warm humor; do
-  if "$BIN" train-head --model "$M" --pairs heads/pairs.jsonl --dimension "$dim" --epochs 5 \
+  if "$BIN" train-head --model "$M" --pairs heads/pairs.jsonl --dimension "$dim" --persrm-context guideline --epochs 5 \
        --cache "target/head-features/$dim.safetensors" --out "heads/$dim.safetensors" > "heads/$dim.json"; then
     echo "$dim: shipped"
   else

@@ -22,7 +22,16 @@ use crate::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
 pub struct Engine<B: Backend> {
     pub model: Llama<B>,
     pub tokenizer: Tokenizer,
-    heads: Mutex<BTreeMap<String, ValueHead<B>>>,
+    heads: Mutex<BTreeMap<String, LoadedHead<B>>>,
+}
+
+/// A value head and the PersRM contexts it was trained on (its metadata's `persrm_context`,
+/// as `padlock train-head` writes it): a head only means something on the hidden states it
+/// learnt from, so PAD refuses to use it with the other style.
+#[derive(Clone)]
+struct LoadedHead<B: Backend> {
+    head: ValueHead<B>,
+    trained_for: Option<ContextStyle>,
 }
 
 impl<B: Backend> Engine<B> {
@@ -49,8 +58,14 @@ impl<B: Backend> Engine<B> {
             crate::bail!(InvalidArgument, "a value head needs a name");
         }
         let file = parse_head(bytes, self.model.config.hidden)?;
+        let trained_for = match file.metadata.get("persrm_context").map(String::as_str) {
+            None => None,
+            Some("guideline") => Some(ContextStyle::Guideline),
+            Some("system") => Some(ContextStyle::System),
+            Some(other) => crate::bail!(ValueHead, "the head's metadata names an unknown persrm_context {other:?}"),
+        };
         let head = self.model.value_head(&file.matrix)?;
-        self.heads.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), head);
+        self.heads.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), LoadedHead { head, trained_for });
         Ok(file.metadata)
     }
 
@@ -64,16 +79,24 @@ impl<B: Backend> Engine<B> {
         self.heads.lock().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
     }
 
-    /// The loaded head for each reward context (`None`: identity).
-    fn heads_for(&self, contexts: &[RewardContext]) -> Result<Vec<Option<ValueHead<B>>>> {
+    /// The loaded head for each reward context (`None`: identity), for contexts in `style`.
+    fn heads_for(&self, contexts: &[RewardContext], style: ContextStyle) -> Result<Vec<Option<ValueHead<B>>>> {
         let heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
         contexts
             .iter()
-            .map(|c| match &c.head {
-                None => Ok(None),
-                Some(name) => heads.get(name).cloned().map(Some).ok_or_else(|| {
-                    crate::Error::new(crate::ErrorCode::InvalidArgument, format!("no value head called {name:?} is loaded"))
-                }),
+            .map(|c| {
+                let Some(name) = &c.head else { return Ok(None) };
+                let Some(loaded) = heads.get(name) else {
+                    crate::bail!(InvalidArgument, "no value head called {name:?} is loaded");
+                };
+                match loaded.trained_for {
+                    Some(trained) if trained != style => crate::bail!(
+                        ValueHead,
+                        "the value head {name:?} was trained on {trained:?} PersRM contexts; set the PersRM context \
+                         style to {trained:?} to use it (it is {style:?})"
+                    ),
+                    _ => Ok(Some(loaded.head.clone())),
+                }
             })
             .collect()
     }
@@ -254,7 +277,7 @@ impl<'e, B: Backend> Generation<'e, B> {
         if prompts.len() != expected {
             crate::bail!(InvalidArgument, "{} prompts for {expected} contexts", prompts.len());
         }
-        let heads = engine.heads_for(&contexts)?;
+        let heads = engine.heads_for(&contexts, pers.persrm_context)?;
         for p in &prompts {
             if p.is_empty() {
                 crate::bail!(InvalidArgument, "a prompt has no tokens");

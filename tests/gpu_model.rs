@@ -134,8 +134,7 @@ fn a_batched_step_of_four_equals_four_separate_runs() {
 #[test]
 fn a_decode_step_is_one_submission() {
     let engine = gpu_engine(GpuOptions::default());
-    let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/heads/concise.safetensors")).expect("a shipped head");
-    engine.load_head("concise", &bytes).expect("head");
+    engine.load_head("concise", &common::shipped_head_any_context("concise")).expect("head");
     let layers = engine.model.config.n_layers as u64;
     const STEPS: usize = 3;
     let pad = |preferences: Vec<Preference>| GenerateOptions {
@@ -203,7 +202,7 @@ fn pad_with_value_heads_chooses_the_cpu_tokens() {
     let cpu = common::engine();
     let gpu = gpu_engine(GpuOptions::default());
     for name in ["concise", "child"] {
-        let bytes = std::fs::read(format!("{}/heads/{name}.safetensors", env!("CARGO_MANIFEST_DIR"))).expect("a shipped head");
+        let bytes = common::shipped_head_any_context(name);
         cpu.load_head(name, &bytes).expect("head on the CPU");
         gpu.load_head(name, &bytes).expect("head on the GPU");
     }
@@ -294,11 +293,13 @@ fn assert_close(a: &[f32], b: &[f32], tol: f32, what: &str) {
 /// `--backend cpu`, and says which backend ran.
 #[test]
 fn the_cli_runs_pad_on_the_gpu() {
+    let head = std::env::temp_dir().join(format!("padlock-gpu-cli-head-{}.safetensors", std::process::id()));
+    std::fs::write(&head, common::shipped_head_any_context("concise")).expect("writes the head");
     let run = |backend: &str| -> serde_json::Value {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_padlock"))
             .args(["generate", "--model", common::model_path().to_str().expect("path"), "--prompt", "Name a fruit."])
             .args(["--max-tokens", "6", "--greedy", "--method", "pad", "--prefer", "Keep it short.", "--beta", "1.5"])
-            .args(["--head", concat!(env!("CARGO_MANIFEST_DIR"), "/heads/concise.safetensors"), "--json", "--backend", backend])
+            .args(["--head", head.to_str().expect("path"), "--json", "--backend", backend])
             .args(["--persrm-context", "system", "--system", "Hi."]) // short contexts: lavapipe's prefill is slow
             .output()
             .expect("padlock runs");
@@ -312,4 +313,5 @@ fn the_cli_runs_pad_on_the_gpu() {
     assert!(!cpu["generated_ids"].as_array().expect("ids").is_empty());
     assert_eq!(cpu["generated_ids"], gpu["generated_ids"], "cpu: {}\ngpu: {}", cpu["text"], gpu["text"]);
     assert_eq!(cpu["reward_labels"], gpu["reward_labels"]);
+    std::fs::remove_file(&head).ok();
 }

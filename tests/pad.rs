@@ -299,6 +299,20 @@ fn a_value_head_moves_the_reward_context_and_the_identity_head_does_not() {
     };
     assert_eq!(with(None), with(Some("identity")));
     assert_ne!(with(None), with(Some("scaled")));
+    // A head that names the PersRM contexts it was trained on (as `padlock train-head` writes)
+    // is used only with that style: on other hidden states its matrix means nothing.
+    let trained_on = |style: &str| scaled.to_safetensors(&[("persrm_context".to_string(), style.to_string())].into()).unwrap();
+    engine.load_head("on-guideline", &trained_on("guideline")).unwrap();
+    let mut o = options(Method::Pad, &[("Be brief.", 1.0)], 3.0);
+    o.personalization.preferences[0].head = Some("on-guideline".into());
+    o.personalization.persrm_context = ContextStyle::System;
+    let err = pollster::block_on(Generation::chat(&engine, PROMPT, &o)).err().unwrap();
+    assert_eq!(err.code, ErrorCode::ValueHead);
+    assert!(err.message.contains("Guideline"), "{}", err.message);
+    o.personalization.persrm_context = ContextStyle::Guideline;
+    assert!(pollster::block_on(Generation::chat(&engine, PROMPT, &o)).is_ok());
+    assert_eq!(engine.load_head("odd", &trained_on("sideways")).unwrap_err().code, ErrorCode::ValueHead);
+    engine.remove_head("on-guideline");
     let mut o = options(Method::Pad, &[("Be brief.", 1.0)], 1.0);
     o.personalization.preferences[0].head = Some("missing".into());
     let err = pollster::block_on(Generation::chat(&engine, PROMPT, &o)).err().unwrap();

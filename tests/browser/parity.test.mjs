@@ -72,23 +72,29 @@ test('browser and native CLI generate the same tokens', { timeout: LOAD_TIMEOUT_
 
   await t.test('a trained value head loaded in the browser gives the native tokens', async () => {
     const pref = 'Be concise: answer in one or two short sentences.';
+    // The shipped heads were trained on guideline-template PersRM contexts: they are used with
+    // that style, and refused with the other.
     const cli = native(['--max-tokens', '24', '--greedy', '--method', 'pad', '--prefer', pref, '--beta', '1.5',
-      '--head', 'heads/concise.safetensors']);
+      '--head', 'heads/concise.safetensors', '--persrm-context', 'guideline']);
     const web = await env.page.evaluate(async ({ p, pref }) => {
       const meta = await window.padlock.loadHead('concise', '/heads/concise.safetensors');
       const bad = await window.padlock.loadHead('broken', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8, 9]))
         .then(() => null, (e) => e.code);
-      const options = { maxTokens: 24, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5 };
+      const options = { maxTokens: 24, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5, persrmContext: 'guideline' };
       const withHead = await window.padlock.generate(p, { ...options, preferences: [{ text: pref, head: 'concise' }] });
+      const otherStyle = await window.padlock.generate(p, { ...options, persrmContext: 'system', preferences: [{ text: pref, head: 'concise' }] })
+        .then(() => null, (e) => e.code);
       const identity = await window.padlock.generate(p, { ...options, preferences: [{ text: pref }] });
       const missing = await window.padlock.generate(p, { ...options, preferences: [{ text: pref, head: 'nope' }] })
         .then(() => null, (e) => e.code);
-      return { meta, bad, withHead, identity, missing };
+      return { meta, bad, withHead, identity, missing, otherStyle };
     }, { p: PROMPT, pref });
     assert.equal(web.meta.dimension, 'concise');
     assert.ok(Number(web.meta.heldout_accuracy) >= 0.7);
     assert.equal(web.bad, 'VALUE_HEAD');
     assert.equal(web.missing, 'INVALID_ARGUMENT');
+    assert.equal(web.meta.persrm_context, 'guideline');
+    assert.equal(web.otherStyle, 'VALUE_HEAD', 'a head is refused on contexts of the style it was not trained on');
     assert.deepEqual(web.withHead.generatedIds, cli.generated_ids, `with head\n web: ${web.withHead.text}\n cli: ${cli.text}`);
     assert.notDeepEqual(web.withHead.sequenceRewards, web.identity.sequenceRewards, 'the head changes the rewards');
   });

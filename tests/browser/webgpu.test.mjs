@@ -43,9 +43,10 @@ function answer(page) {
 }
 
 // PAD on the page's backend: one preference with the shipped concise head (so the batched step
-// holds base, preference and harmlessness contexts, one through a value head). Short: SwiftShader
-// prefills the three contexts at about 2 tok/s.
-const PAD = { maxTokens: 4, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5,
+// holds base, preference and harmlessness contexts, one through a value head), on the
+// guideline contexts it was trained on. Short: SwiftShader prefills the three contexts at
+// about 2 tok/s.
+const PAD = { maxTokens: 4, greedy: true, repetitionPenalty: 1.0, method: 'pad', beta: 1.5, persrmContext: 'guideline',
   preferences: [{ text: 'Be concise: answer in one or two short sentences.', head: 'concise' }] };
 
 function pad(page) {
