@@ -34,4 +34,15 @@ for n in 10 20 30 40 50; do
       --stop-candidate --candidate-min-p 0.2
   done
 done
+# The defaults before round 5 (guideline template, β = 1, floor 0.1, no stop candidate), on all 50.
+ev --label "pad β=1, guideline, min-p 0.1 (the defaults before round 5)" --method pad --persrm-context guideline --beta 1 \
+  --candidate-min-p 0.1 --stop-candidate false
+# Two more levers: the preference in the base context too (rewards against the plain chat), and
+# steering away from each dimension's opposite (weight −1); the latter on all 50 for warm.
+ev "${P16[@]}" --label "pad β=1 + preference in base, stop candidate, min-p 0.2" --method pad --persrm-context system \
+  --base-with-guideline --beta 1 --stop-candidate --candidate-min-p 0.2
+C=(--label "pad β=2 + contrast 1, stop candidate, min-p 0.2" --method pad --persrm-context system --contrast 1 --beta 2 \
+  --stop-candidate --candidate-min-p 0.2)
+ev "${P16[@]}" "${C[@]}"
+ev --dimensions warm "${C[@]}"
 "$BIN" eval --out "$R" --report > eval/report-round5.md

@@ -175,6 +175,7 @@ fn preference_prompting_puts_the_principles_in_the_system_message_and_leaves_the
 fn persrm_contexts_carry_the_preference_as_the_guideline_template_or_the_system_message() {
     let engine = common::engine();
     let mut o = options(Method::Pad, &[("Be brief.", 1.0)], 1.0);
+    o.personalization.persrm_context = ContextStyle::Guideline;
     let plain = engine.chat_prompt(PROMPT, None).unwrap();
     let guideline = engine.contexts(PROMPT, &o).unwrap();
     assert_eq!(guideline[0], plain, "the base context stays plain");
@@ -227,7 +228,7 @@ fn the_end_of_turn_token_can_stay_a_candidate_past_the_floor() {
     let mut o = options(Method::Pad, &[("Answer in one short sentence.", 1.0)], 4.0);
     o.max_tokens = 64;
     o.personalization.candidate_min_p = 1.0;
-    o.personalization.persrm_context = ContextStyle::System;
+    o.personalization.stop_candidate = false;
     let floor_only = run(&engine, &o);
     let n = floor_only.ids.len().min(base.ids.len());
     assert_eq!(floor_only.ids[..n], base.ids[..n], "only the base top-1 is left");

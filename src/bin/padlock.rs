@@ -224,7 +224,7 @@ struct PersonalizationArgs {
     #[arg(long = "head")]
     head: Vec<String>,
     /// PAD's β: how strongly the preferences move the choice.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = Personalization::default().beta)]
     beta: f32,
     /// PAD: keep the candidates inside this much base probability (nucleus within the top-k; 1: off).
     #[arg(long, default_value_t = Personalization::default().candidate_top_p)]
@@ -233,8 +233,8 @@ struct PersonalizationArgs {
     #[arg(long, default_value_t = Personalization::default().candidate_min_p)]
     candidate_min_p: f32,
     /// PAD: the end-of-turn token stays a candidate whenever it is in the top-k (past the
-    /// floor and the nucleus).
-    #[arg(long)]
+    /// floor and the nucleus). `--stop-candidate false` turns it off.
+    #[arg(long, num_args = 0..=1, default_value_t = Personalization::default().stop_candidate, default_missing_value = "true", action = clap::ArgAction::Set)]
     stop_candidate: bool,
     /// Put the guideline in the base context too; the rewards are then measured against one
     /// more, unconditioned context (PAD).

@@ -275,6 +275,21 @@ impl Default for Profile {
     }
 }
 
+/// The PAD settings that stored preferences steer with, where they differ from the API's
+/// defaults. The feedback loop (`crate::feedback`) learns from the rewards of these contexts:
+/// its features were chosen, and its scripted-person scenario measured, on the guideline
+/// template with a 0.1 candidate floor (BENCHMARKS.md, "Feedback"). On the system-message
+/// contexts that became the API's default in EVAL.md's round 5, the scenario's choices still
+/// raise 'concise', but its greedy answers no longer get shorter (60.8 → 64.7 tokens).
+fn memory_pad_settings() -> Personalization {
+    Personalization {
+        persrm_context: crate::align::ContextStyle::Guideline,
+        candidate_min_p: 0.1,
+        stop_candidate: false,
+        ..Personalization::default()
+    }
+}
+
 /// The most preferences one answer may be steered by (each is a context in the batch).
 pub const MAX_ACTIVE_LIMIT: usize = 8;
 
@@ -729,7 +744,7 @@ impl<S: Store> Memory<S> {
             beta: profile.beta,
             candidates: profile.candidates,
             base_with_guideline: profile.base_with_guideline,
-            ..Personalization::default()
+            ..memory_pad_settings()
         };
         // Which preference each reward context stands for: the person's own in order, and
         // the harmlessness principle where `reward_contexts` puts it (with at least its floor
