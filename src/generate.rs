@@ -58,11 +58,11 @@ impl<B: Backend> Engine<B> {
             crate::bail!(InvalidArgument, "a value head needs a name");
         }
         let file = parse_head(bytes, self.model.config.hidden)?;
-        let trained_for = match file.metadata.get("persrm_context").map(String::as_str) {
+        let trained_for = match file.metadata.get("persrm_context") {
             None => None,
-            Some("guideline") => Some(ContextStyle::Guideline),
-            Some("system") => Some(ContextStyle::System),
-            Some(other) => crate::bail!(ValueHead, "the head's metadata names an unknown persrm_context {other:?}"),
+            Some(name) => Some(ContextStyle::from_name(name).ok_or_else(|| {
+                crate::Error::new(crate::ErrorCode::ValueHead, format!("the head's metadata names an unknown persrm_context {name:?}"))
+            })?),
         };
         let head = self.model.value_head(&file.matrix)?;
         self.heads.lock().unwrap_or_else(|e| e.into_inner()).insert(name.to_string(), LoadedHead { head, trained_for });
@@ -92,8 +92,11 @@ impl<B: Backend> Engine<B> {
                 match loaded.trained_for {
                     Some(trained) if trained != style => crate::bail!(
                         ValueHead,
-                        "the value head {name:?} was trained on {trained:?} PersRM contexts; set the PersRM context \
-                         style to {trained:?} to use it (it is {style:?})"
+                        "the value head {name:?} was trained on {:?} PersRM contexts; set the PersRM context style \
+                         (persrmContext, --persrm-context) to {:?} to use it (it is {:?})",
+                        trained.name(),
+                        trained.name(),
+                        style.name()
                     ),
                     _ => Ok(Some(loaded.head.clone())),
                 }

@@ -309,7 +309,7 @@ fn a_value_head_moves_the_reward_context_and_the_identity_head_does_not() {
     o.personalization.persrm_context = ContextStyle::System;
     let err = pollster::block_on(Generation::chat(&engine, PROMPT, &o)).err().unwrap();
     assert_eq!(err.code, ErrorCode::ValueHead);
-    assert!(err.message.contains("Guideline"), "{}", err.message);
+    assert!(err.message.contains("\"guideline\""), "{}", err.message);
     o.personalization.persrm_context = ContextStyle::Guideline;
     assert!(pollster::block_on(Generation::chat(&engine, PROMPT, &o)).is_ok());
     assert_eq!(engine.load_head("odd", &trained_on("sideways")).unwrap_err().code, ErrorCode::ValueHead);

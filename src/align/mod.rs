@@ -25,6 +25,21 @@ pub enum ContextStyle {
     System,
 }
 
+impl ContextStyle {
+    /// The name the APIs use: "guideline" or "system" (the serde name, also what
+    /// `train-head` writes as a head's `persrm_context`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ContextStyle::Guideline => "guideline",
+            ContextStyle::System => "system",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ContextStyle> {
+        [ContextStyle::Guideline, ContextStyle::System].into_iter().find(|s| s.name() == name)
+    }
+}
+
 /// How preferences enter generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -279,6 +294,15 @@ pub fn guideline_message<S: AsRef<str>>(principles: &[S], instruction: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_style_names_are_the_serde_names() {
+        for style in [ContextStyle::Guideline, ContextStyle::System] {
+            assert_eq!(serde_json::to_value(style).unwrap(), style.name());
+            assert_eq!(ContextStyle::from_name(style.name()), Some(style));
+        }
+        assert_eq!(ContextStyle::from_name("Guideline"), None);
+    }
 
     fn pads(prefs: &[(&str, f32)]) -> Personalization {
         Personalization {

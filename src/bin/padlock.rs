@@ -1003,7 +1003,7 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         "train_accuracy": train_acc, "heldout_accuracy": held_acc,
         "rank": cfg.rank, "epochs": cfg.epochs, "learning_rate": cfg.learning_rate, "dpo_beta": cfg.beta,
         "top_k": args.top_k, "candidate_min_p": args.candidate_min_p,
-        "persrm_context": format!("{:?}", args.persrm_context).to_lowercase(), "seed": cfg.seed,
+        "persrm_context": ContextStyle::from(args.persrm_context).name(), "seed": cfg.seed,
         "feature_seconds": t_features, "train_seconds": t_train,
         "shipped": held_acc >= args.min_accuracy,
     });
