@@ -279,8 +279,9 @@ impl Default for Profile {
 /// defaults. The feedback loop (`crate::feedback`) learns from the rewards of these contexts:
 /// its features were chosen, and its scripted-person scenario measured, on the guideline
 /// template with a 0.1 candidate floor (BENCHMARKS.md, "Feedback"). On the system-message
-/// contexts that became the API's default in EVAL.md's round 5, the scenario's choices still
-/// raise 'concise', but its greedy answers no longer get shorter (60.8 → 64.7 tokens).
+/// contexts that became the API's default in EVAL.md's round 5, the features still tell the
+/// shorter answer, but raising 'concise' over 'detailed' no longer shortens greedy answers
+/// (BENCHMARKS.md, "Which feature of the rewards tells the concise answer").
 fn memory_pad_settings() -> Personalization {
     Personalization {
         persrm_context: crate::align::ContextStyle::Guideline,
