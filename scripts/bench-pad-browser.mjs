@@ -22,7 +22,10 @@ try {
   const page = await browser.newPage();
   await page.goto(`${server.url}/www/?autoload=0`);
   await page.waitForFunction(() => !!window.padlock);
-  await page.evaluate(() => window.padlock.load('/models/SmolLM2-135M-Instruct.Q4_1.gguf'));
+  // The CPU backend (wasm SIMD): 'auto' would pick WebGPU, which headless Chromium runs on
+  // SwiftShader, i.e. on the CPU through a GPU emulator.
+  const { info } = await page.evaluate(() => window.padlock.load('/models/SmolLM2-135M-Instruct.Q4_1.gguf', () => {}, { backend: 'cpu' }));
+  if (info?.backend !== 'cpu') throw new Error(`expected the CPU backend, got ${info?.backend}`);
   const best = Object.fromEntries(counts.map((n) => [n, 0]));
   for (let round = 0; round < rounds; round++) {
     for (const n of counts) {
@@ -39,7 +42,7 @@ try {
     preferences: n, contexts: n === 0 ? 1 : n + 2, decodeTokensPerSecond: best[n],
     costVsPlain: best[0] ? best[0] / best[n] : null,
   }));
-  console.log(JSON.stringify({ bench: 'pad-decode-browser', tokens, rounds, browser: await browser.version(),
+  console.log(JSON.stringify({ bench: 'pad-decode-browser', backend: info.backend, kernel: info.kernel, tokens, rounds, browser: await browser.version(),
     cpus: os.cpus().length, cpu: os.cpus()[0]?.model, loadavg: os.loadavg().map((x) => Math.round(x * 100) / 100), results }));
 } finally {
   await browser.close();

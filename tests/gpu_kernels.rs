@@ -72,6 +72,15 @@ fn paged_attention_matches_the_cpu() {
 }
 
 #[test]
+fn lm_head_at_the_candidates_matches_the_cpu() {
+    let file = cases::random_file(5);
+    against_cpu(
+        |b, out| pollster::block_on(cases::lm_head_cases(b, &file, out)),
+        |b, out| pollster::block_on(cases::lm_head_cases(b, &file, out)),
+    );
+}
+
+#[test]
 fn top_k_readback_returns_exactly_the_wanted_logits() {
     against_cpu(|b, out| pollster::block_on(cases::top_k_cases(b, out)), |b, out| pollster::block_on(cases::top_k_cases(b, out)));
 }

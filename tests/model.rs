@@ -8,7 +8,7 @@ mod common;
 
 use common::{engine, fixture};
 use padlock::align::sampler::{argmax, SamplingParams};
-use padlock::backend::Backend;
+use padlock::backend::{Backend, LogitsWanted};
 use padlock::generate::{GenerateOptions, Generation};
 use padlock::model::llama::Logits;
 use padlock::ErrorCode;
@@ -125,6 +125,40 @@ fn batch_and_kv_cache_change_no_logits() {
     let vocab = model.config.vocab_size;
     assert_close(&both[..vocab], &ra, 2e-3);
     assert_close(&both[vocab..], &rb, 2e-3);
+}
+
+/// A PAD step asks for row 0's top-k (and a few more ids); the CPU backend then computes
+/// the other rows' LM head only at those ids. There they must equal the full product's
+/// logits (up to the summation order of a kernel tile of another width); elsewhere they are
+/// not computed at all.
+#[test]
+fn a_top_k_request_computes_the_other_rows_only_at_row_0s_candidates() {
+    let engine = engine();
+    let model = &engine.model;
+    let vocab = model.config.vocab_size;
+    let prompts = ["The capital of France is", "Once upon a time, there lived", "Explain the sea to a child."];
+    let ids: Vec<Vec<u32>> = prompts.iter().map(|p| engine.tokenizer.encode(p).unwrap()).collect();
+    let tokens: Vec<&[u32]> = ids.iter().map(|v| v.as_slice()).collect();
+    let run = |wanted: &LogitsWanted| {
+        let mut seqs: Vec<_> = (0..prompts.len()).map(|_| model.new_sequence().unwrap()).collect();
+        pollster::block_on(model.forward_batch_wanting(&mut seqs, &tokens, wanted)).unwrap()
+    };
+    let full = run(&LogitsWanted::All);
+    let wanted = LogitsWanted::Top { k: 10, also: vec![2, 0] };
+    let top = run(&wanted);
+    assert_close(&top[..vocab], &full[..vocab], 1e-4);
+    let want: std::collections::HashSet<u32> = wanted.ids(&top[..vocab]).into_iter().collect();
+    assert_eq!(want, wanted.ids(&full[..vocab]).into_iter().collect(), "the same candidates");
+    for r in 1..prompts.len() {
+        for i in 0..vocab {
+            let (got, reference) = (top[r * vocab + i], full[r * vocab + i]);
+            if want.contains(&(i as u32)) {
+                assert!((got - reference).abs() <= 1e-4 * (1.0 + reference.abs()), "row {r} id {i}: {got} vs {reference}");
+            } else {
+                assert!(got == f32::NEG_INFINITY, "row {r} id {i} was computed ({got}) though not wanted");
+            }
+        }
+    }
 }
 
 #[test]

@@ -74,6 +74,16 @@ async fn paged_attention_matches_the_cpu() {
 }
 
 #[wasm_bindgen_test]
+async fn lm_head_at_the_candidates_matches_the_cpu() {
+    let file = cases::random_file(5);
+    let mut reference = Vec::new();
+    cases::lm_head_cases(&CpuBackend::new(), &file, &mut reference).await;
+    let mut out = Vec::new();
+    cases::lm_head_cases(&gpu(Kernels::Auto).await, &file, &mut out).await;
+    compare(&reference, &out, "webgpu");
+}
+
+#[wasm_bindgen_test]
 async fn top_k_readback_returns_exactly_the_wanted_logits() {
     let mut reference = Vec::new();
     cases::top_k_cases(&CpuBackend::new(), &mut reference).await;

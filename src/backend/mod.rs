@@ -111,6 +111,15 @@ pub trait Backend {
         ws.iter().map(|w| self.matmul(x, w)).collect()
     }
 
+    /// The LM head, `x · Wᵀ` over the vocabulary, where only the logits `wanted` names need
+    /// be right (any other may be −∞, as `read_logits` allows). By default the whole product.
+    /// A PAD step needs the other rows (the PersRM contexts) only at row 0's candidates, so a
+    /// backend may compute those rows at just those ids: the CPU backend does.
+    fn lm_head(&self, x: &Self::Tensor, w: &Self::Weight, wanted: &LogitsWanted) -> Result<Self::Tensor> {
+        let _ = wanted;
+        self.matmul(x, w)
+    }
+
     /// Rotary position embedding, GGUF (interleaved pairs) convention, applied to each of
     /// `n_heads` heads of each row; the row's position comes from its segment.
     fn rope(&self, x: &Self::Tensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<Self::Tensor>;

@@ -159,6 +159,17 @@ impl<B: Backend> Llama<B> {
     /// once for the whole batch) and returns the logits selected by `which`.
     /// Nothing changes when an error is returned for bad input (unknown token, context full).
     pub fn forward(&self, seqs: &mut [&mut Sequence<B>], tokens: &[&[u32]], which: Logits) -> Result<B::Tensor> {
+        self.forward_wanting(seqs, tokens, which, &LogitsWanted::All)
+    }
+
+    /// `forward` where only the logits `wanted` names need be right (see `Backend::lm_head`).
+    fn forward_wanting(
+        &self,
+        seqs: &mut [&mut Sequence<B>],
+        tokens: &[&[u32]],
+        which: Logits,
+        wanted: &LogitsWanted,
+    ) -> Result<B::Tensor> {
         let cfg = &self.config;
         if seqs.len() != tokens.len() || seqs.is_empty() {
             crate::bail!(InvalidArgument, "{} sequences for {} token lists", seqs.len(), tokens.len());
@@ -223,7 +234,7 @@ impl<B: Backend> Llama<B> {
             if seqs.iter().any(|s| s.head.is_some()) {
                 x = self.apply_value_heads(x, seqs, &segments, which)?;
             }
-            b.matmul(&x, self.output.as_ref().unwrap_or(&self.embedding))
+            b.lm_head(&x, self.output.as_ref().unwrap_or(&self.embedding), wanted)
         })();
         match result {
             Ok(logits) => {
@@ -281,7 +292,7 @@ impl<B: Backend> Llama<B> {
         wanted: &LogitsWanted,
     ) -> Result<Vec<f32>> {
         let mut refs: Vec<&mut Sequence<B>> = seqs.iter_mut().collect();
-        let logits = self.forward(&mut refs, tokens, Logits::Last)?;
+        let logits = self.forward_wanting(&mut refs, tokens, Logits::Last, wanted)?;
         self.backend.read_logits(&logits, wanted).await
     }
 

@@ -309,6 +309,42 @@ pub async fn top_k_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
     }
 }
 
+/// The LM head for a top-k request: every row right at row 0's candidates and the extra ids
+/// (against the f64 product), anything else right or −∞ (the CPU skips it in rows 1..).
+pub async fn lm_head_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec<Output>) {
+    let mut rng = Rng(23);
+    for dt in DTYPES {
+        for (n, k) in [(257, 64), (100, 64)] {
+            let name = weight_name(dt, n, k);
+            let w = b.load_weight(file, file.tensor(&name).expect("tensor")).expect("load_weight");
+            for rows in [1, 2, 3, 5] {
+                let x = rng.vec(rows * k);
+                let wanted = LogitsWanted::Top { k: 7, also: vec![0, n as u32 - 1] };
+                let y = b.lm_head(&upload(b, &x, rows, k), &w, &wanted).expect("lm_head");
+                let y = b.read_logits(&y, &wanted).await.expect("read_logits");
+                let (want, tol) = matmul_reference(file, &name, &x, rows);
+                let ids = wanted.ids(&y[..n]);
+                let mut values = Vec::new();
+                let mut tols = Vec::new();
+                for r in 0..rows {
+                    for i in 0..n {
+                        let j = r * n + i;
+                        let right = (y[j] - want[j]).abs() <= tol[j];
+                        if ids.contains(&(i as u32)) {
+                            assert!(right, "{name} rows={rows}: [{r}, {i}] = {}, f64 reference {}", y[j], want[j]);
+                        } else {
+                            assert!(right || y[j] == f32::NEG_INFINITY, "{name} rows={rows}: [{r}, {i}] = {}", y[j]);
+                        }
+                    }
+                    values.extend(ids.iter().map(|&i| y[r * n + i as usize]));
+                    tols.extend(ids.iter().map(|&i| tol[r * n + i as usize]));
+                }
+                out.push(Output { name: format!("lm_head {name} rows={rows}"), values, tol: tols });
+            }
+        }
+    }
+}
+
 /// Compares another backend's outputs with the reference backend's, case by case.
 pub fn compare(reference: &[Output], other: &[Output], label: &str) {
     assert_eq!(reference.len(), other.len(), "{label}: different numbers of cases");

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
-use super::{Backend, Segment};
+use super::{Backend, LogitsWanted, Segment};
 use crate::error::{Error, ErrorCode, Result};
 use crate::model::config::LlamaConfig;
 use crate::model::gguf::{GgmlDType, GgufFile, TensorInfo};
@@ -173,6 +173,39 @@ impl Backend for CpuBackend {
             let mut out = vec![0f32; rows * w.rows];
             quant::matmul(w.dtype, w.bytes(), w.rows, w.cols, x, rows, &mut out)?;
             tensor(out, rows, w.rows)
+        })
+    }
+
+    /// Row 0 in full; the other rows only at the ids `wanted` names (row 0's top-k and the
+    /// extra ids), through the same kernel on a copy of just those weight rows (the values
+    /// are the full product's up to the summation order of the kernel's tile). In a PAD step
+    /// this skips all but about k of the vocabulary's dot products for each PersRM row.
+    fn lm_head(&self, x: &Tensor, w: &CpuWeight, wanted: &LogitsWanted) -> Result<Tensor> {
+        if !matches!(wanted, LogitsWanted::Top { .. }) || x.dims2().map_err(backend_err)?.0 < 2 {
+            return self.matmul(x, w);
+        }
+        with_data(x, |x, rows, cols| {
+            if cols != w.cols {
+                crate::bail!(Backend, "lm_head: rows of {cols} against weight rows of {}", w.cols);
+            }
+            let vocab = w.rows;
+            let mut out = vec![f32::NEG_INFINITY; rows * vocab];
+            quant::matmul(w.dtype, w.bytes(), vocab, cols, &x[..cols], 1, &mut out[..vocab])?;
+            let ids = wanted.ids(&out[..vocab]);
+            let row_bytes = w.bytes().len() / vocab.max(1);
+            let mut picked = Vec::with_capacity(ids.len() * row_bytes);
+            for &id in &ids {
+                picked.extend_from_slice(&w.bytes()[id as usize * row_bytes..][..row_bytes]);
+            }
+            let mut at_ids = vec![0f32; (rows - 1) * ids.len()];
+            quant::matmul(w.dtype, &picked, ids.len(), cols, &x[cols..], rows - 1, &mut at_ids)?;
+            for (r, values) in at_ids.chunks_exact(ids.len().max(1)).enumerate() {
+                let row = &mut out[(r + 1) * vocab..(r + 2) * vocab];
+                for (&id, &v) in ids.iter().zip(values) {
+                    row[id as usize] = v;
+                }
+            }
+            tensor(out, rows, vocab)
         })
     }
 
