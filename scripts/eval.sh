@@ -45,4 +45,13 @@ C=(--label "pad β=2 + contrast 1, stop candidate, min-p 0.2" --method pad --per
   --stop-candidate --candidate-min-p 0.2)
 ev "${P16[@]}" "${C[@]}"
 ev --dimensions warm "${C[@]}"
+# Value heads trained on system-message states (reports in eval/system-heads/; none shipped).
+mkdir -p target/heads-system target/head-features-system
+for dim in concise child warm humor; do
+  "$BIN" train-head --model "$M" --pairs heads/pairs.jsonl --dimension "$dim" --persrm-context system --candidate-min-p 0.2 \
+    --epochs 5 --cache "target/head-features-system/$dim.safetensors" --out "target/heads-system/$dim.safetensors" \
+    > "eval/system-heads/$dim.json" || true
+done
+ev --dimensions concise,child,warm --label "pad β=2 + stop candidate, min-p 0.2 + value head trained on system contexts (not shipped)" \
+  --method pad --persrm-context system --beta 2 --stop-candidate --candidate-min-p 0.2 --heads-dir target/heads-system
 "$BIN" eval --out "$R" --report > eval/report-round5.md
