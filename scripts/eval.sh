@@ -50,7 +50,7 @@ mkdir -p target/heads-system target/head-features-system
 for dim in concise child warm humor; do
   "$BIN" train-head --model "$M" --pairs heads/pairs.jsonl --dimension "$dim" --persrm-context system --candidate-min-p 0.2 \
     --epochs 5 --cache "target/head-features-system/$dim.safetensors" --out "target/heads-system/$dim.safetensors" \
-    > "eval/system-heads/$dim.json" || true
+    > "eval/system-heads/$dim.json" || echo "$dim: not written (see eval/system-heads/$dim.json)"
 done
 ev --dimensions concise,child,warm --label "pad β=2 + stop candidate, min-p 0.2 + value head trained on system contexts (not shipped)" \
   --method pad --persrm-context system --beta 2 --stop-candidate --candidate-min-p 0.2 --heads-dir target/heads-system

@@ -34,6 +34,12 @@ impl CpuWeight {
     pub fn bytes(&self) -> &[u8] {
         &self.file[self.offset..self.offset + self.n_bytes]
     }
+
+    /// The bytes of row `i` (whole blocks); `i` must be below `rows`.
+    fn row(&self, i: usize) -> &[u8] {
+        let n = self.dtype.row_bytes(self.cols);
+        &self.bytes()[i * n..(i + 1) * n]
+    }
 }
 
 /// Keys and values of one sequence, position-major per layer: `[pos][kv_head][head_dim]`,
@@ -134,14 +140,13 @@ impl Backend for CpuBackend {
 
     fn embed(&self, table: &CpuWeight, ids: &[u32]) -> Result<Tensor> {
         let hidden = table.cols;
-        let row_bytes = table.dtype.row_bytes(hidden);
         let mut out = vec![0f32; ids.len() * hidden];
         for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
             let id = id as usize;
             if id >= table.rows {
                 crate::bail!(InvalidArgument, "token id {id} is outside the vocabulary of {}", table.rows);
             }
-            quant::dequantize_row(table.dtype, &table.bytes()[id * row_bytes..(id + 1) * row_bytes], dst)?;
+            quant::dequantize_row(table.dtype, table.row(id), dst)?;
         }
         tensor(out, ids.len(), hidden)
     }
@@ -192,11 +197,7 @@ impl Backend for CpuBackend {
             let mut out = vec![f32::NEG_INFINITY; rows * vocab];
             quant::matmul(w.dtype, w.bytes(), vocab, cols, &x[..cols], 1, &mut out[..vocab])?;
             let ids = wanted.ids(&out[..vocab]);
-            let row_bytes = w.bytes().len() / vocab.max(1);
-            let mut picked = Vec::with_capacity(ids.len() * row_bytes);
-            for &id in &ids {
-                picked.extend_from_slice(&w.bytes()[id as usize * row_bytes..][..row_bytes]);
-            }
+            let picked: Vec<u8> = ids.iter().flat_map(|&id| w.row(id as usize)).copied().collect();
             let mut at_ids = vec![0f32; (rows - 1) * ids.len()];
             quant::matmul(w.dtype, &picked, ids.len(), cols, &x[cols..], rows - 1, &mut at_ids)?;
             for (r, values) in at_ids.chunks_exact(ids.len().max(1)).enumerate() {
