@@ -54,4 +54,25 @@ for dim in concise child warm humor; do
 done
 ev --dimensions concise,child,warm --label "pad β=2 + stop candidate, min-p 0.2 + value head trained on system contexts (not shipped)" \
   --method pad --persrm-context system --beta 2 --stop-candidate --candidate-min-p 0.2 --heads-dir target/heads-system
+# The trade-off on warm and humour (EVAL.md, "How far β and the floor can move warm and humour"):
+# stronger steering (β) and a lower floor, with and without the opposite as a negative preference.
+F=(--method pad --persrm-context system --stop-candidate)
+ev --dimensions warm,humor --label "pad β=3 + stop candidate, min-p 0.1" "${F[@]}" --beta 3 --candidate-min-p 0.1
+ev --dimensions warm --label "pad β=2 + stop candidate, min-p 0.1" "${F[@]}" --beta 2 --candidate-min-p 0.1
+ev --dimensions warm --label "pad β=4 + stop candidate, min-p 0.1" "${F[@]}" --beta 4 --candidate-min-p 0.1
+ev --dimensions humor --label "pad β=4 + stop candidate, min-p 0.05" "${F[@]}" --beta 4 --candidate-min-p 0.05
+ev "${P16[@]}" --dimensions warm --label "pad β=4 + stop candidate, min-p 0.05" "${F[@]}" --beta 4 --candidate-min-p 0.05
+ev "${P16[@]}" --dimensions humor --label "pad β=4 + stop candidate, no floor" "${F[@]}" --beta 4 --candidate-min-p 0
+ev "${P16[@]}" --dimensions humor --label "pad β=8 + stop candidate, min-p 0.02, k 20" "${F[@]}" --beta 8 --candidate-min-p 0.02 --top-k 20
+ev --dimensions warm --label "pad β=4 + contrast 1, stop candidate, min-p 0.2" "${F[@]}" --contrast 1 --beta 4 --candidate-min-p 0.2
+ev --dimensions warm --label "pad β=3 + contrast 1, stop candidate, min-p 0.1" "${F[@]}" --contrast 1 --beta 3 --candidate-min-p 0.1
+ev --dimensions humor --label "pad β=4 + contrast 1, stop candidate, min-p 0.1" "${F[@]}" --contrast 1 --beta 4 --candidate-min-p 0.1
+# An on-topic clause in the preference's own wording (16 prompts).
+ev "${P16[@]}" --dimensions warm --label 'pad β=3 + stop candidate, min-p 0.1, wording "…, and still answer the question."' "${F[@]}" \
+  --beta 3 --candidate-min-p 0.1 --prefer "Use a warm, kind, encouraging tone with friendly words, and still answer the question."
+for b in 3 4; do
+  mp=$([[ $b == 3 ]] && echo 0.1 || echo 0.05)
+  ev "${P16[@]}" --dimensions humor --label "pad β=$b + stop candidate, min-p $mp, wording \"…, and still answer the question.\"" "${F[@]}" \
+    --beta $b --candidate-min-p $mp --prefer "Add a light joke or a pun, and still answer the question."
+done
 "$BIN" eval --out "$R" --report > eval/report-round5.md
