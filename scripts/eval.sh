@@ -75,4 +75,18 @@ for b in 3 4; do
   ev "${P16[@]}" --dimensions humor --label "pad β=$b + stop candidate, min-p $mp, wording \"…, and still answer the question.\"" "${F[@]}" \
     --beta $b --candidate-min-p $mp --prefer "Add a light joke or a pun, and still answer the question."
 done
+# A warm head from pairs made by greedy decoding (seed 0) on system-message contexts, all 120
+# training prompts (EVAL.md, "A warm head from greedy pairs"; not shipped).
+G=target/greedy
+mkdir -p "$G/heads"
+"$BIN" make-pairs --model "$M" --prompts heads/train_prompts.txt --dimensions warm --seeds 0 --max-tokens 128 --context system \
+  --out "$G/pairs.jsonl"
+TH=("$BIN" train-head --model "$M" --pairs "$G/pairs.jsonl" --dimension warm --persrm-context system --candidate-min-p 0.2
+  --cache "$G/warm-features.safetensors" --out "$G/heads/warm.safetensors")
+"${TH[@]}" --epochs 5 > eval/system-heads/warm-greedy.json || echo "warm, 5 epochs: not written (see eval/system-heads/warm-greedy.json)"
+"${TH[@]}" --epochs 2 --rank 4 > eval/system-heads/warm-greedy-rank4.json || echo "warm, rank 4: not written"
+"${TH[@]}" --epochs 5 --rank 4 --learning-rate 0.0003 > eval/system-heads/warm-greedy-rank4-lr3e-4.json || echo "warm, rank 4, lr 3e-4: not written"
+"${TH[@]}" --epochs 1 > eval/system-heads/warm-greedy-epochs1.json
+ev --dimensions warm --label "pad β=2 + stop candidate, min-p 0.2 + warm head from 120 greedy system-message pairs, 1 epoch (not shipped)" \
+  --method pad --persrm-context system --beta 2 --stop-candidate --candidate-min-p 0.2 --heads-dir "$G/heads"
 "$BIN" eval --out "$R" --report > eval/report-round5.md

@@ -6,6 +6,10 @@ mod common;
 
 use std::process::Command;
 
+use padlock::align::ContextStyle;
+use padlock::align::sampler::SamplingParams;
+use padlock::generate::{GenerateOptions, Generation};
+
 fn padlock(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_padlock")).args(args).output().expect("runs");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
@@ -84,5 +88,42 @@ fn train_head_reports_accuracy_and_refuses_to_ship_a_weak_head() {
     let engine = common::engine();
     let meta = engine.load_head("trained", &bytes).unwrap();
     assert_eq!(meta["dimension"], "concise");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn seed_0_pairs_are_greedy_answers() {
+    // Seed 0 makes a pair by greedy decoding (repetition penalty 1.1), as `eval` and PAD decode,
+    // so that a head learns from the kind of answer it will steer.
+    let model = common::model_path();
+    let model = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("padlock-greedy-pairs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let question = "How do I keep basil alive on a windowsill?";
+    let prompts = dir.join("prompts.txt");
+    std::fs::write(&prompts, format!("{question}\n")).unwrap();
+    let pairs = dir.join("pairs.jsonl");
+    let (ok, _, err) = padlock(&["make-pairs", "--model", model, "--prompts", prompts.to_str().unwrap(), "--dimensions", "warm",
+        "--seeds", "0", "--max-tokens", "16", "--context", "system", "--out", pairs.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    let pair: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&pairs).unwrap().trim()).unwrap();
+    assert_eq!(pair["seed"], 0);
+
+    let engine = common::engine();
+    let warm = padlock::eval::dimensions::dimension("warm").unwrap();
+    let options = GenerateOptions {
+        max_tokens: 16,
+        sampling: SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() },
+        ..Default::default()
+    };
+    let greedy = |preference: &str| {
+        let context = engine.conditioned_prompt(ContextStyle::System, &[preference], question, None).unwrap();
+        let mut gen = pollster::block_on(Generation::start(&engine, vec![context], &options)).unwrap();
+        while pollster::block_on(gen.next()).unwrap().is_some() {}
+        gen.text().unwrap()
+    };
+    assert_eq!(pair["chosen"], greedy(warm.prefer));
+    assert_eq!(pair["rejected"], greedy(warm.opposite));
+    assert_ne!(pair["chosen"], pair["rejected"], "the opposite preference changes the answer");
     std::fs::remove_dir_all(&dir).ok();
 }

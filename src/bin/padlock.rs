@@ -152,7 +152,7 @@ struct MakePairsArgs {
     /// Dimensions (comma-separated); default: all.
     #[arg(long, value_delimiter = ',')]
     dimensions: Vec<String>,
-    /// Sampling seeds: one pair per prompt, dimension and seed.
+    /// Sampling seeds: one pair per prompt, dimension and seed; seed 0 is greedy decoding.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     seeds: Vec<u64>,
     #[arg(long, default_value_t = 160)]

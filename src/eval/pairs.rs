@@ -41,8 +41,13 @@ impl Pair {
     }
 }
 
-/// Sampling for pair generation: varied but sensible answers.
+/// Decoding for pair generation: varied but sensible samples, or with seed 0 greedy decoding
+/// (repetition penalty 1.1), as `padlock eval` and PAD's default decode, so that a head learns
+/// from the kind of answer it will steer.
 pub fn pair_sampling(seed: u64) -> SamplingParams {
+    if seed == 0 {
+        return SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
+    }
     SamplingParams { temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed, ..Default::default() }
 }
 
