@@ -270,8 +270,19 @@ test('a real quota error leaves the stored data intact and gives QUOTA_EXCEEDED'
     assert.equal(big.code, 'QUOTA_EXCEEDED', JSON.stringify(big).slice(0, 300));
     assert.match(big.message, /quota/);
     assert.deepEqual(await snapshot(page), before, 'the failed write changed something');
-    // Small writes still fit after the error.
-    await ok(page, 'add', 'Be warm.');
+    // Small writes fit again after the error. Chromium may still count the aborted 4 MiB write
+    // in the site's usage for a moment after the abort: one full run of `make test` saw the
+    // next small write refused with QUOTA_EXCEEDED. So retry for up to 10 s. A memory left
+    // broken by the error would still fail here.
+    let small;
+    let refused = 0;
+    for (const start = Date.now(); Date.now() - start < 10_000; await new Promise((r) => setTimeout(r, 200))) {
+      small = await mem(page, 'add', 'Be warm.');
+      if (small.code !== 'QUOTA_EXCEEDED') break;
+      refused += 1;
+    }
+    if (refused) console.log(`# the small write was refused ${refused} times before it fitted`);
+    assert.ok(!small.code, `add failed after ${refused} tries: ${small.code} ${small.message}`);
     // Feedback that does not fit either changes nothing, not even the event log.
     const huge = 'x'.repeat(30_000);
     const many = await page.evaluate(async (text) => {
