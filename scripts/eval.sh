@@ -70,11 +70,11 @@ ev --dimensions humor --label "pad β=4 + contrast 1, stop candidate, min-p 0.1"
 # An on-topic clause in the preference's own wording (16 prompts).
 ev "${P16[@]}" --dimensions warm --label 'pad β=3 + stop candidate, min-p 0.1, wording "…, and still answer the question."' "${F[@]}" \
   --beta 3 --candidate-min-p 0.1 --prefer "Use a warm, kind, encouraging tone with friendly words, and still answer the question."
-for b in 3 4; do
-  mp=$([[ $b == 3 ]] && echo 0.1 || echo 0.05)
-  ev "${P16[@]}" --dimensions humor --label "pad β=$b + stop candidate, min-p $mp, wording \"…, and still answer the question.\"" "${F[@]}" \
-    --beta $b --candidate-min-p $mp --prefer "Add a light joke or a pun, and still answer the question."
-done
+HUMOUR_ON_TOPIC="Add a light joke or a pun, and still answer the question."
+ev "${P16[@]}" --dimensions humor --label 'pad β=3 + stop candidate, min-p 0.1, wording "…, and still answer the question."' "${F[@]}" \
+  --beta 3 --candidate-min-p 0.1 --prefer "$HUMOUR_ON_TOPIC"
+ev "${P16[@]}" --dimensions humor --label 'pad β=4 + stop candidate, min-p 0.05, wording "…, and still answer the question."' "${F[@]}" \
+  --beta 4 --candidate-min-p 0.05 --prefer "$HUMOUR_ON_TOPIC"
 # A warm head from pairs made by greedy decoding (seed 0) on system-message contexts, all 120
 # training prompts (EVAL.md, "A warm head from greedy pairs"; not shipped).
 G=target/greedy
@@ -88,5 +88,5 @@ TH=("$BIN" train-head --model "$M" --pairs "$G/pairs.jsonl" --dimension warm --p
 "${TH[@]}" --epochs 5 --rank 4 --learning-rate 0.0003 > eval/system-heads/warm-greedy-rank4-lr3e-4.json || echo "warm, rank 4, lr 3e-4: not written"
 "${TH[@]}" --epochs 1 > eval/system-heads/warm-greedy-epochs1.json
 ev --dimensions warm --label "pad β=2 + stop candidate, min-p 0.2 + warm head from 120 greedy system-message pairs, 1 epoch (not shipped)" \
-  --method pad --persrm-context system --beta 2 --stop-candidate --candidate-min-p 0.2 --heads-dir "$G/heads"
+  "${F[@]}" --beta 2 --candidate-min-p 0.2 --heads-dir "$G/heads"
 "$BIN" eval --out "$R" --report > eval/report-round5.md

@@ -8,7 +8,15 @@ use std::process::Command;
 
 use padlock::align::ContextStyle;
 use padlock::align::sampler::SamplingParams;
-use padlock::generate::{GenerateOptions, Generation};
+use padlock::eval::pairs::prompted_answer;
+
+/// The default model's path, and an empty scratch folder for one test.
+fn model_and_scratch(name: &str) -> (String, std::path::PathBuf) {
+    let model = common::model_path().to_str().expect("a UTF-8 model path").to_string();
+    let dir = std::env::temp_dir().join(format!("padlock-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    (model, dir)
+}
 
 fn padlock(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_padlock")).args(args).output().expect("runs");
@@ -17,10 +25,8 @@ fn padlock(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn eval_answers_and_reports_against_base() {
-    let model = common::model_path();
-    let model = model.to_str().unwrap();
-    let dir = std::env::temp_dir().join(format!("padlock-eval-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (model, dir) = model_and_scratch("eval");
+    let model = model.as_str();
     let out = dir.join("results.jsonl");
     let out = out.to_str().unwrap();
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/koala_eval_50.json");
@@ -53,10 +59,8 @@ fn eval_answers_and_reports_against_base() {
 
 #[test]
 fn train_head_reports_accuracy_and_refuses_to_ship_a_weak_head() {
-    let model = common::model_path();
-    let model = model.to_str().unwrap();
-    let dir = std::env::temp_dir().join(format!("padlock-train-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (model, dir) = model_and_scratch("train");
+    let model = model.as_str();
     let head = dir.join("concise.safetensors");
     // Three of the shipped pairs: prompts 0 and 1 to train on, prompt 4 held out (every fifth).
     let all = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/heads/pairs.jsonl")).unwrap();
@@ -95,10 +99,8 @@ fn train_head_reports_accuracy_and_refuses_to_ship_a_weak_head() {
 fn seed_0_pairs_are_greedy_answers() {
     // Seed 0 makes a pair by greedy decoding (repetition penalty 1.1), as `eval` and PAD decode,
     // so that a head learns from the kind of answer it will steer.
-    let model = common::model_path();
-    let model = model.to_str().unwrap();
-    let dir = std::env::temp_dir().join(format!("padlock-greedy-pairs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (model, dir) = model_and_scratch("greedy-pairs");
+    let model = model.as_str();
     let question = "How do I keep basil alive on a windowsill?";
     let prompts = dir.join("prompts.txt");
     std::fs::write(&prompts, format!("{question}\n")).unwrap();
@@ -111,16 +113,9 @@ fn seed_0_pairs_are_greedy_answers() {
 
     let engine = common::engine();
     let warm = padlock::eval::dimensions::dimension("warm").unwrap();
-    let options = GenerateOptions {
-        max_tokens: 16,
-        sampling: SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() },
-        ..Default::default()
-    };
+    let greedy = SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
     let greedy = |preference: &str| {
-        let context = engine.conditioned_prompt(ContextStyle::System, &[preference], question, None).unwrap();
-        let mut gen = pollster::block_on(Generation::start(&engine, vec![context], &options)).unwrap();
-        while pollster::block_on(gen.next()).unwrap().is_some() {}
-        gen.text().unwrap()
+        pollster::block_on(prompted_answer(&engine, question, preference, ContextStyle::System, greedy.clone(), 16)).unwrap().0
     };
     assert_eq!(pair["chosen"], greedy(warm.prefer));
     assert_eq!(pair["rejected"], greedy(warm.opposite));

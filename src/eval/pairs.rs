@@ -45,10 +45,8 @@ impl Pair {
 /// (repetition penalty 1.1), as `padlock eval` and PAD's default decode, so that a head learns
 /// from the kind of answer it will steer.
 pub fn pair_sampling(seed: u64) -> SamplingParams {
-    if seed == 0 {
-        return SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
-    }
-    SamplingParams { temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed, ..Default::default() }
+    // Greedy decoding ignores temperature, top-k, top-p and the seed.
+    SamplingParams { greedy: seed == 0, temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed, ..Default::default() }
 }
 
 /// The answer to `prompt` conditioned on `guideline` alone, carried in `style` (no
