@@ -19,12 +19,30 @@ use padlock::feedback::StopRewards;
 use padlock::generate::{Engine, GenerateOptions, Generation};
 
 const PROMPTS: [&str; 24] = [
-    "How do I boil an egg?", "What is photosynthesis?", "How do I learn to play guitar?", "What is a black hole?",
-    "How can I save money?", "What is the internet?", "How do plants grow?", "Why do we dream?",
-    "Why is the sky blue?", "How can I sleep better?", "What is gravity?", "How do vaccines work?",
-    "What is a computer?", "How do birds fly?", "Why do leaves change color?", "What causes rain?",
-    "How does a car engine work?", "What is democracy?", "How do I make tea?", "What is the moon made of?",
-    "Why do cats purr?", "How do magnets work?", "What is DNA?", "How do I write a good email?",
+    "How do I boil an egg?",
+    "What is photosynthesis?",
+    "How do I learn to play guitar?",
+    "What is a black hole?",
+    "How can I save money?",
+    "What is the internet?",
+    "How do plants grow?",
+    "Why do we dream?",
+    "Why is the sky blue?",
+    "How can I sleep better?",
+    "What is gravity?",
+    "How do vaccines work?",
+    "What is a computer?",
+    "How do birds fly?",
+    "Why do leaves change color?",
+    "What causes rain?",
+    "How does a car engine work?",
+    "What is democracy?",
+    "How do I make tea?",
+    "What is the moon made of?",
+    "Why do cats purr?",
+    "How do magnets work?",
+    "What is DNA?",
+    "How do I write a good email?",
 ];
 
 struct Answer {
@@ -40,8 +58,13 @@ fn centred(f: Vec<f64>) -> Vec<f64> {
 
 fn main() {
     let args: Vec<f32> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (concise, detailed, beta) = (args.first().copied().unwrap_or(1.0), args.get(1).copied().unwrap_or(1.0), args.get(2).copied().unwrap_or(2.0));
-    let bytes = std::fs::read("models/SmolLM2-135M-Instruct.Q4_1.gguf").expect("the default model (scripts/fetch-model.sh)");
+    let (concise, detailed, beta) = (
+        args.first().copied().unwrap_or(1.0),
+        args.get(1).copied().unwrap_or(1.0),
+        args.get(2).copied().unwrap_or(2.0),
+    );
+    let bytes =
+        std::fs::read("models/SmolLM2-135M-Instruct.Q4_1.gguf").expect("the default model (scripts/fetch-model.sh)");
     let engine = Engine::load(CpuBackend::new(), Arc::new(bytes), &mut |_| {}).expect("load");
     let preferences = vec![
         Preference::new(HARMLESS_PRINCIPLE, 1.0),
@@ -67,7 +90,12 @@ fn main() {
                 let options = GenerateOptions {
                     max_tokens: 80,
                     sampling: SamplingParams { temperature: 0.8, seed: i as u64 * 10 + s, ..Default::default() },
-                    personalization: Personalization { method: Method::Pad, preferences: preferences.clone(), beta, ..Default::default() },
+                    personalization: Personalization {
+                        method: Method::Pad,
+                        preferences: preferences.clone(),
+                        beta,
+                        ..Default::default()
+                    },
                     ..Default::default()
                 };
                 let mut g = pollster::block_on(Generation::chat(&engine, prompt, &options)).expect("generate");
@@ -82,7 +110,8 @@ fn main() {
             continue;
         }
         pairs += 1;
-        let (short, long) = if answers[0].tokens < answers[1].tokens { (&answers[0], &answers[1]) } else { (&answers[1], &answers[0]) };
+        let (short, long) =
+            if answers[0].tokens < answers[1].tokens { (&answers[0], &answers[1]) } else { (&answers[1], &answers[0]) };
         for (k, (_, f)) in features.iter().enumerate() {
             let x: Vec<f64> = centred(f(short)).iter().zip(centred(f(long))).map(|(a, b)| a - b).collect();
             // The reward contexts: concise, detailed, then harmlessness (`reward_contexts`).

@@ -43,7 +43,11 @@ mod bench {
 
     pub fn main() {
         let args: Vec<String> = std::env::args().skip(1).collect();
-        let path = args.iter().find(|a| !a.starts_with("--")).cloned().unwrap_or("models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
+        let path = args
+            .iter()
+            .find(|a| !a.starts_with("--"))
+            .cloned()
+            .unwrap_or("models/SmolLM2-135M-Instruct.Q4_1.gguf".into());
         let subgroups = !args.iter().any(|a| a == "--no-subgroups");
         let kernels = if args.iter().any(|a| a == "--workgroup") {
             Kernels::Workgroup
@@ -54,10 +58,16 @@ mod bench {
         };
         let file = GgufFile::parse(Arc::new(std::fs::read(&path).expect("model"))).expect("gguf");
         let cfg = LlamaConfig::from_gguf(&file).expect("config");
-        let b = pollster::block_on(GpuBackend::with_options(GpuOptions { subgroups, kernels, ..Default::default() })).expect("adapter");
+        let b = pollster::block_on(GpuBackend::with_options(GpuOptions { subgroups, kernels, ..Default::default() }))
+            .expect("adapter");
         println!("{:?}", b.info());
         let w = |n: &str| b.load_weight(&file, file.tensor(n).expect("tensor")).expect("load");
-        let (q, k, v, o) = (w("blk.0.attn_q.weight"), w("blk.0.attn_k.weight"), w("blk.0.attn_v.weight"), w("blk.0.attn_output.weight"));
+        let (q, k, v, o) = (
+            w("blk.0.attn_q.weight"),
+            w("blk.0.attn_k.weight"),
+            w("blk.0.attn_v.weight"),
+            w("blk.0.attn_output.weight"),
+        );
         let (gate, up, down) = (w("blk.0.ffn_gate.weight"), w("blk.0.ffn_up.weight"), w("blk.0.ffn_down.weight"));
         let (norm, emb) = (w("blk.0.attn_norm.weight"), w("token_embd.weight"));
         let read = |t: &padlock::backend::gpu::GpuTensor| pollster::block_on(b.read(t)).expect("read");
@@ -69,9 +79,19 @@ mod bench {
             time(&b, &format!("embed Q8_0 ×{tokens}"), || b.embed(&emb, &ids).expect("embed"), read);
             time(&b, &format!("rms_norm ×{tokens}"), || b.rms_norm(&x, &norm, 1e-5).expect("norm"), read);
             time(&b, &format!("q 576×576 Q4_1 ×{tokens}"), || b.matmul(&x, &q).expect("q"), read);
-            time(&b, &format!("qkv fused ×{tokens}"), || b.matmul_many(&x, &[&q, &k, &v]).expect("qkv"), |t| read(&t[0]));
+            time(
+                &b,
+                &format!("qkv fused ×{tokens}"),
+                || b.matmul_many(&x, &[&q, &k, &v]).expect("qkv"),
+                |t| read(&t[0]),
+            );
             time(&b, &format!("o 576×576 ×{tokens}"), || b.matmul(&h, &o).expect("o"), read);
-            time(&b, &format!("gate+up fused 2×1536×576 ×{tokens}"), || b.matmul_many(&x, &[&gate, &up]).expect("gu"), |t| read(&t[0]));
+            time(
+                &b,
+                &format!("gate+up fused 2×1536×576 ×{tokens}"),
+                || b.matmul_many(&x, &[&gate, &up]).expect("gu"),
+                |t| read(&t[0]),
+            );
             time(&b, &format!("down 576×1536 ×{tokens}"), || b.matmul(&f, &down).expect("down"), read);
             time(&b, &format!("lm head 49152×576 Q8_0 ×{tokens}"), || b.matmul(&x, &emb).expect("head"), read);
             time(&b, &format!("silu_mul 1536 ×{tokens}"), || b.silu_mul(&f, &f).expect("silu"), read);
@@ -80,7 +100,12 @@ mod bench {
             time(&b, &format!("rope 9 heads ×{tokens}"), || b.rope(&h, 9, &seg, 100000.0).expect("rope"), read);
             let logits = b.matmul(&x, &emb).expect("head");
             let top = LogitsWanted::Top { k: 10, also: vec![] };
-            time(&b, &format!("top-10 + gather of {tokens} rows"), || (), |_| pollster::block_on(b.read_logits(&logits, &top)).expect("top"));
+            time(
+                &b,
+                &format!("top-10 + gather of {tokens} rows"),
+                || (),
+                |_| pollster::block_on(b.read_logits(&logits, &top)).expect("top"),
+            );
             for ctx in [64usize, 512] {
                 let mut cache = b.new_kv_cache(&cfg).expect("cache");
                 let kx = b.matmul(&x, &k).expect("k");
@@ -89,23 +114,49 @@ mod bench {
                 while pos < ctx {
                     let n = 32.min(ctx - pos);
                     let xs = b.embed(&emb, &(0..n as u32).collect::<Vec<_>>()).expect("x");
-                    let (qq, kk, vv) = (b.matmul(&xs, &q).unwrap(), b.matmul(&xs, &k).unwrap(), b.matmul(&xs, &v).unwrap());
+                    let (qq, kk, vv) =
+                        (b.matmul(&xs, &q).unwrap(), b.matmul(&xs, &k).unwrap(), b.matmul(&xs, &v).unwrap());
                     for layer in 0..cfg.n_layers {
-                        b.attention(layer, &qq, &kk, &vv, &mut [&mut cache], &[Segment { start: pos, n_tokens: n }], &cfg).unwrap();
+                        b.attention(
+                            layer,
+                            &qq,
+                            &kk,
+                            &vv,
+                            &mut [&mut cache],
+                            &[Segment { start: pos, n_tokens: n }],
+                            &cfg,
+                        )
+                        .unwrap();
                     }
                     pos += n;
                 }
                 let _ = read(&kx);
                 let mut len = ctx;
-                time(&b, &format!("attention ctx {ctx} ×{tokens} (incl. kv write)"), || {
-                    b.truncate_kv_cache(&mut cache, ctx).unwrap();
-                    let mut out = None;
-                    for layer in 0..cfg.n_layers {
-                        out = Some(b.attention(layer, &h, &kx, &kx, &mut [&mut cache], &[Segment { start: ctx, n_tokens: tokens }], &cfg).unwrap());
-                    }
-                    len = ctx + tokens;
-                    out.unwrap()
-                }, read);
+                time(
+                    &b,
+                    &format!("attention ctx {ctx} ×{tokens} (incl. kv write)"),
+                    || {
+                        b.truncate_kv_cache(&mut cache, ctx).unwrap();
+                        let mut out = None;
+                        for layer in 0..cfg.n_layers {
+                            out = Some(
+                                b.attention(
+                                    layer,
+                                    &h,
+                                    &kx,
+                                    &kx,
+                                    &mut [&mut cache],
+                                    &[Segment { start: ctx, n_tokens: tokens }],
+                                    &cfg,
+                                )
+                                .unwrap(),
+                            );
+                        }
+                        len = ctx + tokens;
+                        out.unwrap()
+                    },
+                    read,
+                );
                 let _ = len;
             }
         }

@@ -47,9 +47,7 @@ mod bench {
 
     /// Random quants with small finite f16 scales (0x2000 ≈ 0.0078 and its neighbours).
     fn weights(rng: &mut Rng, dt: GgmlDType, n: usize, k: usize) -> Vec<u8> {
-        let mut w: Vec<u8> = (0..n * row_bytes(dt, k))
-            .map(|_| rng.next() as u8)
-            .collect();
+        let mut w: Vec<u8> = (0..n * row_bytes(dt, k)).map(|_| rng.next() as u8).collect();
         let (bb, scales) = match dt {
             GgmlDType::Q4_0 => (18, 1),
             GgmlDType::Q4_1 => (20, 2),
@@ -98,10 +96,7 @@ mod bench {
 
     pub fn main() {
         let threads: Option<usize> = std::env::args().nth(1).and_then(|a| a.parse().ok());
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.unwrap_or(0))
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.unwrap_or(0)).build().unwrap();
         let mut rng = Rng(0x9e3779b97f4a7c15);
         println!(
             "kernel {} · {} rayon threads, called inside the pool ('outside': called from the main \
@@ -128,12 +123,9 @@ mod bench {
         for (name, dt, n, k) in shapes {
             let w = weights(&mut rng, dt, n, k);
             for tokens in [1usize, 4, 64] {
-                let x: Vec<f32> = (0..tokens * k)
-                    .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-                    .collect();
+                let x: Vec<f32> = (0..tokens * k).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
                 let mut y = vec![0f32; tokens * n];
-                let s = pool
-                    .install(|| time(0.3, || matmul(dt, &w, n, k, &x, tokens, &mut y).unwrap()));
+                let s = pool.install(|| time(0.3, || matmul(dt, &w, n, k, &x, tokens, &mut y).unwrap()));
                 let s_out = time(0.3, || matmul(dt, &w, n, k, &x, tokens, &mut y).unwrap());
                 println!(
                     "{:<28} {:>7} {:>10.1} {:>9.2} {:>13.1} {:>9.1}",
@@ -155,35 +147,15 @@ mod bench {
                 mats.push((q41, n, k, weights(&mut rng, q41, n, k)));
             }
         }
-        mats.push((
-            GgmlDType::Q8_0,
-            vocab,
-            h,
-            weights(&mut rng, GgmlDType::Q8_0, vocab, h),
-        ));
+        mats.push((GgmlDType::Q8_0, vocab, h, weights(&mut rng, GgmlDType::Q8_0, vocab, h)));
         let bytes: usize = mats.iter().map(|m| m.3.len()).sum();
-        println!(
-            "\nwhole model pass: {} matmul calls, {:.1} MB of weights",
-            mats.len(),
-            bytes as f64 / 1e6
-        );
+        println!("\nwhole model pass: {} matmul calls, {:.1} MB of weights", mats.len(), bytes as f64 / 1e6);
         for tokens in [1usize, 4, 64] {
-            let x: Vec<f32> = (0..tokens * f)
-                .map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5)
-                .collect();
+            let x: Vec<f32> = (0..tokens * f).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
             let mut y = vec![0f32; tokens * vocab];
             let mut pass = || {
                 for (dt, n, k, w) in &mats {
-                    matmul(
-                        *dt,
-                        w,
-                        *n,
-                        *k,
-                        &x[..tokens * k],
-                        tokens,
-                        &mut y[..tokens * n],
-                    )
-                    .unwrap();
+                    matmul(*dt, w, *n, *k, &x[..tokens * k], tokens, &mut y[..tokens * n]).unwrap();
                 }
             };
             let s = pool.install(|| time(2.0, &mut pass));

@@ -124,10 +124,8 @@ fn observation(event: &FeedbackEvent) -> Option<(Vec<(&str, f64)>, bool)> {
 pub fn apply(preferences: &mut [Preference], event: &FeedbackEvent) -> Vec<WeightChange> {
     let Some((x, liked)) = observation(event) else { return Vec::new() };
     // Only preferences that still exist take part.
-    let present: Vec<(usize, f64)> = x
-        .iter()
-        .filter_map(|&(id, v)| preferences.iter().position(|p| p.id == id).map(|i| (i, v)))
-        .collect();
+    let present: Vec<(usize, f64)> =
+        x.iter().filter_map(|&(id, v)| preferences.iter().position(|p| p.id == id).map(|i| (i, v))).collect();
     let z: f64 = present.iter().map(|&(i, v)| preferences[i].effective_weight() * v).sum();
     let scale = if liked { 1.0 - sigmoid(z) } else { -sigmoid(z) };
     let mut changes = Vec::new();

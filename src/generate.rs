@@ -61,7 +61,10 @@ impl<B: Backend> Engine<B> {
         let trained_for = match file.metadata.get("persrm_context") {
             None => None,
             Some(name) => Some(ContextStyle::from_name(name).ok_or_else(|| {
-                crate::Error::new(crate::ErrorCode::ValueHead, format!("the head's metadata names an unknown persrm_context {name:?}"))
+                crate::Error::new(
+                    crate::ErrorCode::ValueHead,
+                    format!("the head's metadata names an unknown persrm_context {name:?}"),
+                )
             })?),
         };
         let head = self.model.value_head(&file.matrix)?;
@@ -332,7 +335,12 @@ impl<'e, B: Backend> Generation<'e, B> {
             None => {
                 let last = [self.context[self.context.len() - 1]];
                 let tokens = vec![&last[..]; self.seqs.len()];
-                let wanted = logits_wanted(self.sampler.params(), self.pad.as_ref(), &self.context, self.engine.banned(self.ignore_eos));
+                let wanted = logits_wanted(
+                    self.sampler.params(),
+                    self.pad.as_ref(),
+                    &self.context,
+                    self.engine.banned(self.ignore_eos),
+                );
                 self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?
             }
         };

@@ -4,16 +4,16 @@
 //! interface (`backend::Backend`), a tokenizer read from the GGUF itself, samplers, and
 //! a thin wasm-bindgen layer (`web`) for the browser.
 
-pub mod error;
-pub mod model;
-pub mod tokenizer;
-pub mod backend;
 pub mod align;
-pub mod generate;
-pub mod memory;
-pub mod feedback;
+pub mod backend;
+pub mod error;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod eval;
+pub mod feedback;
+pub mod generate;
+pub mod memory;
+pub mod model;
+pub mod tokenizer;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

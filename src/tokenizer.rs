@@ -79,10 +79,7 @@ fn string_array<'a>(g: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
         .as_array()
         .ok_or_else(|| tok_err(format!("metadata key {key:?} is not an array")))?;
     arr.iter()
-        .map(|v| {
-            v.as_str()
-                .ok_or_else(|| tok_err(format!("metadata key {key:?} is not an array of strings")))
-        })
+        .map(|v| v.as_str().ok_or_else(|| tok_err(format!("metadata key {key:?} is not an array of strings"))))
         .collect()
 }
 
@@ -91,9 +88,7 @@ fn meta_id(g: &GgufFile, key: &str, vocab_size: usize) -> Result<Option<u32>> {
         None => Ok(None),
         Some(v) => match v.as_u64() {
             Some(id) if id < vocab_size as u64 => Ok(Some(id as u32)),
-            _ => Err(tok_err(format!(
-                "{key} = {v:?} is not a token id below {vocab_size}"
-            ))),
+            _ => Err(tok_err(format!("{key} = {v:?} is not a token id below {vocab_size}"))),
         },
     }
 }
@@ -103,26 +98,18 @@ impl Tokenizer {
         let model = g
             .metadata("tokenizer.ggml.model")
             .and_then(MetaValue::as_str)
-            .ok_or_else(|| {
-                tok_err("metadata key \"tokenizer.ggml.model\" is missing or not a string")
-            })?;
+            .ok_or_else(|| tok_err("metadata key \"tokenizer.ggml.model\" is missing or not a string"))?;
         if model != "gpt2" {
             return Err(tok_err(format!(
                 "tokenizer model {model:?} is not supported; only byte-level BPE (\"gpt2\") is"
             )));
         }
-        let pre = g
-            .metadata("tokenizer.ggml.pre")
-            .and_then(MetaValue::as_str)
-            .unwrap_or("default");
+        let pre = g.metadata("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
 
         let tokens = string_array(g, "tokenizer.ggml.tokens")?;
         let merges = string_array(g, "tokenizer.ggml.merges")?;
         if tokens.is_empty() || tokens.len() > u32::MAX as usize {
-            return Err(tok_err(format!(
-                "vocabulary of {} tokens is not usable",
-                tokens.len()
-            )));
+            return Err(tok_err(format!("vocabulary of {} tokens is not usable", tokens.len())));
         }
         let vocab_size = tokens.len();
 
@@ -133,11 +120,7 @@ impl Tokenizer {
                 let types: Option<Vec<i64>> = arr.iter().map(meta_i64).collect();
                 match types {
                     Some(t) if t.len() == vocab_size => t,
-                    _ => {
-                        return Err(tok_err(format!(
-                            "tokenizer.ggml.token_type must be {vocab_size} integers"
-                        )))
-                    }
+                    _ => return Err(tok_err(format!("tokenizer.ggml.token_type must be {vocab_size} integers"))),
                 }
             }
         };
@@ -150,11 +133,9 @@ impl Tokenizer {
         let mut merge_pairs = Vec::with_capacity(merges.len());
         for m in &merges {
             // Byte-level tokens never contain a space, so the first space separates the pair.
-            let (a, b) = m.split_once(' ').ok_or_else(|| {
-                tok_err(format!(
-                    "merge {m:?} is not two tokens separated by a space"
-                ))
-            })?;
+            let (a, b) = m
+                .split_once(' ')
+                .ok_or_else(|| tok_err(format!("merge {m:?} is not two tokens separated by a space")))?;
             merge_pairs.push((a.to_owned(), b.to_owned()));
         }
         let bpe = BPE::builder()
@@ -164,12 +145,8 @@ impl Tokenizer {
 
         let byte_level = ByteLevel::new(false, true, true);
         let pre_tokenizer: PreTokenizerWrapper = if pre == "smollm" {
-            let digits = Split::new(
-                SplitPattern::Regex(r"\p{N}".into()),
-                SplitDelimiterBehavior::Isolated,
-                false,
-            )
-            .map_err(|e| tok_err(format!("cannot build the pre-tokenizer: {e}")))?;
+            let digits = Split::new(SplitPattern::Regex(r"\p{N}".into()), SplitDelimiterBehavior::Isolated, false)
+                .map_err(|e| tok_err(format!("cannot build the pre-tokenizer: {e}")))?;
             Sequence::new(vec![digits.into(), byte_level.into()]).into()
         } else {
             byte_level.into()
@@ -179,10 +156,7 @@ impl Tokenizer {
         inner.with_pre_tokenizer(Some(pre_tokenizer));
         inner.with_decoder(Some(ByteLevelDecoder::default()));
 
-        let special: Vec<bool> = token_types
-            .iter()
-            .map(|&t| t == TOKEN_TYPE_CONTROL)
-            .collect();
+        let special: Vec<bool> = token_types.iter().map(|&t| t == TOKEN_TYPE_CONTROL).collect();
         let added: Vec<AddedToken> = tokens
             .iter()
             .zip(&special)
@@ -190,9 +164,7 @@ impl Tokenizer {
             .filter(|(t, &s)| s && !t.is_empty())
             .map(|(t, _)| AddedToken::from(*t, true))
             .collect();
-        inner
-            .add_special_tokens(added)
-            .map_err(|e| tok_err(format!("cannot add the control tokens: {e}")))?;
+        inner.add_special_tokens(added).map_err(|e| tok_err(format!("cannot add the control tokens: {e}")))?;
 
         let eos = match meta_id(g, "tokenizer.ggml.eos_token_id", vocab_size)? {
             Some(id) => id,
@@ -200,15 +172,11 @@ impl Tokenizer {
                 .iter()
                 .find_map(|t| tokens.iter().position(|x| x == t))
                 .map(|id| id as u32)
-                .ok_or_else(|| {
-                    tok_err("no tokenizer.ggml.eos_token_id and no known end-of-text token")
-                })?,
+                .ok_or_else(|| tok_err("no tokenizer.ggml.eos_token_id and no known end-of-text token"))?,
         };
         let bos = meta_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?;
 
-        let template = g
-            .metadata("tokenizer.chat_template")
-            .and_then(MetaValue::as_str);
+        let template = g.metadata("tokenizer.chat_template").and_then(MetaValue::as_str);
         let mut stop = vec![eos];
         if let Some(eot) = meta_id(g, "tokenizer.ggml.eot_token_id", vocab_size)? {
             stop.push(eot);
@@ -225,10 +193,7 @@ impl Tokenizer {
         stop.dedup();
 
         let chat = match template {
-            None => Err(Error::new(
-                ErrorCode::ChatTemplate,
-                "the model has no tokenizer.chat_template",
-            )),
+            None => Err(Error::new(ErrorCode::ChatTemplate, "the model has no tokenizer.chat_template")),
             Some(src) => compile_template(src),
         };
 
@@ -238,9 +203,7 @@ impl Tokenizer {
             eos,
             stop,
             special,
-            bos_token: bos
-                .map(|id| tokens[id as usize].to_owned())
-                .unwrap_or_default(),
+            bos_token: bos.map(|id| tokens[id as usize].to_owned()).unwrap_or_default(),
             eos_token: tokens[eos as usize].to_owned(),
             chat,
             default_system: None,
@@ -251,19 +214,14 @@ impl Tokenizer {
 
     /// Token ids for `text`. Special tokens written in the text are recognised; no BOS is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| tok_err(format!("cannot encode: {e}")))?;
+        let enc = self.inner.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
         Ok(enc.get_ids().to_vec())
     }
 
     /// Text for `ids`, skipping special tokens.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.check_ids(ids)?;
-        self.inner
-            .decode(ids, true)
-            .map_err(|e| tok_err(format!("cannot decode: {e}")))
+        self.inner.decode(ids, true).map_err(|e| tok_err(format!("cannot decode: {e}")))
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -307,11 +265,7 @@ impl Tokenizer {
     }
 
     /// Renders the GGUF's chat template (Jinja, as Hugging Face renders it).
-    pub fn apply_chat_template(
-        &self,
-        messages: &[ChatMessage],
-        add_generation_prompt: bool,
-    ) -> Result<String> {
+    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         let env = self.chat.as_ref().map_err(Clone::clone)?;
         let template = env
             .get_template(TEMPLATE_NAME)
@@ -322,20 +276,14 @@ impl Tokenizer {
             bos_token => &self.bos_token,
             eos_token => &self.eos_token,
         };
-        template.render(ctx).map_err(|e| {
-            Error::new(
-                ErrorCode::ChatTemplate,
-                format!("cannot render the chat template: {e:#}"),
-            )
-        })
+        template
+            .render(ctx)
+            .map_err(|e| Error::new(ErrorCode::ChatTemplate, format!("cannot render the chat template: {e:#}")))
     }
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
         match ids.iter().find(|&&id| id as usize >= self.vocab_size) {
-            Some(id) => Err(tok_err(format!(
-                "token id {id} is not below the vocabulary size {}",
-                self.vocab_size
-            ))),
+            Some(id) => Err(tok_err(format!("token id {id} is not below the vocabulary size {}", self.vocab_size))),
             None => Ok(()),
         }
     }
@@ -383,7 +331,7 @@ fn byte_level_byte(c: char) -> Option<u8> {
     let cp = c as u32;
     match cp {
         0x21..=0x7E | 0xA1..=0xAC | 0xAE..=0xFF => Some(cp as u8),
-        0x100..=0x120 => Some((cp - 0x100) as u8), // bytes 0x00..=0x20
+        0x100..=0x120 => Some((cp - 0x100) as u8),        // bytes 0x00..=0x20
         0x121..=0x142 => Some((cp - 0x121 + 0x7F) as u8), // bytes 0x7F..=0xA0
         0x143 => Some(0xAD),
         _ => None,
@@ -395,20 +343,12 @@ fn compile_template(src: &str) -> std::result::Result<Environment<'static>, Erro
     // Hugging Face renders chat templates with these two settings.
     env.set_trim_blocks(true);
     env.set_lstrip_blocks(true);
-    env.add_function(
-        "raise_exception",
-        |msg: String| -> std::result::Result<Value, minijinja::Error> {
-            Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-        },
-    );
+    env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
+        Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
+    });
     env.set_unknown_method_callback(python_methods);
     env.add_template_owned(TEMPLATE_NAME, src.to_owned())
-        .map_err(|e| {
-            Error::new(
-                ErrorCode::ChatTemplate,
-                format!("cannot compile the chat template: {e:#}"),
-            )
-        })?;
+        .map_err(|e| Error::new(ErrorCode::ChatTemplate, format!("cannot compile the chat template: {e:#}")))?;
     Ok(env)
 }
 
@@ -425,10 +365,7 @@ fn python_methods(
             None => Ok(None),
             Some(v) if v.is_none() => Ok(None),
             Some(v) => v.as_str().map(Some).ok_or_else(|| {
-                minijinja::Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("{method}: expected a string argument"),
-                )
+                minijinja::Error::new(ErrorKind::InvalidOperation, format!("{method}: expected a string argument"))
             }),
         }
     };
@@ -445,13 +382,9 @@ fn python_methods(
             "lower" => Value::from(s.to_lowercase()),
             "title" => state.apply_filter("title", std::slice::from_ref(value))?,
             "capitalize" => state.apply_filter("capitalize", std::slice::from_ref(value))?,
-            "replace" => {
-                Value::from(s.replace(arg_str(0)?.unwrap_or(""), arg_str(1)?.unwrap_or("")))
-            }
+            "replace" => Value::from(s.replace(arg_str(0)?.unwrap_or(""), arg_str(1)?.unwrap_or(""))),
             "split" => match arg_str(0)? {
-                Some(sep) if !sep.is_empty() => {
-                    Value::from(s.split(sep).map(Value::from).collect::<Vec<_>>())
-                }
+                Some(sep) if !sep.is_empty() => Value::from(s.split(sep).map(Value::from).collect::<Vec<_>>()),
                 _ => Value::from(s.split_whitespace().map(Value::from).collect::<Vec<_>>()),
             },
             _ => return Err(minijinja::Error::from(ErrorKind::UnknownMethod)),
@@ -471,11 +404,7 @@ fn python_methods(
             "get" => {
                 let key = args.first().cloned().unwrap_or_default();
                 let v = value.get_item(&key)?;
-                Ok(if v.is_undefined() {
-                    args.get(1).cloned().unwrap_or_default()
-                } else {
-                    v
-                })
+                Ok(if v.is_undefined() { args.get(1).cloned().unwrap_or_default() } else { v })
             }
             _ => Err(minijinja::Error::from(ErrorKind::UnknownMethod)),
         };

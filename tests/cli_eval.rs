@@ -6,8 +6,8 @@ mod common;
 
 use std::process::Command;
 
-use padlock::align::ContextStyle;
 use padlock::align::sampler::SamplingParams;
+use padlock::align::ContextStyle;
 use padlock::eval::pairs::prompted_answer;
 
 /// The default model's path, and an empty scratch folder for one test.
@@ -33,18 +33,22 @@ fn eval_answers_and_reports_against_base() {
     let common = ["eval", "--model", model, "--data", data, "--out", out, "--limit", "2", "--max-tokens", "12"];
     let (ok, _, err) = padlock(&[&common[..], &["--label", "base", "--method", "base"]].concat());
     assert!(ok, "{err}");
-    let (ok, _, err) = padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
+    let (ok, _, err) =
+        padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
     assert!(ok, "{err}");
     let rows: Vec<serde_json::Value> =
         std::fs::read_to_string(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 2 + 2 * 2, "2 base answers, then 2 prompts × 2 dimensions");
     // Resumable: the same run again adds nothing.
-    let (ok, _, _) = padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
+    let (ok, _, _) =
+        padlock(&[&common[..], &["--label", "pad", "--method", "pad", "--dimensions", "concise,warm"]].concat());
     assert!(ok);
     assert_eq!(std::fs::read_to_string(out).unwrap().lines().count(), 6);
     // Steering away from the dimension's opposite is a PAD option; prompting would put the
     // opposite in the prompt, so it is refused there.
-    let (ok, _, err) = padlock(&[&common[..], &["--label", "c", "--method", "prompt", "--dimensions", "warm", "--contrast", "1"]].concat());
+    let (ok, _, err) = padlock(
+        &[&common[..], &["--label", "c", "--method", "prompt", "--dimensions", "warm", "--contrast", "1"]].concat(),
+    );
     assert!(!ok && err.contains("--contrast") && err.contains("--method pad"), "{err}");
     let contrast = ["--label", "pad contrast", "--method", "pad", "--dimensions", "warm", "--contrast", "1"];
     let (ok, _, err) = padlock(&[&common[..], &contrast[..]].concat());
@@ -74,10 +78,22 @@ fn train_head_reports_accuracy_and_refuses_to_ship_a_weak_head() {
     assert_eq!(few.len(), 3);
     let pairs = dir.join("pairs.jsonl");
     std::fs::write(&pairs, few.join("\n")).unwrap();
-    let args = ["train-head", "--model", model, "--pairs", pairs.to_str().unwrap(), "--dimension", "concise", "--epochs", "1",
-        "--out", head.to_str().unwrap()];
+    let args = [
+        "train-head",
+        "--model",
+        model,
+        "--pairs",
+        pairs.to_str().unwrap(),
+        "--dimension",
+        "concise",
+        "--epochs",
+        "1",
+        "--out",
+        head.to_str().unwrap(),
+    ];
     let (_, stdout, err) = padlock(&[&args[..], &["--min-accuracy", "1.01"]].concat());
-    let report: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout} {err}"));
+    let report: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout} {err}"));
     assert_eq!(report["pairs"], 3);
     assert_eq!(report["heldout_pairs"], 1);
     let acc = report["heldout_accuracy"].as_f64().unwrap();
@@ -105,8 +121,23 @@ fn seed_0_pairs_are_greedy_answers() {
     let prompts = dir.join("prompts.txt");
     std::fs::write(&prompts, format!("{question}\n")).unwrap();
     let pairs = dir.join("pairs.jsonl");
-    let (ok, _, err) = padlock(&["make-pairs", "--model", model, "--prompts", prompts.to_str().unwrap(), "--dimensions", "warm",
-        "--seeds", "0", "--max-tokens", "16", "--context", "system", "--out", pairs.to_str().unwrap()]);
+    let (ok, _, err) = padlock(&[
+        "make-pairs",
+        "--model",
+        model,
+        "--prompts",
+        prompts.to_str().unwrap(),
+        "--dimensions",
+        "warm",
+        "--seeds",
+        "0",
+        "--max-tokens",
+        "16",
+        "--context",
+        "system",
+        "--out",
+        pairs.to_str().unwrap(),
+    ]);
     assert!(ok, "{err}");
     let pair: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&pairs).unwrap().trim()).unwrap();
     assert_eq!(pair["seed"], 0);
@@ -115,7 +146,9 @@ fn seed_0_pairs_are_greedy_answers() {
     let warm = padlock::eval::dimensions::dimension("warm").unwrap();
     let greedy = SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
     let greedy = |preference: &str| {
-        pollster::block_on(prompted_answer(&engine, question, preference, ContextStyle::System, greedy.clone(), 16)).unwrap().0
+        pollster::block_on(prompted_answer(&engine, question, preference, ContextStyle::System, greedy.clone(), 16))
+            .unwrap()
+            .0
     };
     assert_eq!(pair["chosen"], greedy(warm.prefer));
     assert_eq!(pair["rejected"], greedy(warm.opposite));

@@ -9,13 +9,7 @@ use padlock::backend::cpu::quant::{dequantize_row, kernel_name, matmul, referenc
 use padlock::model::gguf::GgmlDType;
 use padlock::ErrorCode;
 
-const DTYPES: [GgmlDType; 5] = [
-    GgmlDType::F32,
-    GgmlDType::F16,
-    GgmlDType::Q4_0,
-    GgmlDType::Q4_1,
-    GgmlDType::Q8_0,
-];
+const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
 
 #[path = "common/kernels.rs"]
 mod kernels;
@@ -54,37 +48,19 @@ fn candle_dequantize(dt: GgmlDType, w: &[u8], n: usize, k: usize) -> Vec<f32> {
         GgmlDType::Q4_1 => CDType::Q4_1,
         GgmlDType::Q8_0 => CDType::Q8_0,
     };
-    assert_eq!(
-        w.len(),
-        n * row_bytes(dt, k),
-        "test bug: candle reads past a short buffer"
-    );
+    assert_eq!(w.len(), n * row_bytes(dt, k), "test bug: candle reads past a short buffer");
     // candle casts the byte pointer to its block type: give it 8-byte alignment.
     let mut aligned = vec![0u64; w.len().div_ceil(8)];
     let bytes = unsafe { std::slice::from_raw_parts_mut(aligned.as_mut_ptr() as *mut u8, w.len()) };
     bytes.copy_from_slice(w);
     let t = qtensor_from_ggml(cdt, bytes, vec![n, k], &Device::Cpu).unwrap();
-    t.dequantize(&Device::Cpu)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap()
+    t.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
 }
 
 /// Checks `y` against f64 dot products of candle's dequantized weights: each value within
 /// 1e-4 of the sum of |terms| (the f32 rounding scale of the sum).
 #[allow(clippy::too_many_arguments)]
-fn check_against_candle(
-    dt: GgmlDType,
-    w: &[u8],
-    n: usize,
-    k: usize,
-    x: &[f32],
-    tokens: usize,
-    y: &[f32],
-    what: &str,
-) {
+fn check_against_candle(dt: GgmlDType, w: &[u8], n: usize, k: usize, x: &[f32], tokens: usize, y: &[f32], what: &str) {
     let wf = candle_dequantize(dt, w, n, k);
     for (i, (s, abs)) in kernels::f64_products(&wf, n, k, x, tokens).into_iter().enumerate() {
         let got = y[i] as f64;
@@ -107,10 +83,7 @@ fn kernel_family() {
     let name = kernel_name();
     println!("kernel: {name}");
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
-    {
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
         assert_eq!(name, "avx2");
     }
     assert!(["avx2", "simd128", "neon", "scalar"].contains(&name));
@@ -150,28 +123,15 @@ fn matmul_matches_candle_all_dtypes_and_shapes() {
 fn matmul_thread_splits() {
     let mut rng = Rng(0x5eed_0002);
     for threads in [1, 2, 3, 5, 8] {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
         for dt in [GgmlDType::Q4_1, GgmlDType::Q8_0, GgmlDType::F16] {
             for (n, k) in [(577, 1536), (1031, 576), (97, 4096)] {
                 let w = random_weights(&mut rng, dt, n, k);
                 for tokens in [1, 4, 6, 33] {
                     let x = random_x(&mut rng, tokens * k);
                     let mut y = vec![f32::NAN; tokens * n];
-                    pool.install(|| matmul(dt, &w, n, k, &x, tokens, &mut y))
-                        .unwrap();
-                    check_against_candle(
-                        dt,
-                        &w,
-                        n,
-                        k,
-                        &x,
-                        tokens,
-                        &y,
-                        &format!("{threads} threads"),
-                    );
+                    pool.install(|| matmul(dt, &w, n, k, &x, tokens, &mut y)).unwrap();
+                    check_against_candle(dt, &w, n, k, &x, tokens, &y, &format!("{threads} threads"));
                     // From outside the pool too (the caller is then not a rayon worker).
                     let mut y2 = vec![f32::NAN; tokens * n];
                     matmul(dt, &w, n, k, &x, tokens, &mut y2).unwrap();
@@ -251,79 +211,32 @@ fn invalid_sizes_are_errors() {
         let mut y = vec![0f32; tokens * n];
         let code = |r: padlock::Result<()>| r.unwrap_err().code;
         assert!(matmul(dt, &w, n, k, &x, tokens, &mut y).is_ok());
-        assert_eq!(
-            code(matmul(dt, &w[1..], n, k, &x, tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n + 1, k, &x, tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, k, &x[1..], tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, k, &x, tokens, &mut y[1..])),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, k, &x, tokens + 1, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, usize::MAX, k, &x, tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, usize::MAX / 2, &x, tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, k, &x, usize::MAX, &mut y)),
-            ErrorCode::InvalidArgument
-        );
+        assert_eq!(code(matmul(dt, &w[1..], n, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n + 1, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, k, &x[1..], tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, k, &x, tokens, &mut y[1..])), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, k, &x, tokens + 1, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, usize::MAX, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, usize::MAX / 2, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, k, &x, usize::MAX, &mut y)), ErrorCode::InvalidArgument);
         if block_size(dt) == 32 {
             // k not a multiple of the block size, even with consistent lengths elsewhere.
             let k = 48;
             let x = random_x(&mut rng, k);
             let mut y = vec![0f32; 1];
-            assert_eq!(
-                code(matmul(dt, &[0u8; 20], 1, k, &x, 1, &mut y)),
-                ErrorCode::InvalidArgument
-            );
+            assert_eq!(code(matmul(dt, &[0u8; 20], 1, k, &x, 1, &mut y)), ErrorCode::InvalidArgument);
         }
         // dequantize_row: partial blocks and output of the wrong length.
         let rb = row_bytes(dt, k);
         let mut out = vec![0f32; k];
         assert!(dequantize_row(dt, &w[..rb], &mut out).is_ok());
-        assert_eq!(
-            code(dequantize_row(dt, &w[..rb], &mut out[1..])),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(dequantize_row(dt, &w[..rb], &mut vec![0f32; k + 1])),
-            ErrorCode::InvalidArgument
-        );
+        assert_eq!(code(dequantize_row(dt, &w[..rb], &mut out[1..])), ErrorCode::InvalidArgument);
+        assert_eq!(code(dequantize_row(dt, &w[..rb], &mut vec![0f32; k + 1])), ErrorCode::InvalidArgument);
         if block_bytes(dt) > 1 {
-            assert_eq!(
-                code(dequantize_row(dt, &w[..rb - 1], &mut out)),
-                ErrorCode::InvalidArgument
-            );
+            assert_eq!(code(dequantize_row(dt, &w[..rb - 1], &mut out)), ErrorCode::InvalidArgument);
         }
         // matmul_scalar checks the same way.
-        assert_eq!(
-            code(reference::matmul_scalar(
-                dt,
-                &w[1..],
-                n,
-                k,
-                &x,
-                tokens,
-                &mut y
-            )),
-            ErrorCode::InvalidArgument
-        );
+        assert_eq!(code(reference::matmul_scalar(dt, &w[1..], n, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
     }
 }
 
@@ -344,20 +257,14 @@ fn empty_shapes() {
 /// Real weights: slices of the default model's Q4_1 attention and Q8_0 embedding matrices.
 #[test]
 fn real_model_matrices() {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/models/SmolLM2-135M-Instruct.Q4_1.gguf");
     let Ok(file) = std::fs::read(path) else {
         eprintln!("skipped: {path} not found");
         return;
     };
     let mut rng = Rng(0x5eed_0005);
     // blk.0.attn_q.weight, Q4_1 [576, 576]; token_embd.weight, Q8_0 [576, 49152] (first 1000 rows).
-    for (dt, off, n, k) in [
-        (GgmlDType::Q4_1, 33_806_656usize, 576, 576),
-        (GgmlDType::Q8_0, 1_785_664, 1000, 576),
-    ] {
+    for (dt, off, n, k) in [(GgmlDType::Q4_1, 33_806_656usize, 576, 576), (GgmlDType::Q8_0, 1_785_664, 1000, 576)] {
         let w = &file[off..off + n * row_bytes(dt, k)];
         for tokens in [1, 3, 8] {
             let x = random_x(&mut rng, tokens * k);
@@ -369,10 +276,7 @@ fn real_model_matrices() {
         dequantize_row(dt, &w[..row_bytes(dt, k)], &mut row).unwrap();
         let want = candle_dequantize(dt, &w[..row_bytes(dt, k)], 1, k);
         assert_eq!(row, want);
-        assert!(
-            row.iter().all(|v| v.is_finite() && v.abs() < 10.0),
-            "implausible weights: wrong offset?"
-        );
+        assert!(row.iter().all(|v| v.is_finite() && v.abs() < 10.0), "implausible weights: wrong offset?");
     }
 }
 
@@ -381,9 +285,7 @@ fn real_model_matrices() {
 #[test]
 fn f16_weights_convert_exactly() {
     let (n, k) = (2048, 32);
-    let bits: Vec<u16> = (0..=u16::MAX)
-        .map(|h| if h & 0x7c00 == 0x7c00 { 0 } else { h })
-        .collect();
+    let bits: Vec<u16> = (0..=u16::MAX).map(|h| if h & 0x7c00 == 0x7c00 { 0 } else { h }).collect();
     let w: Vec<u8> = bits.iter().flat_map(|h| h.to_le_bytes()).collect();
     let mut x = vec![0f32; k * k];
     for t in 0..k {
@@ -396,12 +298,7 @@ fn f16_weights_convert_exactly() {
         matmul(GgmlDType::F16, &w, n, k, &x[t * k..(t + 1) * k], 1, &mut y1).unwrap();
         for j in 0..n {
             let want = f16::from_bits(bits[j * k + t]).to_f32();
-            assert_eq!(
-                y[t * n + j],
-                want,
-                "f16 {:#06x} (tile path)",
-                bits[j * k + t]
-            );
+            assert_eq!(y[t * n + j], want, "f16 {:#06x} (tile path)", bits[j * k + t]);
             assert_eq!(y1[j], want, "f16 {:#06x} (mat-vec path)", bits[j * k + t]);
         }
     }
@@ -423,9 +320,7 @@ fn check_special_values() {
         for (j, &h) in specials.iter().enumerate() {
             let row = &mut w[j * row_bytes(dt, k)..(j + 1) * row_bytes(dt, k)];
             match dt {
-                GgmlDType::F32 => {
-                    row[..4].copy_from_slice(&f16::from_bits(h).to_f32().to_le_bytes())
-                }
+                GgmlDType::F32 => row[..4].copy_from_slice(&f16::from_bits(h).to_f32().to_le_bytes()),
                 GgmlDType::F16 => row[..2].copy_from_slice(&h.to_le_bytes()),
                 GgmlDType::Q4_1 => {
                     row[..2].copy_from_slice(&h.to_le_bytes()); // d
@@ -462,11 +357,7 @@ fn check_special_values() {
                     } else {
                         got == want
                     };
-                    assert!(
-                        ok,
-                        "{} tokens={tokens}: y[{t},{j}] = {got}, want {want}",
-                        dt.name()
-                    );
+                    assert!(ok, "{} tokens={tokens}: y[{t},{j}] = {got}, want {want}", dt.name());
                 }
             }
         }

@@ -49,7 +49,10 @@ async fn answer(
     plan.response(gen.text().unwrap(), gen.generated().len(), gen.sequence_rewards(), &stop.finish(&gen))
 }
 
-async fn mean_length(engine: &padlock::generate::Engine<padlock::backend::cpu::CpuBackend>, memory: &Memory<FileStore>) -> (f32, Vec<u32>) {
+async fn mean_length(
+    engine: &padlock::generate::Engine<padlock::backend::cpu::CpuBackend>,
+    memory: &Memory<FileStore>,
+) -> (f32, Vec<u32>) {
     let mut lengths = Vec::new();
     for p in EVAL_PROMPTS.iter().take(env("NEVAL", EVAL_PROMPTS.len())) {
         lengths.push(answer(engine, memory, p, SamplingParams::greedy()).await.tokens);
@@ -63,8 +66,10 @@ fn choosing_the_concise_answer_raises_concise_and_shortens_answers() {
     let dir = std::env::temp_dir().join(format!("padlock-feedback-{}", padlock::memory::new_id().unwrap()));
     let memory = Memory::new(FileStore::open(&dir).unwrap());
     pollster::block_on(async {
-        let concise = memory.add("Keep answers short and concise.", Some(env("WC", 0.5)), Source::Explicit).await.unwrap().id;
-        let detailed = memory.add("Explain in detail, with examples.", Some(env("WD", 1.5)), Source::Explicit).await.unwrap().id;
+        let concise =
+            memory.add("Keep answers short and concise.", Some(env("WC", 0.5)), Source::Explicit).await.unwrap().id;
+        let detailed =
+            memory.add("Explain in detail, with examples.", Some(env("WD", 1.5)), Source::Explicit).await.unwrap().id;
         let profile = Profile { beta: env("BETA", 2.0), ..Default::default() };
         memory.set_profile(&profile).await.unwrap();
 
@@ -72,7 +77,8 @@ fn choosing_the_concise_answer_raises_concise_and_shortens_answers() {
         let rounds = env("ROUNDS", 10);
         for round in 0..rounds {
             let prompt = TRAIN_PROMPTS[round % TRAIN_PROMPTS.len()];
-            let sample = |seed: u64| SamplingParams { temperature: 0.8, seed: seed + env("SEED", 0u64), ..Default::default() };
+            let sample =
+                |seed: u64| SamplingParams { temperature: 0.8, seed: seed + env("SEED", 0u64), ..Default::default() };
             let a = answer(&engine, &memory, prompt, sample(2 * round as u64 + 1)).await;
             let b = answer(&engine, &memory, prompt, sample(2 * round as u64 + 2)).await;
             // The scripted person prefers the more concise answer; two answers of the same length
@@ -83,15 +89,31 @@ fn choosing_the_concise_answer_raises_concise_and_shortens_answers() {
             }
             let (chosen, rejected) = if a.tokens < b.tokens { (a, b) } else { (b, a) };
             let outcome = memory
-                .feedback(FeedbackInput { kind: FeedbackKind::Choice, prompt: prompt.into(), responses: vec![chosen, rejected] })
+                .feedback(FeedbackInput {
+                    kind: FeedbackKind::Choice,
+                    prompt: prompt.into(),
+                    responses: vec![chosen, rejected],
+                })
                 .await
                 .unwrap();
             let r = &outcome.event.responses;
             let feats = |x: &Response| x.rewards.iter().map(|r| format!("{:.1}", r.value)).collect::<Vec<_>>();
             eprintln!(
                 "round {round}: chosen {} tok {:?} vs {} tok {:?}: {:?}",
-                r[0].tokens, feats(&r[0]), r[1].tokens, feats(&r[1]),
-                outcome.changes.iter().map(|c| format!("{}: {:.3}->{:.3}", if c.id == concise { "concise" } else { "detailed" }, c.before, c.after)).collect::<Vec<_>>()
+                r[0].tokens,
+                feats(&r[0]),
+                r[1].tokens,
+                feats(&r[1]),
+                outcome
+                    .changes
+                    .iter()
+                    .map(|c| format!(
+                        "{}: {:.3}->{:.3}",
+                        if c.id == concise { "concise" } else { "detailed" },
+                        c.before,
+                        c.after
+                    ))
+                    .collect::<Vec<_>>()
             );
         }
         let weights = memory.preferences().await.unwrap().items;

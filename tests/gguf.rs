@@ -60,17 +60,8 @@ fn real_model_parses() {
     assert_eq!(g.meta_f32("llama.rope.freq_base").unwrap(), 100000.0);
     assert_eq!(g.metadata_keys().count(), 33);
     assert_eq!(g.metadata_keys().next(), Some("general.architecture"));
-    assert_eq!(
-        g.metadata("tokenizer.ggml.tokens")
-            .and_then(MetaValue::as_array)
-            .map(|a| a.len()),
-        Some(49152)
-    );
-    assert_eq!(
-        g.metadata("tokenizer.ggml.bos_token_id")
-            .and_then(MetaValue::as_u64),
-        Some(1)
-    );
+    assert_eq!(g.metadata("tokenizer.ggml.tokens").and_then(MetaValue::as_array).map(|a| a.len()), Some(49152));
+    assert_eq!(g.metadata("tokenizer.ggml.bos_token_id").and_then(MetaValue::as_u64), Some(1));
 
     let embd = g.tensor("token_embd.weight").unwrap();
     assert_eq!(embd.dtype, GgmlDType::Q8_0);
@@ -81,18 +72,11 @@ fn real_model_parses() {
     assert_eq!(embd.offset % 32, 0);
 
     let q = g.tensor("blk.0.attn_q.weight").unwrap();
-    assert_eq!(
-        (q.dtype, q.dims.as_slice()),
-        (GgmlDType::Q4_1, &[576usize, 576][..])
-    );
+    assert_eq!((q.dtype, q.dims.as_slice()), (GgmlDType::Q4_1, &[576usize, 576][..]));
     let norm = g.tensor("output_norm.weight").unwrap();
     assert_eq!(norm.dtype, GgmlDType::F32);
     // The norm weights are small positive-ish floats, not garbage: a check that offsets are absolute.
-    let w: Vec<f32> = g
-        .tensor_data(norm)
-        .chunks(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect();
+    let w: Vec<f32> = g.tensor_data(norm).chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     assert_eq!(w.len(), 576);
     assert!(w.iter().all(|x| x.is_finite() && x.abs() < 100.0));
     assert!(g.tensor("output.weight").is_none());
@@ -105,14 +89,8 @@ fn real_model_parses() {
     let e = g.meta_u64("general.architecture").unwrap_err();
     assert_eq!(e.code, ErrorCode::ModelConfig);
     assert!(e.message.contains("general.architecture"), "{e}");
-    assert_eq!(
-        g.meta_str("llama.block_count").unwrap_err().code,
-        ErrorCode::ModelConfig
-    );
-    assert_eq!(
-        g.meta_f32("llama.block_count").unwrap_err().code,
-        ErrorCode::ModelConfig
-    );
+    assert_eq!(g.meta_str("llama.block_count").unwrap_err().code, ErrorCode::ModelConfig);
+    assert_eq!(g.meta_f32("llama.block_count").unwrap_err().code, ErrorCode::ModelConfig);
 }
 
 #[test]
@@ -152,14 +130,8 @@ fn dtype_table() {
     }
     let e = GgmlDType::from_ggml_type(14).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsupportedDtype);
-    assert!(
-        e.message.contains("Q6_K (type 14)") && e.message.contains("Q4_1"),
-        "{e}"
-    );
-    assert_eq!(
-        GgmlDType::from_ggml_type(u32::MAX).unwrap_err().code,
-        ErrorCode::UnsupportedDtype
-    );
+    assert!(e.message.contains("Q6_K (type 14)") && e.message.contains("Q4_1"), "{e}");
+    assert_eq!(GgmlDType::from_ggml_type(u32::MAX).unwrap_err().code, ErrorCode::UnsupportedDtype);
 }
 
 #[test]
@@ -169,10 +141,7 @@ fn empty_magic_version() {
     let mut b = model_bytes()[..4096].to_vec();
     b[0] = b'X';
     assert_eq!(parse_err(&b).code, ErrorCode::GgufBadMagic);
-    assert_eq!(
-        parse_err(b"PK\x03\x04 this is a zip file").code,
-        ErrorCode::GgufBadMagic
-    );
+    assert_eq!(parse_err(b"PK\x03\x04 this is a zip file").code, ErrorCode::GgufBadMagic);
 
     for v in [0u32, 1, 4, 0x0300_0000, u32::MAX] {
         let mut w = mini_llama();
@@ -195,28 +164,12 @@ fn synthetic_model_parses_and_configures() {
     let g = parse(&bytes).unwrap();
     assert_eq!(g.tensors().len(), 2 + 2 * 9);
     let c = LlamaConfig::from_gguf(&g).unwrap();
-    assert_eq!(
-        (
-            c.n_layers,
-            c.hidden,
-            c.ffn,
-            c.n_heads,
-            c.n_kv_heads,
-            c.head_dim
-        ),
-        (2, 64, 96, 4, 2, 16)
-    );
-    assert_eq!(
-        (c.vocab_size, c.context_length, c.rope_theta),
-        (32, 256, 10000.0)
-    );
+    assert_eq!((c.n_layers, c.hidden, c.ffn, c.n_heads, c.n_kv_heads, c.head_dim), (2, 64, 96, 4, 2, 16));
+    assert_eq!((c.vocab_size, c.context_length, c.rope_theta), (32, 256, 10000.0));
     assert!(c.tied_embeddings);
     assert_eq!(
         g.metadata("general.languages"),
-        Some(&MetaValue::Array(vec![
-            MetaValue::String("en".into()),
-            MetaValue::String("fr".into())
-        ]))
+        Some(&MetaValue::Array(vec![MetaValue::String("en".into()), MetaValue::String("fr".into())]))
     );
     for t in g.tensors() {
         assert_eq!(g.tensor_data(t).len(), t.n_bytes, "{}", t.name);
@@ -225,16 +178,11 @@ fn synthetic_model_parses_and_configures() {
     // An untied head is read too.
     let mut w = mini_llama();
     w.tensor("output.weight", &[64, 32], 3);
-    assert!(
-        !LlamaConfig::from_gguf(&parse(&w.to_bytes()).unwrap())
-            .unwrap()
-            .tied_embeddings
-    );
+    assert!(!LlamaConfig::from_gguf(&parse(&w.to_bytes()).unwrap()).unwrap().tied_embeddings);
 
     // Defaults: head_count_kv = head_count, freq_base = 10000, vocab from the embedding.
     let mut w = mini_llama();
-    w.remove("llama.attention.head_count_kv")
-        .remove("llama.rope.freq_base");
+    w.remove("llama.attention.head_count_kv").remove("llama.rope.freq_base");
     for i in 0..2 {
         w.tensor(&format!("blk.{i}.attn_k.weight"), &[64, 64], 3);
         w.tensor(&format!("blk.{i}.attn_v.weight"), &[64, 64], 3);
@@ -249,25 +197,13 @@ fn truncated_real_file() {
     let bytes = model_bytes();
     let g = real();
     let data_start = g.tensors().iter().map(|t| t.offset).min().unwrap();
-    let data_end = g
-        .tensors()
-        .iter()
-        .map(|t| t.offset + t.n_bytes)
-        .max()
-        .unwrap();
+    let data_end = g.tensors().iter().map(|t| t.offset + t.n_bytes).max().unwrap();
     assert_eq!(data_end, bytes.len(), "the last tensor ends the file");
 
     let mut cuts: Vec<usize> = (0..64).collect(); // header and first key
     let span = 2 << 20;
     cuts.extend((0..200).map(|i| 64 + i * (span / 200) + (i * 7919) % 97));
-    cuts.extend([
-        data_start - 1,
-        data_start,
-        data_start + 1,
-        bytes.len() / 2,
-        bytes.len() - 2304,
-        bytes.len() - 1,
-    ]);
+    cuts.extend([data_start - 1, data_start, data_start + 1, bytes.len() / 2, bytes.len() - 2304, bytes.len() - 1]);
     for cut in cuts {
         let expected = match cut {
             0 => ErrorCode::GgufEmpty,
@@ -298,11 +234,7 @@ fn tensor_offsets_and_types_in_real_file() {
     // Past the end, far past the end, and overflowing.
     for bad in [rel + 32, rel + (1 << 30), u64::MAX - 31] {
         let e = parse_err(&patch(off_at, &bad.to_le_bytes()));
-        assert_eq!(
-            e.code,
-            ErrorCode::GgufTensorOutOfBounds,
-            "offset {bad}: {e}"
-        );
+        assert_eq!(e.code, ErrorCode::GgufTensorOutOfBounds, "offset {bad}: {e}");
         assert!(e.message.contains("output_norm.weight"), "{e}");
     }
     let e = parse_err(&patch(off_at, &(rel + 1).to_le_bytes()));
@@ -311,17 +243,11 @@ fn tensor_offsets_and_types_in_real_file() {
 
     let e = parse_err(&patch(type_at, &14u32.to_le_bytes()));
     assert_eq!(e.code, ErrorCode::UnsupportedDtype);
-    assert!(
-        e.message.contains("Q6_K (type 14)") && e.message.contains("output_norm.weight"),
-        "{e}"
-    );
+    assert!(e.message.contains("Q6_K (type 14)") && e.message.contains("output_norm.weight"), "{e}");
 
     // Architecture: the string "llama" patched in place.
     let arch_value = enc_str(b"llama");
-    let at = bytes[..4096]
-        .windows(arch_value.len())
-        .position(|w| w == arch_value.as_slice())
-        .unwrap();
+    let at = bytes[..4096].windows(arch_value.len()).position(|w| w == arch_value.as_slice()).unwrap();
     let b = patch(at + 8, b"mamba");
     let e = LlamaConfig::from_gguf(&parse(&b).unwrap()).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsupportedArchitecture);
@@ -342,51 +268,11 @@ fn bad_metadata() {
     };
     let bad = ErrorCode::GgufBadMetadata;
 
-    check(
-        with(
-            "x",
-            V {
-                tag: 13,
-                bytes: vec![0; 8],
-            },
-        ),
-        bad,
-        "type tag 13",
-    );
-    check(
-        with(
-            "x",
-            V {
-                tag: u32::MAX,
-                bytes: vec![0; 8],
-            },
-        ),
-        bad,
-        "type tag u32::MAX",
-    );
+    check(with("x", V { tag: 13, bytes: vec![0; 8] }), bad, "type tag 13");
+    check(with("x", V { tag: u32::MAX, bytes: vec![0; 8] }), bad, "type tag u32::MAX");
     check(with("x", V::array(13, &[])), bad, "array of tag 13");
-    check(
-        with(
-            "x",
-            V {
-                tag: 8,
-                bytes: enc_str(b"\xff\xfe"),
-            },
-        ),
-        bad,
-        "invalid UTF-8 value",
-    );
-    check(
-        with(
-            "x",
-            V {
-                tag: 7,
-                bytes: vec![2],
-            },
-        ),
-        bad,
-        "bool 2",
-    );
+    check(with("x", V { tag: 8, bytes: enc_str(b"\xff\xfe") }), bad, "invalid UTF-8 value");
+    check(with("x", V { tag: 7, bytes: vec![2] }), bad, "bool 2");
     let mut deep = V::array(4, &[]);
     for _ in 0..5 {
         deep = V::array(9, &[deep]);
@@ -394,24 +280,10 @@ fn bad_metadata() {
     check(with("x", deep), bad, "deeply nested arrays");
     let mut nested = V::array(4, &[V::u32(7)]);
     nested = V::array(9, &[nested.clone(), nested]);
-    assert!(
-        parse(&with("x", nested)).is_ok(),
-        "two levels of arrays are fine"
-    );
+    assert!(parse(&with("x", nested)).is_ok(), "two levels of arrays are fine");
 
-    for a in [
-        V::u32(0),
-        V::u32(3),
-        V::u32(48),
-        V::u64(1 << 40),
-        V::str("32"),
-        V::i32(-32),
-    ] {
-        check(
-            with("general.alignment", a.clone()),
-            bad,
-            &format!("alignment {a:?}"),
-        );
+    for a in [V::u32(0), V::u32(3), V::u32(48), V::u64(1 << 40), V::str("32"), V::i32(-32)] {
+        check(with("general.alignment", a.clone()), bad, &format!("alignment {a:?}"));
     }
     let mut w = base.clone();
     w.alignment = 64;
@@ -422,18 +294,12 @@ fn bad_metadata() {
     w.kv.push(("llama.block_count".into(), V::u32(2)));
     let e = parse_err(&w.to_bytes());
     assert_eq!(e.code, bad);
-    assert!(
-        e.message.contains("duplicate") && e.message.contains("llama.block_count"),
-        "{e}"
-    );
+    assert!(e.message.contains("duplicate") && e.message.contains("llama.block_count"), "{e}");
 
     // An invalid UTF-8 key.
     let mut b = base.to_bytes();
     let key = enc_str(b"general.architecture");
-    let at = b
-        .windows(key.len())
-        .position(|w| w == key.as_slice())
-        .unwrap();
+    let at = b.windows(key.len()).position(|w| w == key.as_slice()).unwrap();
     b[at + 8] = 0xC0;
     check(b, bad, "invalid UTF-8 key");
 
@@ -447,41 +313,12 @@ fn bad_metadata() {
 
     // Huge lengths are refused before anything is allocated.
     let tr = ErrorCode::GgufTruncated;
-    check(
-        with(
-            "x",
-            V {
-                tag: 8,
-                bytes: u64::MAX.to_le_bytes().to_vec(),
-            },
-        ),
-        tr,
-        "string of 2^64-1 bytes",
-    );
-    check(
-        with(
-            "x",
-            V {
-                tag: 8,
-                bytes: (1u64 << 40).to_le_bytes().to_vec(),
-            },
-        ),
-        tr,
-        "string of 2^40 bytes",
-    );
-    for (elem, count) in [
-        (8u32, 1u64 << 60),
-        (0, u64::MAX),
-        (9, 1 << 40),
-        (10, u64::MAX / 4),
-    ] {
+    check(with("x", V { tag: 8, bytes: u64::MAX.to_le_bytes().to_vec() }), tr, "string of 2^64-1 bytes");
+    check(with("x", V { tag: 8, bytes: (1u64 << 40).to_le_bytes().to_vec() }), tr, "string of 2^40 bytes");
+    for (elem, count) in [(8u32, 1u64 << 60), (0, u64::MAX), (9, 1 << 40), (10, u64::MAX / 4)] {
         let mut bytes = elem.to_le_bytes().to_vec();
         bytes.extend_from_slice(&count.to_le_bytes());
-        check(
-            with("x", V { tag: 9, bytes }),
-            tr,
-            &format!("array of {count} x type {elem}"),
-        );
+        check(with("x", V { tag: 9, bytes }), tr, &format!("array of {count} x type {elem}"));
     }
     let mut b = base.to_bytes();
     b[16..24].copy_from_slice(&u64::MAX.to_le_bytes()); // metadata count
@@ -620,10 +457,7 @@ fn bad_configs() {
     let check = |f: &dyn Fn(&mut GgufWriter), code: ErrorCode, needle: &str| {
         let e = run(f);
         assert_eq!(e.code, code, "{needle}: {e}");
-        assert!(
-            e.message.contains(needle),
-            "message should name {needle:?}: {e}"
-        );
+        assert!(e.message.contains(needle), "message should name {needle:?}: {e}");
     };
     let mc = ErrorCode::ModelConfig;
 
@@ -893,10 +727,7 @@ fn bad_configs() {
     let e = run(&|w| {
         w.tensor("blk.0.attn_q.weight", &[64, 32], 3);
     });
-    assert!(
-        e.message.contains("[64, 32]") && e.message.contains("[64, 64]"),
-        "{e}"
-    );
+    assert!(e.message.contains("[64, 32]") && e.message.contains("[64, 64]"), "{e}");
 }
 
 /// Random byte flips in a small valid file never panic: every outcome is Ok or a typed error.
@@ -907,20 +738,14 @@ fn random_byte_flips_never_panic() {
     let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {
         // Knuth's MMIX LCG; the high bits are the good ones.
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     let (mut ok, mut errs) = (0, 0);
     for iter in 0..4000 {
         let mut b = base.clone();
         // Most flips in the header and metadata, where they matter most.
-        let hot = if iter % 2 == 0 {
-            1024.min(region)
-        } else {
-            region
-        };
+        let hot = if iter % 2 == 0 { 1024.min(region) } else { region };
         for _ in 0..1 + next() % 4 {
             let at = next() % hot;
             b[at] ^= (1 + next() % 255) as u8;

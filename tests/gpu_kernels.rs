@@ -68,7 +68,10 @@ fn embedding_norm_rope_swiglu_add_rows_match_the_cpu() {
 
 #[test]
 fn paged_attention_matches_the_cpu() {
-    against_cpu(|b, out| pollster::block_on(cases::attention_cases(b, out)), |b, out| pollster::block_on(cases::attention_cases(b, out)));
+    against_cpu(
+        |b, out| pollster::block_on(cases::attention_cases(b, out)),
+        |b, out| pollster::block_on(cases::attention_cases(b, out)),
+    );
 }
 
 #[test]
@@ -82,5 +85,8 @@ fn lm_head_at_the_candidates_matches_the_cpu() {
 
 #[test]
 fn top_k_readback_returns_exactly_the_wanted_logits() {
-    against_cpu(|b, out| pollster::block_on(cases::top_k_cases(b, out)), |b, out| pollster::block_on(cases::top_k_cases(b, out)));
+    against_cpu(
+        |b, out| pollster::block_on(cases::top_k_cases(b, out)),
+        |b, out| pollster::block_on(cases::top_k_cases(b, out)),
+    );
 }

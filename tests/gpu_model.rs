@@ -15,7 +15,8 @@ use padlock::model::llama::Logits;
 use padlock::ErrorCode;
 
 fn gpu_engine(options: GpuOptions) -> Engine<GpuBackend> {
-    let backend = pollster::block_on(GpuBackend::with_options(options)).expect("a WebGPU adapter (lavapipe: mesa-vulkan-drivers)");
+    let backend = pollster::block_on(GpuBackend::with_options(options))
+        .expect("a WebGPU adapter (lavapipe: mesa-vulkan-drivers)");
     eprintln!("adapter: {:?}", backend.info());
     Engine::load(backend, common::model_bytes(), &mut |_| {}).expect("the default model loads on the GPU")
 }
@@ -90,7 +91,11 @@ fn reference_chats_agree_with_the_cpu() {
         eprintln!(
             "chat {i}: {} tokens, greedy {}, max |Δlogit| {chat_diff:.5}",
             cpu_tokens.len(),
-            if cpu_tokens == gpu_tokens { "equal".to_string() } else { format!("differs: {:?}", gpu.tokenizer.decode(&gpu_tokens)) }
+            if cpu_tokens == gpu_tokens {
+                "equal".to_string()
+            } else {
+                format!("differs: {:?}", gpu.tokenizer.decode(&gpu_tokens))
+            }
         );
     }
     let top1 = same_top1 as f64 / positions as f64;
@@ -146,7 +151,11 @@ fn a_decode_step_is_one_submission() {
     let headed = Preference { head: Some("concise".into()), ..Preference::new("Be brief.", 1.0) };
     for (label, options, with_heads) in [
         ("plain", greedy(STEPS + 2), false),
-        ("PAD with two preferences", pad(vec![Preference::new("Be brief.", 1.0), Preference::new("Be warm.", 0.5)]), false),
+        (
+            "PAD with two preferences",
+            pad(vec![Preference::new("Be brief.", 1.0), Preference::new("Be warm.", 0.5)]),
+            false,
+        ),
         ("PAD with a value head", pad(vec![headed]), true),
     ] {
         // The prompts cut to their last four tokens: a step's work does not depend on them, and
@@ -160,9 +169,12 @@ fn a_decode_step_is_one_submission() {
             let before = engine.model.backend().stats();
             pollster::block_on(gen.next()).expect("next").expect("a token");
             let after = engine.model.backend().stats();
-            let (submissions, dispatches) = (after.submissions - before.submissions, after.dispatches - before.dispatches);
+            let (submissions, dispatches) =
+                (after.submissions - before.submissions, after.dispatches - before.dispatches);
             let created = after.bind_groups_created - before.bind_groups_created;
-            eprintln!("{label} step {step}: {submissions} submission(s), {dispatches} dispatches, {created} new bind groups");
+            eprintln!(
+                "{label} step {step}: {submissions} submission(s), {dispatches} dispatches, {created} new bind groups"
+            );
             assert_eq!(submissions, 1, "{label}");
             // A head adds a row selection per context (base, preference, harmlessness) and
             // its product; the concatenation is buffer copies.
@@ -186,7 +198,14 @@ fn sampling_chooses_the_cpu_tokens() {
     let gpu = gpu_engine(GpuOptions::default());
     let sampled = GenerateOptions {
         max_tokens: 24,
-        sampling: SamplingParams { temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed: 7, ..Default::default() },
+        sampling: SamplingParams {
+            temperature: 0.7,
+            top_p: 0.9,
+            top_k: 40,
+            repetition_penalty: 1.1,
+            seed: 7,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let (c, g) = (run(&cpu, "How do I boil an egg?", &sampled), run(&gpu, "How do I boil an egg?", &sampled));
@@ -206,11 +225,26 @@ fn pad_with_value_heads_chooses_the_cpu_tokens() {
         cpu.load_head(name, &bytes).expect("head on the CPU");
         gpu.load_head(name, &bytes).expect("head on the GPU");
     }
-    let with_head = |text: &str, weight: f32, head: Option<&str>| Preference { head: head.map(String::from), ..Preference::new(text, weight) };
+    let with_head = |text: &str, weight: f32, head: Option<&str>| Preference {
+        head: head.map(String::from),
+        ..Preference::new(text, weight)
+    };
     let cases = [
         ("How do I boil an egg?", vec![with_head("Keep the answer very short.", 1.0, Some("concise"))]),
-        ("Why is the sky blue?", vec![with_head("Keep it short.", 1.0, Some("concise")), with_head("Explain it to a child.", 0.7, Some("child"))]),
-        ("Name a fruit.", vec![with_head("Be warm and friendly.", 1.0, None), with_head("Explain it to a child.", 0.5, Some("child"))]),
+        (
+            "Why is the sky blue?",
+            vec![
+                with_head("Keep it short.", 1.0, Some("concise")),
+                with_head("Explain it to a child.", 0.7, Some("child")),
+            ],
+        ),
+        (
+            "Name a fruit.",
+            vec![
+                with_head("Be warm and friendly.", 1.0, None),
+                with_head("Explain it to a child.", 0.5, Some("child")),
+            ],
+        ),
     ];
     for (prompt, preferences) in cases {
         // Short contexts (the preference as a short system message, not the guideline
@@ -241,7 +275,8 @@ fn value_heads_match_the_cpu() {
     let gpu = gpu_engine(GpuOptions::default());
     let h = cpu.model.config.hidden;
     // Identity plus a small deterministic perturbation.
-    let head: Vec<f32> = (0..h * h).map(|i| if i % (h + 1) == 0 { 1.0 } else { ((i * 7919) % 13) as f32 * 1e-3 - 6e-3 }).collect();
+    let head: Vec<f32> =
+        (0..h * h).map(|i| if i % (h + 1) == 0 { 1.0 } else { ((i * 7919) % 13) as f32 * 1e-3 - 6e-3 }).collect();
     let ids = cpu.tokenizer.encode("Tell me about the sea.").expect("encode");
     let logits = |e: &dyn Fn(&[u32]) -> Vec<f32>| e(&ids);
     let on_cpu = logits(&|ids| {
@@ -264,8 +299,12 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
     let mut fresh = model.new_sequence().unwrap();
     let expect = pollster::block_on(model.forward_one(&mut fresh, &[1, 2, 3, 4], Logits::Last)).unwrap();
     let mut seqs = vec![model.new_sequence().unwrap()];
-    let top = pollster::block_on(model.forward_batch_wanting(&mut seqs, &[&[1, 2, 3, 4]], &LogitsWanted::Top { k: 5, also: vec![7] }))
-        .unwrap();
+    let top = pollster::block_on(model.forward_batch_wanting(
+        &mut seqs,
+        &[&[1, 2, 3, 4]],
+        &LogitsWanted::Top { k: 5, also: vec![7] },
+    ))
+    .unwrap();
     let finite: Vec<usize> = (0..top.len()).filter(|&i| top[i].is_finite()).collect();
     assert_eq!(finite.len(), 6);
     for i in finite {
@@ -276,9 +315,13 @@ fn bad_input_is_a_typed_error_and_changes_nothing() {
 /// A model that does not fit the adapter's limits is a clear GPU_LIMITS error at load.
 #[test]
 fn a_model_beyond_the_adapter_limits_is_a_typed_error() {
-    let backend = pollster::block_on(GpuBackend::with_options(GpuOptions { max_storage_binding: Some(16 << 20), ..Default::default() }))
-        .expect("adapter");
-    let err = Engine::load(backend, common::model_bytes(), &mut |_| {}).err().expect("the 28 MB embedding cannot be bound");
+    let backend = pollster::block_on(GpuBackend::with_options(GpuOptions {
+        max_storage_binding: Some(16 << 20),
+        ..Default::default()
+    }))
+    .expect("adapter");
+    let err =
+        Engine::load(backend, common::model_bytes(), &mut |_| {}).err().expect("the 28 MB embedding cannot be bound");
     assert_eq!(err.code, ErrorCode::GpuLimits);
     assert!(err.message.contains("token_embd.weight"), "{}", err.message);
 }

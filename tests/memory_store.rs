@@ -46,7 +46,8 @@ mod native {
 
     impl Files {
         pub fn new(test: &str) -> Self {
-            let root = std::env::temp_dir().join(format!("padlock-memory-{test}-{}", padlock::memory::new_id().unwrap()));
+            let root =
+                std::env::temp_dir().join(format!("padlock-memory-{test}-{}", padlock::memory::new_id().unwrap()));
             std::fs::create_dir_all(&root).unwrap();
             Files { root }
         }
@@ -145,7 +146,6 @@ mod native {
     }
 }
 
-
 #[cfg(target_arch = "wasm32")]
 mod browser {
     use idb::{Factory, KeyPath, ObjectStoreParams, TransactionMode};
@@ -235,7 +235,8 @@ mod browser {
         let db = request.await.unwrap();
         let params = web_sys::AesKeyGenParams::new("AES-GCM", 256);
         let usages: js_sys::Array = ["encrypt", "decrypt"].iter().map(|s| JsValue::from_str(s)).collect();
-        let key: web_sys::CryptoKey = settle(subtle().generate_key_with_object(&params, false, &usages)).await.unchecked_into();
+        let key: web_sys::CryptoKey =
+            settle(subtle().generate_key_with_object(&params, false, &usages)).await.unchecked_into();
         let seal = |plain: Vec<u8>| {
             let key = key.clone();
             async move {
@@ -308,8 +309,13 @@ mod browser {
         let m = Memory::new(IdbStore::open(name, None).await.unwrap());
         let a = m.add("I am vegetarian and allergic to peanuts.", None, Source::Explicit).await.unwrap().id;
         let b = m.add("Keep answers short and concise.", Some(1.5), Source::Explicit).await.unwrap().id;
-        let r = |v: f32| suite::response("Try a lentil curry without peanuts.", &[(HARMLESS_ID, 1.0), (&a, v), (&b, 1.0)]);
-        let input = FeedbackInput { kind: FeedbackKind::Choice, prompt: "What should I cook tonight?".into(), responses: vec![r(3.0), r(1.0)] };
+        let r =
+            |v: f32| suite::response("Try a lentil curry without peanuts.", &[(HARMLESS_ID, 1.0), (&a, v), (&b, 1.0)]);
+        let input = FeedbackInput {
+            kind: FeedbackKind::Choice,
+            prompt: "What should I cook tonight?".into(),
+            responses: vec![r(3.0), r(1.0)],
+        };
         m.feedback(input).await.unwrap();
         (m, a, b)
     }
@@ -339,10 +345,16 @@ mod browser {
         let unique: std::collections::HashSet<&Vec<u8>> = ivs.iter().collect();
         assert_eq!(unique.len(), ivs.len());
         // Rewriting a record uses a fresh IV.
-        let before = records.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(a.as_str())).unwrap().2.clone();
+        let before = records
+            .iter()
+            .find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(a.as_str()))
+            .unwrap()
+            .2
+            .clone();
         m.update(&a, &padlock::memory::PreferenceChange { weight: Some(2.0), ..Default::default() }).await.unwrap();
         let after = raw_records(&name).await;
-        let after = after.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(a.as_str())).unwrap();
+        let after =
+            after.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(a.as_str())).unwrap();
         assert_ne!(Uint8Array::new(&field(&before, "iv")).to_vec(), Uint8Array::new(&field(&after.2, "iv")).to_vec());
         m.forget().await.unwrap();
     }
@@ -419,7 +431,12 @@ mod browser {
         let c = m.add("Use metric units.", None, Source::Explicit).await.unwrap().id;
         let copied = {
             let records = raw_records(&name).await;
-            records.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(b.as_str())).unwrap().2.clone()
+            records
+                .iter()
+                .find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some(b.as_str()))
+                .unwrap()
+                .2
+                .clone()
         };
         tamper(&name, "preferences", &c, move |r| {
             Reflect::set(r, &"iv".into(), &field(&copied, "iv")).unwrap();

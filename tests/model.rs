@@ -38,7 +38,9 @@ fn teacher_forced() -> Forced {
             recorded
                 .iter()
                 .enumerate()
-                .map(|(j, top)| top.as_array().unwrap().iter().map(|p| row(j)[p[0].as_u64().unwrap() as usize]).collect())
+                .map(|(j, top)| {
+                    top.as_array().unwrap().iter().map(|p| row(j)[p[0].as_u64().unwrap() as usize]).collect()
+                })
                 .collect(),
         );
     }
@@ -153,7 +155,10 @@ fn a_top_k_request_computes_the_other_rows_only_at_row_0s_candidates() {
         for i in 0..vocab {
             let (got, reference) = (top[r * vocab + i], full[r * vocab + i]);
             if want.contains(&(i as u32)) {
-                assert!((got - reference).abs() <= 1e-4 * (1.0 + reference.abs()), "row {r} id {i}: {got} vs {reference}");
+                assert!(
+                    (got - reference).abs() <= 1e-4 * (1.0 + reference.abs()),
+                    "row {r} id {i}: {got} vs {reference}"
+                );
             } else {
                 assert!(got == f32::NEG_INFINITY, "row {r} id {i} was computed ({got}) though not wanted");
             }
@@ -205,7 +210,8 @@ fn seeded_sampling_is_reproducible() {
     let run = |seed| {
         let sampling = SamplingParams { temperature: 0.9, top_p: 0.95, seed, ..Default::default() };
         let options = GenerateOptions { max_tokens: 24, sampling, ..Default::default() };
-        let mut gen = pollster::block_on(Generation::chat(&engine, "Write a short poem about the sea.", &options)).unwrap();
+        let mut gen =
+            pollster::block_on(Generation::chat(&engine, "Write a short poem about the sea.", &options)).unwrap();
         while pollster::block_on(gen.next()).unwrap().is_some() {}
         gen.generated().to_vec()
     };

@@ -34,10 +34,7 @@ struct ChatCase {
 }
 
 fn fixture() -> Fixture {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/smollm2-135m-instruct-q4_1.llamacpp.json"
-    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/smollm2-135m-instruct-q4_1.llamacpp.json");
     let text = std::fs::read_to_string(path).expect("read the llama.cpp fixture");
     serde_json::from_str(&text).expect("parse the llama.cpp fixture")
 }
@@ -51,10 +48,7 @@ fn tok() -> &'static Tokenizer {
 }
 
 fn user(content: &str) -> Vec<ChatMessage> {
-    vec![ChatMessage {
-        role: "user".into(),
-        content: content.into(),
-    }]
+    vec![ChatMessage { role: "user".into(), content: content.into() }]
 }
 
 fn stream(t: &Tokenizer, ids: &[u32]) -> (String, Vec<String>) {
@@ -73,11 +67,7 @@ fn basics() {
     assert!(!t.is_stop_token(1) && !t.is_stop_token(504));
     assert_eq!(t.encode("<|im_start|>").unwrap(), vec![1]);
     assert_eq!(t.encode("").unwrap(), Vec::<u32>::new());
-    assert_eq!(
-        t.decode(&[1, 2, 0]).unwrap(),
-        "",
-        "special tokens are skipped"
-    );
+    assert_eq!(t.decode(&[1, 2, 0]).unwrap(), "", "special tokens are skipped");
     assert_eq!(t.decode(&[49152]).unwrap_err().code, ErrorCode::Tokenizer);
     let mut d = StreamDecoder::new();
     assert_eq!(d.push(t, u32::MAX).unwrap_err().code, ErrorCode::Tokenizer);
@@ -92,22 +82,14 @@ fn encode_matches_llama_cpp() {
     for case in &fx.tokenize {
         let ids = t.encode(&case.text).unwrap();
         if ids != case.ids {
-            bad.push(format!(
-                "{:?}: got {ids:?}, llama.cpp {:?}",
-                case.text, case.ids
-            ));
+            bad.push(format!("{:?}: got {ids:?}, llama.cpp {:?}", case.text, case.ids));
         }
         // Round trip: text without special tokens decodes back to itself.
         if !case.text.contains("<|") {
             assert_eq!(t.decode(&ids).unwrap(), case.text);
         }
     }
-    assert!(
-        bad.is_empty(),
-        "{} mismatches:\n{}",
-        bad.len(),
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "{} mismatches:\n{}", bad.len(), bad.join("\n"));
 }
 
 #[test]
@@ -124,23 +106,11 @@ fn chat_template_matches_llama_cpp() {
     assert_eq!(t.default_system_message(), Some(fx.system_prompt.as_str()));
     // Without the generation prompt, and with an explicit system message (no default one then).
     let text = t.apply_chat_template(&user("Hi"), false).unwrap();
-    assert!(
-        text.ends_with("<|im_start|>user\nHi<|im_end|>\n"),
-        "{text:?}"
-    );
+    assert!(text.ends_with("<|im_start|>user\nHi<|im_end|>\n"), "{text:?}");
     let msgs = vec![
-        ChatMessage {
-            role: "system".into(),
-            content: "Be brief.".into(),
-        },
-        ChatMessage {
-            role: "user".into(),
-            content: "Hi".into(),
-        },
-        ChatMessage {
-            role: "assistant".into(),
-            content: "Hello!".into(),
-        },
+        ChatMessage { role: "system".into(), content: "Be brief.".into() },
+        ChatMessage { role: "user".into(), content: "Hi".into() },
+        ChatMessage { role: "assistant".into(), content: "Hello!".into() },
     ];
     assert_eq!(
         t.apply_chat_template(&msgs, true).unwrap(),
@@ -181,10 +151,7 @@ fn stream_decoder_keeps_characters_whole() {
     assert!(crab.len() > 1, "{crab:?}");
     let (_, pieces) = stream(t, &crab);
     assert_eq!(pieces.concat(), "🦀");
-    assert!(
-        pieces[..crab.len() - 1].iter().all(String::is_empty),
-        "{pieces:?}"
-    );
+    assert!(pieces[..crab.len() - 1].iter().all(String::is_empty), "{pieces:?}");
 
     // An incomplete character at the very end becomes U+FFFD, as in decode.
     let cut = &crab[..crab.len() - 1];
@@ -198,22 +165,13 @@ fn stream_equals_decode_on_random_ids() {
     let t = tok();
     let mut state: u64 = 42;
     let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
     for round in 0..200 {
         // Small ids are single bytes (many are UTF-8 lead or continuation bytes).
-        let ids: Vec<u32> = (0..1 + next() % 40)
-            .map(|_| {
-                if next() % 2 == 0 {
-                    next() % 300
-                } else {
-                    next() % 49152
-                }
-            })
-            .collect();
+        let ids: Vec<u32> =
+            (0..1 + next() % 40).map(|_| if next() % 2 == 0 { next() % 300 } else { next() % 49152 }).collect();
         let (streamed, _) = stream(t, &ids);
         assert_eq!(streamed, t.decode(&ids).unwrap(), "round {round}: {ids:?}");
     }
@@ -222,9 +180,7 @@ fn stream_equals_decode_on_random_ids() {
 /// A tiny byte-level tokenizer: every byte, one merge, and one control token.
 fn tiny_tokenizer() -> GgufWriter {
     let mut tokens: Vec<String> = Vec::new();
-    let printable = |b: u32| {
-        (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b)
-    };
+    let printable = |b: u32| (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
     let mut n = 0;
     let mut byte_char = vec![' '; 256];
     for b in 0..256u32 {
@@ -268,19 +224,10 @@ fn build(w: &GgufWriter) -> padlock::Result<Tokenizer> {
 fn tiny_tokenizer_and_template() {
     let t = build(&tiny_tokenizer()).unwrap();
     assert_eq!(t.vocab_size(), 258);
-    assert_eq!(
-        t.encode("hello<|im_end|>").unwrap(),
-        vec![256, b'l' as u32, b'l' as u32, b'o' as u32, 257]
-    );
+    assert_eq!(t.encode("hello<|im_end|>").unwrap(), vec![256, b'l' as u32, b'l' as u32, b'o' as u32, 257]);
     assert!(t.is_stop_token(257));
-    let msgs = vec![ChatMessage {
-        role: "user".into(),
-        content: "  hi  ".into(),
-    }];
-    assert_eq!(
-        t.apply_chat_template(&msgs, true).unwrap(),
-        "USER: hi<|im_end|>\nASSISTANT:"
-    );
+    let msgs = vec![ChatMessage { role: "user".into(), content: "  hi  ".into() }];
+    assert_eq!(t.apply_chat_template(&msgs, true).unwrap(), "USER: hi<|im_end|>\nASSISTANT:");
     assert_eq!(t.default_system_message(), None, "this template writes no system message of its own");
     let mut w = tiny_tokenizer();
     w.set(
@@ -292,10 +239,7 @@ fn tiny_tokenizer_and_template() {
     );
     assert_eq!(build(&w).unwrap().default_system_message(), Some("You help."));
 
-    let tool = vec![ChatMessage {
-        role: "tool".into(),
-        content: "x".into(),
-    }];
+    let tool = vec![ChatMessage { role: "tool".into(), content: "x".into() }];
     let e = t.apply_chat_template(&tool, false).unwrap_err();
     assert_eq!(e.code, ErrorCode::ChatTemplate);
     assert!(e.message.contains("no tools: x"), "{e}");
@@ -304,21 +248,12 @@ fn tiny_tokenizer_and_template() {
     let mut w = tiny_tokenizer();
     w.remove("tokenizer.chat_template");
     let t = build(&w).unwrap();
-    assert_eq!(
-        t.apply_chat_template(&msgs, true).unwrap_err().code,
-        ErrorCode::ChatTemplate
-    );
+    assert_eq!(t.apply_chat_template(&msgs, true).unwrap_err().code, ErrorCode::ChatTemplate);
     assert_eq!(t.default_system_message(), None);
-    w.set(
-        "tokenizer.chat_template",
-        V::str("{% for m in messages %}{{ m.content "),
-    );
+    w.set("tokenizer.chat_template", V::str("{% for m in messages %}{{ m.content "));
     let t = build(&w).unwrap();
     assert_eq!(t.encode("he").unwrap(), vec![256]);
-    assert_eq!(
-        t.apply_chat_template(&msgs, true).unwrap_err().code,
-        ErrorCode::ChatTemplate
-    );
+    assert_eq!(t.apply_chat_template(&msgs, true).unwrap_err().code, ErrorCode::ChatTemplate);
 }
 
 #[test]
@@ -395,10 +330,7 @@ fn unsupported_tokenizers() {
     // The real model with its tokenizer model renamed.
     let bytes = model_bytes();
     let needle = b"\x04\x00\x00\x00\x00\x00\x00\x00gpt2";
-    let at = bytes[..1 << 16]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .unwrap();
+    let at = bytes[..1 << 16].windows(needle.len()).position(|w| w == needle).unwrap();
     let mut b = bytes[..].to_vec();
     b[at + 8..at + 12].copy_from_slice(b"t5xx");
     let g = GgufFile::parse(Arc::new(b)).unwrap();
@@ -420,9 +352,7 @@ fn random_byte_flips_in_tokenizer_metadata_never_panic() {
     let base = tiny_tokenizer().to_bytes();
     let mut state: u64 = 7;
     let mut next = move || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     let (mut built, mut errs) = (0, 0);

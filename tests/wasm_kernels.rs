@@ -14,13 +14,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const DTYPES: [GgmlDType; 5] = [
-    GgmlDType::F32,
-    GgmlDType::F16,
-    GgmlDType::Q4_0,
-    GgmlDType::Q4_1,
-    GgmlDType::Q8_0,
-];
+const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
 
 #[path = "common/kernels.rs"]
 mod kernels;
@@ -80,9 +74,7 @@ fn simd128_matches_scalar_reference() {
 #[wasm_bindgen_test]
 fn f16_weights_convert_exactly() {
     let (n, k) = (2048, 32);
-    let bits: Vec<u16> = (0..=u16::MAX)
-        .map(|h| if h & 0x7c00 == 0x7c00 { 0 } else { h })
-        .collect();
+    let bits: Vec<u16> = (0..=u16::MAX).map(|h| if h & 0x7c00 == 0x7c00 { 0 } else { h }).collect();
     let w: Vec<u8> = bits.iter().flat_map(|h| h.to_le_bytes()).collect();
     let mut x = vec![0f32; k * k];
     for t in 0..k {
@@ -95,12 +87,7 @@ fn f16_weights_convert_exactly() {
         matmul(GgmlDType::F16, &w, n, k, &x[t * k..(t + 1) * k], 1, &mut y1).unwrap();
         for j in 0..n {
             let want = f16::from_bits(bits[j * k + t]).to_f32();
-            assert_eq!(
-                y[t * n + j],
-                want,
-                "f16 {:#06x} (tile path)",
-                bits[j * k + t]
-            );
+            assert_eq!(y[t * n + j], want, "f16 {:#06x} (tile path)", bits[j * k + t]);
             assert_eq!(y1[j], want, "f16 {:#06x} (mat-vec path)", bits[j * k + t]);
         }
     }
@@ -115,27 +102,12 @@ fn invalid_sizes_are_errors() {
         let x = vec![0.5f32; tokens * k];
         let mut y = vec![0f32; tokens * n];
         let code = |r: padlock::Result<()>| r.unwrap_err().code;
-        assert_eq!(
-            code(matmul(dt, &w[1..], n, k, &x, tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, k, &x[1..], tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, n, k, &x, tokens, &mut y[1..])),
-            ErrorCode::InvalidArgument
-        );
-        assert_eq!(
-            code(matmul(dt, &w, usize::MAX, k, &x, tokens, &mut y)),
-            ErrorCode::InvalidArgument
-        );
+        assert_eq!(code(matmul(dt, &w[1..], n, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, k, &x[1..], tokens, &mut y)), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, n, k, &x, tokens, &mut y[1..])), ErrorCode::InvalidArgument);
+        assert_eq!(code(matmul(dt, &w, usize::MAX, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
         let mut out = vec![0f32; k + 1];
-        assert_eq!(
-            code(dequantize_row(dt, &w[..row_bytes(dt, k)], &mut out)),
-            ErrorCode::InvalidArgument
-        );
+        assert_eq!(code(dequantize_row(dt, &w[..row_bytes(dt, k)], &mut out)), ErrorCode::InvalidArgument);
     }
 }
 
@@ -157,8 +129,7 @@ fn speed_report() {
         let scales = if dt == GgmlDType::Q4_1 { 2 } else { 1 };
         for b in w.chunks_exact_mut(dt.block_bytes()) {
             for s in 0..scales {
-                b[2 * s..2 * s + 2]
-                    .copy_from_slice(&f16::from_f32(0.002 + 0.02 * rng.f().abs()).to_le_bytes());
+                b[2 * s..2 * s + 2].copy_from_slice(&f16::from_f32(0.002 + 0.02 * rng.f().abs()).to_le_bytes());
             }
         }
         for tokens in [1usize, 4, 64] {
@@ -209,9 +180,7 @@ fn check_special_values() {
         for (j, &h) in specials.iter().enumerate() {
             let row = &mut w[j * row_bytes(dt, k)..(j + 1) * row_bytes(dt, k)];
             match dt {
-                GgmlDType::F32 => {
-                    row[..4].copy_from_slice(&f16::from_bits(h).to_f32().to_le_bytes())
-                }
+                GgmlDType::F32 => row[..4].copy_from_slice(&f16::from_bits(h).to_f32().to_le_bytes()),
                 GgmlDType::F16 => row[..2].copy_from_slice(&h.to_le_bytes()),
                 GgmlDType::Q4_1 => {
                     row[..2].copy_from_slice(&h.to_le_bytes()); // d
@@ -248,11 +217,7 @@ fn check_special_values() {
                     } else {
                         got == want
                     };
-                    assert!(
-                        ok,
-                        "{} tokens={tokens}: y[{t},{j}] = {got}, want {want}",
-                        dt.name()
-                    );
+                    assert!(ok, "{} tokens={tokens}: y[{t},{j}] = {got}, want {want}", dt.name());
                 }
             }
         }

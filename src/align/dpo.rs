@@ -19,9 +19,9 @@
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::align::ContextStyle;
 use crate::align::head::LowRankHead;
 use crate::align::pad::{candidates, log_softmax_over};
+use crate::align::ContextStyle;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::generate::Engine;
@@ -72,7 +72,13 @@ impl Features {
         let cand = le32(&mut self.candidates.iter().map(|x| x.to_le_bytes()));
         let target = le32(&mut self.target.iter().map(|x| x.to_le_bytes()));
         let lp = le32(&mut self.base_logprob.iter().map(|x| x.to_le_bytes()));
-        let ranges = le32(&mut self.pairs.iter().flat_map(|[c, r]| [c.start, c.end, r.start, r.end]).map(|x| (x as u32).to_le_bytes()));
+        let ranges = le32(
+            &mut self
+                .pairs
+                .iter()
+                .flat_map(|[c, r]| [c.start, c.end, r.start, r.end])
+                .map(|x| (x as u32).to_le_bytes()),
+        );
         let n = self.target.len();
         let err = |e: safetensors::SafeTensorError| crate::Error::new(crate::ErrorCode::Io, e.to_string());
         let tensors = vec![
@@ -95,8 +101,10 @@ impl Features {
             .and_then(|(_, m)| m.metadata().as_ref().and_then(|m| m.get("settings").cloned()))
             .unwrap_or_default();
         let get = |name: &str| st.tensor(name).map_err(|e| bad(format!("{name}: {e}")));
-        let u32s = |d: &[u8]| d.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<u32>>();
-        let f32s = |d: &[u8]| d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>();
+        let u32s =
+            |d: &[u8]| d.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<u32>>();
+        let f32s =
+            |d: &[u8]| d.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect::<Vec<f32>>();
         let (h, cand) = (get("h")?, get("candidates")?);
         let (hidden, slots) = (h.shape().get(1).copied().unwrap_or(0), cand.shape().get(1).copied().unwrap_or(0));
         let ranges = u32s(get("pairs")?.data());
@@ -108,10 +116,17 @@ impl Features {
             candidates: u32s(cand.data()),
             target: u32s(get("target")?.data()),
             base_logprob: f32s(get("base_logprob")?.data()),
-            pairs: ranges.chunks_exact(4).map(|r| [r[0] as usize..r[1] as usize, r[2] as usize..r[3] as usize]).collect(),
+            pairs: ranges
+                .chunks_exact(4)
+                .map(|r| [r[0] as usize..r[1] as usize, r[2] as usize..r[3] as usize])
+                .collect(),
         };
         let n = f.target.len();
-        if hidden == 0 || slots == 0 || f.h.len() != n * hidden || f.candidates.len() != n * slots || f.base_logprob.len() != n
+        if hidden == 0
+            || slots == 0
+            || f.h.len() != n * hidden
+            || f.candidates.len() != n * slots
+            || f.base_logprob.len() != n
             || f.pairs.iter().flatten().any(|r| r.start > r.end || r.end > n)
         {
             return Err(bad("inconsistent shapes".into()));
@@ -140,7 +155,12 @@ pub async fn extract<B: Backend>(
     let hidden = engine.model.config.hidden;
     let vocab = engine.model.config.vocab_size;
     let eos = engine.tokenizer.eos_token_id();
-    let mut f = Features { settings: settings(preference, style, pairs.len(), k, min_p), hidden, slots: k + 1, ..Default::default() };
+    let mut f = Features {
+        settings: settings(preference, style, pairs.len(), k, min_p),
+        hidden,
+        slots: k + 1,
+        ..Default::default()
+    };
     for (i, pair) in pairs.iter().enumerate() {
         let mut ranges = Vec::with_capacity(2);
         for answer in [&pair.chosen, &pair.rejected] {
@@ -237,7 +257,8 @@ fn answer_reward(
             Some(head) => head.apply(h, &mut vx, &mut z),
             None => z.copy_from_slice(h),
         }
-        let cand: Vec<u32> = f.candidates[t * f.slots..(t + 1) * f.slots].iter().copied().filter(|&c| c != u32::MAX).collect();
+        let cand: Vec<u32> =
+            f.candidates[t * f.slots..(t + 1) * f.slots].iter().copied().filter(|&c| c != u32::MAX).collect();
         let m: Vec<f32> = cand.iter().map(|&c| dot(lm.row(c), &z)).collect();
         let ids: Vec<u32> = (0..cand.len() as u32).collect();
         let lp = log_softmax_over(&m, &ids);
@@ -326,7 +347,14 @@ pub fn train(
     cfg: &DpoConfig,
     on_epoch: &mut dyn FnMut(usize, f64, &LowRankHead),
 ) -> Result<LowRankHead> {
-    if cfg.rank == 0 || cfg.epochs == 0 || cfg.batch == 0 || cfg.learning_rate.is_nan() || cfg.learning_rate <= 0.0 || cfg.beta.is_nan() || cfg.beta <= 0.0 {
+    if cfg.rank == 0
+        || cfg.epochs == 0
+        || cfg.batch == 0
+        || cfg.learning_rate.is_nan()
+        || cfg.learning_rate <= 0.0
+        || cfg.beta.is_nan()
+        || cfg.beta <= 0.0
+    {
         crate::bail!(InvalidArgument, "rank, epochs, batch, learning rate and β must be positive");
     }
     if train.is_empty() {
@@ -335,7 +363,8 @@ pub fn train(
     let hd = f.hidden;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let scale = (3.0 / hd as f32).sqrt();
-    let mut head = LowRankHead::identity(hd, cfg.rank, || ((rng.next_u32() >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0) * scale);
+    let mut head =
+        LowRankHead::identity(hd, cfg.rank, || ((rng.next_u32() >> 8) as f32 / (1 << 24) as f32 * 2.0 - 1.0) * scale);
     let n = hd * cfg.rank;
     let (mut mu, mut vu, mut mv, mut vv) = (vec![0f32; n], vec![0f32; n], vec![0f32; n], vec![0f32; n]);
     let (b1, b2, eps) = (0.9f32, 0.999f32, 1e-8f32);
@@ -427,7 +456,10 @@ mod tests {
     fn features_round_trip_through_safetensors() {
         let (f, _) = toy();
         let g = Features::from_safetensors(&f.to_safetensors().unwrap()).unwrap();
-        assert_eq!((g.h, g.candidates, g.target, g.base_logprob, g.pairs), (f.h, f.candidates, f.target, f.base_logprob, f.pairs));
+        assert_eq!(
+            (g.h, g.candidates, g.target, g.base_logprob, g.pairs),
+            (f.h, f.candidates, f.target, f.base_logprob, f.pairs)
+        );
         assert!(Features::from_safetensors(b"nope").is_err());
     }
 

@@ -32,7 +32,12 @@ pub struct LowRankHead {
 impl LowRankHead {
     /// The identity head (U = 0) with V set by `init` (LoRA-style: V random, U zero).
     pub fn identity(hidden: usize, rank: usize, init: impl FnMut() -> f32) -> Self {
-        LowRankHead { hidden, rank, up: vec![0.0; hidden * rank], down: std::iter::repeat_with(init).take(rank * hidden).collect() }
+        LowRankHead {
+            hidden,
+            rank,
+            up: vec![0.0; hidden * rank],
+            down: std::iter::repeat_with(init).take(rank * hidden).collect(),
+        }
     }
 
     /// The dense `hidden × hidden` W = I + U·V, row-major.
@@ -72,7 +77,10 @@ impl LowRankHead {
         let view = |shape: Vec<usize>, data| {
             safetensors::tensor::TensorView::new(Dtype::F32, shape, data).map_err(|e| head_err(e.to_string()))
         };
-        let tensors = vec![("up", view(vec![self.hidden, self.rank], &up)?), ("down", view(vec![self.rank, self.hidden], &down)?)];
+        let tensors = vec![
+            ("up", view(vec![self.hidden, self.rank], &up)?),
+            ("down", view(vec![self.rank, self.hidden], &down)?),
+        ];
         let info: HashMap<String, String> = metadata.clone().into_iter().collect();
         safetensors::serialize(tensors, Some(info)).map_err(|e| head_err(e.to_string()))
     }
@@ -134,7 +142,9 @@ pub fn parse_head(bytes: &[u8], hidden: usize) -> Result<HeadFile> {
         }
         _ => {
             let names: Vec<&str> = st.names();
-            return Err(head_err(format!("a value head has either `weight` or both `up` and `down`; this file has {names:?}")));
+            return Err(head_err(format!(
+                "a value head has either `weight` or both `up` and `down`; this file has {names:?}"
+            )));
         }
     };
     Ok(HeadFile { matrix, metadata })
@@ -178,7 +188,8 @@ mod tests {
     fn bad_head_files_are_typed_errors() {
         let good = small(8, 2).to_safetensors(&BTreeMap::new()).unwrap();
         let f16_dense = {
-            let data: Vec<u8> = (0..64).flat_map(|i| half::f16::from_f32(if i % 9 == 0 { 1.0 } else { 0.0 }).to_le_bytes()).collect();
+            let data: Vec<u8> =
+                (0..64).flat_map(|i| half::f16::from_f32(if i % 9 == 0 { 1.0 } else { 0.0 }).to_le_bytes()).collect();
             let t = safetensors::tensor::TensorView::new(Dtype::F16, vec![8, 8], &data).unwrap();
             safetensors::serialize(vec![("weight", t)], None).unwrap()
         };

@@ -155,7 +155,12 @@ pub fn apply_repetition_penalty(logits: &mut [f32], context: &[u32], window: usi
 /// choice, e.g. end-of-turn when it is ignored). The choice on logits that keep only these
 /// (−∞ elsewhere) is exactly the choice on all of them. Sampling without a top-k and PAD's
 /// nucleus restriction (`top_p` < 1, a share of the whole vocabulary's mass) need all of them.
-pub fn logits_wanted(params: &SamplingParams, pad: Option<&PadParams>, context: &[u32], banned: &[u32]) -> LogitsWanted {
+pub fn logits_wanted(
+    params: &SamplingParams,
+    pad: Option<&PadParams>,
+    context: &[u32],
+    banned: &[u32],
+) -> LogitsWanted {
     let k = match pad {
         Some(pad) if pad.top_p < 1.0 => return LogitsWanted::All,
         Some(pad) => pad.k,
@@ -210,7 +215,14 @@ mod tests {
     fn same_seed_same_tokens_different_seed_differs() {
         let logits: Vec<f32> = (0..50).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
         let run = |seed| {
-            let params = SamplingParams { temperature: 1.5, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed, ..Default::default() };
+            let params = SamplingParams {
+                temperature: 1.5,
+                top_k: 0,
+                top_p: 1.0,
+                repetition_penalty: 1.0,
+                seed,
+                ..Default::default()
+            };
             let mut s = Sampler::new(params).unwrap();
             (0..64).map(|_| s.sample(&mut logits.clone(), &[]).unwrap()).collect::<Vec<_>>()
         };
@@ -221,14 +233,28 @@ mod tests {
     #[test]
     fn top_k_and_top_p_restrict_the_choice() {
         let logits = vec![5.0, 4.0, 0.0, -1.0, 4.5];
-        let params = SamplingParams { temperature: 1.0, top_k: 2, top_p: 1.0, repetition_penalty: 1.0, seed: 1, ..Default::default() };
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_k: 2,
+            top_p: 1.0,
+            repetition_penalty: 1.0,
+            seed: 1,
+            ..Default::default()
+        };
         let mut s = Sampler::new(params).unwrap();
         for _ in 0..200 {
             let t = s.sample(&mut logits.clone(), &[]).unwrap();
             assert!(t == 0 || t == 4, "top-2 gave {t}");
         }
         // top_p so small that only the best token survives.
-        let params = SamplingParams { temperature: 1.0, top_k: 0, top_p: 0.01, repetition_penalty: 1.0, seed: 1, ..Default::default() };
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.01,
+            repetition_penalty: 1.0,
+            seed: 1,
+            ..Default::default()
+        };
         let mut s = Sampler::new(params).unwrap();
         for _ in 0..50 {
             assert_eq!(s.sample(&mut logits.clone(), &[]).unwrap(), 0);
@@ -266,7 +292,8 @@ mod tests {
         for case in 0..400 {
             // Coarse values, so ties at the cut are common; a context full of high scorers.
             let mut logits: Vec<f32> = (0..vocab).map(|_| (rnd() % 40) as f32 * 0.25 - 4.0).collect();
-            let context: Vec<u32> = (0..rnd() % 90).map(|_| if rnd() % 2 == 0 { rnd() % 20 } else { rnd() % vocab as u32 }).collect();
+            let context: Vec<u32> =
+                (0..rnd() % 90).map(|_| if rnd() % 2 == 0 { rnd() % 20 } else { rnd() % vocab as u32 }).collect();
             for (i, l) in logits.iter_mut().enumerate().take(20) {
                 *l = 5.0 + (i % 3) as f32;
             }
@@ -296,8 +323,12 @@ mod tests {
                 );
             }
             // PAD: base row plus two reward rows, scored over the base candidates.
-            let rows: Vec<f32> = logits.iter().copied().chain((0..2 * vocab).map(|_| (rnd() % 97) as f32 * 0.1)).collect();
-            let pad = PadParams { min_p: [0.0, 0.1, 0.5][case % 3], ..PadParams::new(vec![1.0, 0.5], 1.5, [1, 10, 5][case % 3]) };
+            let rows: Vec<f32> =
+                logits.iter().copied().chain((0..2 * vocab).map(|_| (rnd() % 97) as f32 * 0.1)).collect();
+            let pad = PadParams {
+                min_p: [0.0, 0.1, 0.5][case % 3],
+                ..PadParams::new(vec![1.0, 0.5], 1.5, [1, 10, 5][case % 3])
+            };
             let wanted = logits_wanted(&params, Some(&pad), &context, &[]);
             let kept = keep_only(&rows, 3, &wanted);
             let step = |all: &[f32]| {
@@ -310,7 +341,10 @@ mod tests {
         }
         let nucleus = PadParams { top_p: 0.9, ..PadParams::new(vec![1.0], 1.0, 10) };
         assert_eq!(logits_wanted(&SamplingParams::greedy(), Some(&nucleus), &[1, 2], &[]), LogitsWanted::All);
-        assert_eq!(logits_wanted(&SamplingParams { top_k: 0, ..Default::default() }, None, &[1, 2], &[]), LogitsWanted::All);
+        assert_eq!(
+            logits_wanted(&SamplingParams { top_k: 0, ..Default::default() }, None, &[1, 2], &[]),
+            LogitsWanted::All
+        );
         assert_eq!(
             logits_wanted(&SamplingParams::greedy(), None, &[1, 2], &[]),
             LogitsWanted::Top { k: 1, also: vec![] }

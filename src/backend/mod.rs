@@ -38,7 +38,8 @@ impl LogitsWanted {
         match self {
             LogitsWanted::All => (0..row0.len() as u32).collect(),
             LogitsWanted::Top { k, also } => {
-                let mut ids: Vec<u32> = crate::align::sampler::top_candidates(row0, (*k).max(1)).iter().map(|c| c.0).collect();
+                let mut ids: Vec<u32> =
+                    crate::align::sampler::top_candidates(row0, (*k).max(1)).iter().map(|c| c.0).collect();
                 ids.extend(also.iter().filter(|&&i| (i as usize) < row0.len()));
                 ids
             }
@@ -50,7 +51,12 @@ impl LogitsWanted {
 /// F32 GGUF tensor), after checking the sizes.
 pub(crate) fn host_matrix_bytes(data: &[f32], rows: usize, cols: usize) -> Result<Vec<u8>> {
     if rows.checked_mul(cols) != Some(data.len()) || cols == 0 {
-        crate::bail!(InvalidArgument, "a {rows}×{cols} matrix needs {} values, got {}", rows.saturating_mul(cols), data.len());
+        crate::bail!(
+            InvalidArgument,
+            "a {rows}×{cols} matrix needs {} values, got {}",
+            rows.saturating_mul(cols),
+            data.len()
+        );
     }
     Ok(data.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
@@ -158,7 +164,11 @@ pub trait Backend {
     /// Reads logits `[rows, vocab]` back, where only the entries `wanted` names are
     /// guaranteed; a backend may put −∞ everywhere else (the GPU backend finds the top-k on
     /// the GPU and reads back only those). Reading everything, as here, is always allowed.
-    fn read_logits(&self, x: &Self::Tensor, wanted: &LogitsWanted) -> impl std::future::Future<Output = Result<Vec<f32>>> {
+    fn read_logits(
+        &self,
+        x: &Self::Tensor,
+        wanted: &LogitsWanted,
+    ) -> impl std::future::Future<Output = Result<Vec<f32>>> {
         let _ = wanted;
         self.read(x)
     }

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand};
 use padlock::align::sampler::{argmax, SamplingParams};
 use padlock::align::{ContextStyle, HarmlessMode, Method, Personalization, Preference};
-use padlock::feedback::StopRewards;
 use padlock::backend::cpu::{quant, CpuBackend};
 use padlock::backend::{Backend, LogitsWanted};
+use padlock::feedback::StopRewards;
 use padlock::generate::{now_seconds, BestOfN, Engine, Explanation, GenerateOptions, Generation};
 use padlock::model::llama::Logits;
 use padlock::{Error, Result};
@@ -330,7 +330,11 @@ impl PersonalizationArgs {
             return Err(invalid("more --weight than --prefer".into()));
         }
         if self.head.len() > 1 && self.head.len() != self.prefer.len() {
-            return Err(invalid(format!("{} --head for {} --prefer: give one, or one per --prefer", self.head.len(), self.prefer.len())));
+            return Err(invalid(format!(
+                "{} --head for {} --prefer: give one, or one per --prefer",
+                self.head.len(),
+                self.prefer.len()
+            )));
         }
         for path in &self.head {
             let bytes = std::fs::read(path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
@@ -461,7 +465,6 @@ impl WithEngine for GenerateJob {
     }
 }
 
-
 fn sampling(args: &GenerateArgs) -> SamplingParams {
     let mut sampling = if args.greedy { SamplingParams::greedy() } else { SamplingParams::default() };
     sampling.temperature = args.temperature.unwrap_or(sampling.temperature);
@@ -471,7 +474,6 @@ fn sampling(args: &GenerateArgs) -> SamplingParams {
     sampling.seed = args.seed.unwrap_or(sampling.seed);
     sampling
 }
-
 
 fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) -> Result<()> {
     let personalization = args.personalization.resolve(&engine, args.top_k)?;
@@ -495,7 +497,10 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
     let options = plan.as_ref().map_or(options, |p| p.options.clone());
     if options.personalization.method == Method::BestOfN {
         if args.store.is_some() {
-            return Err(Error::new(padlock::ErrorCode::InvalidArgument, "--store keeps PAD answers for feedback; best-of-n is not supported with it"));
+            return Err(Error::new(
+                padlock::ErrorCode::InvalidArgument,
+                "--store keeps PAD answers for feedback; best-of-n is not supported with it",
+            ));
         }
         return best_of_n(&engine, &args, &options);
     }
@@ -528,7 +533,12 @@ struct Answered {
     stop_rewards: Vec<f32>,
 }
 
-fn generate_one<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &GenerateOptions, about: &str) -> Result<Answered> {
+fn generate_one<B: Backend>(
+    engine: &Engine<B>,
+    args: &GenerateArgs,
+    options: &GenerateOptions,
+    about: &str,
+) -> Result<Answered> {
     let t0 = now_seconds();
     let mut gen = pollster::block_on(Generation::chat(engine, &args.prompt, options))?;
     let t1 = now_seconds();
@@ -582,7 +592,12 @@ fn generate_one<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &G
             gen.generated().len(),
         );
     }
-    Ok(Answered { text: gen.text()?, tokens: gen.generated().len(), rewards: gen.sequence_rewards().to_vec(), stop_rewards })
+    Ok(Answered {
+        text: gen.text()?,
+        tokens: gen.generated().len(),
+        rewards: gen.sequence_rewards().to_vec(),
+        stop_rewards,
+    })
 }
 
 /// One line per token: chosen, base top-1 (when PAD chose otherwise), each context's β·w·r.
@@ -601,7 +616,12 @@ fn best_of_n<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &Gene
     let t0 = now_seconds();
     while let Some(sample) = pollster::block_on(bon.next_sample())? {
         if !args.json {
-            eprintln!("[sample seed {}: reward {:+.2}, {} tokens]", sample.seed, sample.reward, sample.generated_ids.len());
+            eprintln!(
+                "[sample seed {}: reward {:+.2}, {} tokens]",
+                sample.seed,
+                sample.reward,
+                sample.generated_ids.len()
+            );
         }
     }
     let seconds = now_seconds() - t0;
@@ -626,11 +646,18 @@ fn best_of_n<B: Backend>(engine: &Engine<B>, args: &GenerateArgs, options: &Gene
 
 /// Decode speed through `Generation` with `n` preferences (0: plain), end-of-turn ignored:
 /// (tok/s over all tokens, over the first quarter, over the last quarter).
-fn decode_speed<B: Backend>(engine: &Engine<B>, n: usize, tokens: usize, harmless: HarmlessMode) -> Result<(f64, f64, f64)> {
+fn decode_speed<B: Backend>(
+    engine: &Engine<B>,
+    n: usize,
+    tokens: usize,
+    harmless: HarmlessMode,
+) -> Result<(f64, f64, f64)> {
     let personalization = Personalization {
         harmless,
         method: if n == 0 { Method::Base } else { Method::Pad },
-        preferences: (0..n).map(|i| Preference::new(format!("Preference number {}: be helpful.", i + 1), 1.0)).collect(),
+        preferences: (0..n)
+            .map(|i| Preference::new(format!("Preference number {}: be helpful.", i + 1), 1.0))
+            .collect(),
         ..Default::default()
     };
     let options = GenerateOptions {
@@ -640,7 +667,11 @@ fn decode_speed<B: Backend>(engine: &Engine<B>, n: usize, tokens: usize, harmles
         personalization,
         ignore_eos: true,
     };
-    let mut gen = pollster::block_on(Generation::chat(engine, "Write a long story about a dragon who learns to bake bread.", &options))?;
+    let mut gen = pollster::block_on(Generation::chat(
+        engine,
+        "Write a long story about a dragon who learns to bake bread.",
+        &options,
+    ))?;
     // The first token comes from the prefill's logits: start the clock after it.
     pollster::block_on(gen.next())?;
     let mut times = vec![now_seconds()];
@@ -690,7 +721,6 @@ fn bench_pad<B: Backend>(engine: &Engine<B>, args: &BenchArgs, about: &str) -> R
     Ok(())
 }
 
-
 struct BenchJob(BenchArgs);
 
 impl WithEngine for BenchJob {
@@ -723,7 +753,8 @@ fn bench<B: Backend>(args: BenchArgs, engine: Engine<B>, about: String) -> Resul
     // Decode: `batch` sequences (different prompts) advance one token per step, greedy on
     // each (its argmax, read back as top-1), never stopping early.
     let mut seqs = (0..args.batch).map(|_| model.new_sequence()).collect::<Result<Vec<_>>>()?;
-    let starts: Vec<Vec<u32>> = (0..args.batch).map(|i| prompt[i % prompt.len()..][..prompt.len().min(16)].to_vec()).collect();
+    let starts: Vec<Vec<u32>> =
+        (0..args.batch).map(|i| prompt[i % prompt.len()..][..prompt.len().min(16)].to_vec()).collect();
     let top1 = LogitsWanted::Top { k: 1, also: Vec::new() };
     let vocab = model.config.vocab_size;
     let step = |seqs: &mut Vec<_>, tokens: &[Vec<u32>]| -> Result<Vec<u32>> {
@@ -799,12 +830,28 @@ fn make_pairs(args: MakePairsArgs) -> Result<()> {
                 if done.contains(&(dim.name.to_string(), i, seed)) {
                     continue;
                 }
-                let pair = pollster::block_on(pairs::make_pair(&engine, dim, i, prompt, args.context.into(), seed, args.max_tokens))?;
-                writeln!(out, "{}", serde_json::to_string(&pair).map_err(|e| Error::new(padlock::ErrorCode::Io, e.to_string()))?)
-                    .map_err(io)?;
+                let pair = pollster::block_on(pairs::make_pair(
+                    &engine,
+                    dim,
+                    i,
+                    prompt,
+                    args.context.into(),
+                    seed,
+                    args.max_tokens,
+                ))?;
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&pair).map_err(|e| Error::new(padlock::ErrorCode::Io, e.to_string()))?
+                )
+                .map_err(io)?;
                 made += 1;
-                eprintln!("[{made}/{total}] {} #{i} seed {seed}: {} vs {} words", dim.name,
-                    pair.chosen.split_whitespace().count(), pair.rejected.split_whitespace().count());
+                eprintln!(
+                    "[{made}/{total}] {} #{i} seed {seed}: {} vs {} words",
+                    dim.name,
+                    pair.chosen.split_whitespace().count(),
+                    pair.rejected.split_whitespace().count()
+                );
             }
         }
     }
@@ -834,8 +881,8 @@ fn eval(args: EvalArgs) -> Result<()> {
     let model = args.model.as_deref().ok_or_else(|| invalid("--model is needed".into()))?;
     let engine = load(model)?;
     let data = args.data.as_deref().ok_or_else(|| invalid("--data is needed".into()))?;
-    let mut prompts: Vec<run::Prompt> =
-        serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?).map_err(|e| invalid(format!("{data}: {e}")))?;
+    let mut prompts: Vec<run::Prompt> = serde_json::from_str(&std::fs::read_to_string(data).map_err(io)?)
+        .map_err(|e| invalid(format!("{data}: {e}")))?;
     prompts.truncate(args.limit.unwrap_or(usize::MAX));
     let mut pers = args.personalization.resolve(&engine, args.top_k)?;
     let dims: Vec<&dimensions::Dimension> = if pers.method == Method::Base {
@@ -877,19 +924,26 @@ fn eval(args: EvalArgs) -> Result<()> {
             let head = match &args.heads_dir {
                 Some(dir) => {
                     let path = format!("{dir}/{}.safetensors", d.name);
-                    let bytes = std::fs::read(&path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
+                    let bytes =
+                        std::fs::read(&path).map_err(|e| Error::new(padlock::ErrorCode::Io, format!("{path}: {e}")))?;
                     engine.load_head(&path, &bytes)?;
                     Some(path)
                 }
                 None => None,
             };
-            pers.preferences = vec![Preference { text: wording.clone().unwrap_or_else(|| d.prefer.into()), weight: 1.0, head }];
+            pers.preferences =
+                vec![Preference { text: wording.clone().unwrap_or_else(|| d.prefer.into()), weight: 1.0, head }];
             if let Some(w) = args.contrast {
                 pers.preferences.push(Preference::new(d.opposite, -w));
             }
         }
-        let options =
-            GenerateOptions { max_tokens: args.max_tokens, sampling: sampling.clone(), system: args.system.clone(), personalization: pers.clone(), ignore_eos: false };
+        let options = GenerateOptions {
+            max_tokens: args.max_tokens,
+            sampling: sampling.clone(),
+            system: args.system.clone(),
+            personalization: pers.clone(),
+            ignore_eos: false,
+        };
         let (text, tokens) = pollster::block_on(run::answer(&engine, &p.prompt, &options))?;
         let row = run::Row {
             label: label.clone(),
@@ -905,7 +959,15 @@ fn eval(args: EvalArgs) -> Result<()> {
         // One write per row: runs of other configurations may append to the same file.
         let line = serde_json::to_string(&row).map_err(|e| invalid(e.to_string()))? + "\n";
         out.write_all(line.as_bytes()).map_err(io)?;
-        eprintln!("[{label} {}/{} {:.0}s] {} #{}: {} words", i + 1, jobs.len(), now_seconds() - t0, row.dimension, row.id, row.measures.words);
+        eprintln!(
+            "[{label} {}/{} {:.0}s] {} #{}: {} words",
+            i + 1,
+            jobs.len(),
+            now_seconds() - t0,
+            row.dimension,
+            row.id,
+            row.measures.words
+        );
     }
     Ok(())
 }
@@ -924,8 +986,11 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
     let bytes = read_model(&args.model)?;
     let engine = Engine::load(CpuBackend::new(), bytes.clone(), &mut |_| {})?;
     let mut pairs = Vec::new();
-    for (n, line) in std::fs::read_to_string(&args.pairs).map_err(io)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let pair: Pair = serde_json::from_str(line).map_err(|e| invalid(format!("{} line {}: {e}", args.pairs, n + 1)))?;
+    for (n, line) in
+        std::fs::read_to_string(&args.pairs).map_err(io)?.lines().enumerate().filter(|(_, l)| !l.trim().is_empty())
+    {
+        let pair: Pair =
+            serde_json::from_str(line).map_err(|e| invalid(format!("{} line {}: {e}", args.pairs, n + 1)))?;
         if pair.dimension == dim.name {
             pairs.push(pair);
         }
@@ -933,7 +998,11 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
     pairs.truncate(args.limit.unwrap_or(usize::MAX));
     let (train, held): (Vec<usize>, Vec<usize>) = (0..pairs.len()).partition(|&i| !held_out(pairs[i].prompt_index));
     if train.is_empty() || held.is_empty() {
-        return Err(invalid(format!("{} pairs of {:?}: need some to train on and some held out", pairs.len(), dim.name)));
+        return Err(invalid(format!(
+            "{} pairs of {:?}: need some to train on and some held out",
+            pairs.len(),
+            dim.name
+        )));
     }
     let preference = pairs[0].preference.clone();
     let answers: Vec<TrainPair> = pairs
@@ -952,16 +1021,33 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
         None => None,
     };
     let features = match cached {
-        Some(f) if f.settings == dpo::settings(&preference, args.persrm_context.into(), answers.len(), args.top_k, args.candidate_min_p) => {
+        Some(f)
+            if f.settings
+                == dpo::settings(
+                    &preference,
+                    args.persrm_context.into(),
+                    answers.len(),
+                    args.top_k,
+                    args.candidate_min_p,
+                ) =>
+        {
             eprintln!("[features from {}]", args.cache.as_deref().unwrap_or_default());
             f
         }
         _ => {
-            let f = pollster::block_on(dpo::extract(&engine, &preference, args.persrm_context.into(), &answers, args.top_k, args.candidate_min_p, &mut |done, total| {
-                if done % 10 == 0 || done == total {
-                    eprintln!("[features {done}/{total}]");
-                }
-            }))?;
+            let f = pollster::block_on(dpo::extract(
+                &engine,
+                &preference,
+                args.persrm_context.into(),
+                &answers,
+                args.top_k,
+                args.candidate_min_p,
+                &mut |done, total| {
+                    if done % 10 == 0 || done == total {
+                        eprintln!("[features {done}/{total}]");
+                    }
+                },
+            ))?;
             if let Some(path) = &args.cache {
                 std::fs::write(path, f.to_safetensors()?).map_err(io)?;
             }
@@ -971,7 +1057,10 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
     let t_features = now_seconds() - t0;
     // The LM head on the host, for scoring candidates.
     let file = padlock::model::gguf::GgufFile::parse(bytes)?;
-    let info = file.tensor("output.weight").or_else(|| file.tensor("token_embd.weight")).ok_or_else(|| invalid("no LM head".into()))?;
+    let info = file
+        .tensor("output.weight")
+        .or_else(|| file.tensor("token_embd.weight"))
+        .ok_or_else(|| invalid("no LM head".into()))?;
     let mut rows = vec![0f32; info.n_elements()];
     quant::dequantize_row(info.dtype, file.tensor_data(info), &mut rows)?;
     let lm = LmHeadRows { rows: &rows, hidden: features.hidden };
@@ -1016,7 +1105,9 @@ fn train_head(args: TrainHeadArgs) -> Result<()> {
     }
     let metadata = report
         .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect())
+        .map(|o| {
+            o.iter().map(|(k, v)| (k.clone(), v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))).collect()
+        })
         .unwrap_or_default();
     std::fs::write(&args.out, head.to_safetensors(&metadata)?).map_err(io)?;
     eprintln!("wrote {}", args.out);

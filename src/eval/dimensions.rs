@@ -62,6 +62,9 @@ pub const DIMENSIONS: &[Dimension] = &[
 pub fn dimension(name: &str) -> crate::Result<&'static Dimension> {
     DIMENSIONS.iter().find(|d| d.name == name).ok_or_else(|| {
         let names: Vec<&str> = DIMENSIONS.iter().map(|d| d.name).collect();
-        crate::Error::new(crate::ErrorCode::InvalidArgument, format!("unknown dimension {name:?} (known: {})", names.join(", ")))
+        crate::Error::new(
+            crate::ErrorCode::InvalidArgument,
+            format!("unknown dimension {name:?} (known: {})", names.join(", ")),
+        )
     })
 }

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::ContextStyle;
 use crate::align::sampler::SamplingParams;
+use crate::align::ContextStyle;
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::eval::dimensions::Dimension;
@@ -46,7 +46,15 @@ impl Pair {
 /// from the kind of answer it will steer.
 pub fn pair_sampling(seed: u64) -> SamplingParams {
     // Greedy decoding ignores temperature, top-k, top-p and the seed.
-    SamplingParams { greedy: seed == 0, temperature: 0.7, top_p: 0.9, top_k: 40, repetition_penalty: 1.1, seed, ..Default::default() }
+    SamplingParams {
+        greedy: seed == 0,
+        temperature: 0.7,
+        top_p: 0.9,
+        top_k: 40,
+        repetition_penalty: 1.1,
+        seed,
+        ..Default::default()
+    }
 }
 
 /// The answer to `prompt` conditioned on `guideline` alone, carried in `style` (no

@@ -40,7 +40,11 @@ pub struct Prompt {
 }
 
 /// The answer to `prompt` under `options` (best-of-n: the best sample).
-pub async fn answer<B: Backend>(engine: &Engine<B>, prompt: &str, options: &GenerateOptions) -> Result<(String, usize)> {
+pub async fn answer<B: Backend>(
+    engine: &Engine<B>,
+    prompt: &str,
+    options: &GenerateOptions,
+) -> Result<(String, usize)> {
     if options.personalization.method == Method::BestOfN {
         let mut bon = BestOfN::new(engine, prompt, options)?;
         bon.run().await?;
@@ -94,7 +98,8 @@ pub fn remeasure(rows: &mut [Row]) {
 
 /// Compares every (label, dimension) with the base rows on the same prompts.
 pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
-    let base: HashMap<&str, &Row> = rows.iter().filter(|r| r.method == Method::Base).map(|r| (r.id.as_str(), r)).collect();
+    let base: HashMap<&str, &Row> =
+        rows.iter().filter(|r| r.method == Method::Base).map(|r| (r.id.as_str(), r)).collect();
     if base.is_empty() {
         crate::bail!(InvalidArgument, "the results hold no base answers to compare with");
     }
@@ -117,7 +122,8 @@ pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
     }
     for ((dim, label), group) in groups {
         let d = dimension(&dim)?;
-        let paired: Vec<(&Row, &Row)> = group.iter().filter_map(|r| base.get(r.id.as_str()).map(|b| (*r, *b))).collect();
+        let paired: Vec<(&Row, &Row)> =
+            group.iter().filter_map(|r| base.get(r.id.as_str()).map(|b| (*r, *b))).collect();
         let moved = paired.iter().filter(|(r, b)| moved(r, b, d.measure)).count();
         let mine: Vec<&Row> = paired.iter().map(|p| p.0).collect();
         let theirs: Vec<&Row> = paired.iter().map(|p| p.1).collect();
@@ -151,7 +157,17 @@ pub fn report(rows: &[Row]) -> Result<String> {
             let m = &s.mean;
             md += &format!(
                 "| {} | {} | {} | {:.1} | {:.1} | {:+.3} | {:+.3} | {:.2} | {:.3} | {:.3} | {:.2} |\n",
-                s.label, s.n, moved, m.words, m.grade, m.sentiment, m.warmth, m.humour, m.distinct2, m.relevance, s.relevance_vs_base
+                s.label,
+                s.n,
+                moved,
+                m.words,
+                m.grade,
+                m.sentiment,
+                m.warmth,
+                m.humour,
+                m.distinct2,
+                m.relevance,
+                s.relevance_vs_base
             );
         }
     }
@@ -185,7 +201,8 @@ fn side_by_side(rows: &[Row], per_dimension: usize) -> String {
         if labels.is_empty() {
             continue;
         }
-        let find = |label: &str, id: &str| rows.iter().find(|r| r.label == label && r.dimension == d.name && r.id == id);
+        let find =
+            |label: &str, id: &str| rows.iter().find(|r| r.label == label && r.dimension == d.name && r.id == id);
         let base = |id: &str| rows.iter().find(|r| r.method == Method::Base && r.id == id);
         let mut shown = 0;
         for r in rows.iter().filter(|r| r.method == Method::Base) {
@@ -193,7 +210,12 @@ fn side_by_side(rows: &[Row], per_dimension: usize) -> String {
                 break;
             }
             if labels.iter().all(|l| find(l, &r.id).is_some()) {
-                md += &format!("\n**{}** — prompt {}: \"{}\"\n\n| method | answer |\n|---|---|\n", d.name, r.id, cell(&r.prompt));
+                md += &format!(
+                    "\n**{}** — prompt {}: \"{}\"\n\n| method | answer |\n|---|---|\n",
+                    d.name,
+                    r.id,
+                    cell(&r.prompt)
+                );
                 if let Some(b) = base(&r.id) {
                     md += &format!("| base | {} |\n", cell(&b.text));
                 }

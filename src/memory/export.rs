@@ -70,13 +70,8 @@ fn json_error(e: serde_json::Error) -> Error {
 
 /// The export file for `contents`; sealed when a passphrase is given.
 pub async fn export(contents: &Contents, passphrase: Option<&str>) -> Result<String> {
-    let mut file = ExportFile {
-        format: FORMAT.into(),
-        version: VERSION,
-        exported: now_millis(),
-        contents: None,
-        sealed: None,
-    };
+    let mut file =
+        ExportFile { format: FORMAT.into(), version: VERSION, exported: now_millis(), contents: None, sealed: None };
     match passphrase {
         None => file.contents = Some(contents.clone()),
         Some(passphrase) => {
@@ -118,7 +113,10 @@ pub async fn import(text: &str, passphrase: Option<&str>) -> Result<Contents> {
         (Some(contents), None) => contents,
         (None, Some(sealed)) => {
             let Some(passphrase) = passphrase else {
-                crate::bail!(InvalidImport, "this export is protected by a passphrase: give the passphrase to import it");
+                crate::bail!(
+                    InvalidImport,
+                    "this export is protected by a passphrase: give the passphrase to import it"
+                );
             };
             if sealed.kdf != KDF || sealed.cipher != CIPHER {
                 return Err(invalid(format!("unknown protection {} / {}", sealed.kdf, sealed.cipher)));
@@ -161,13 +159,27 @@ mod passphrase {
         Aes256Gcm::new(&key.into())
     }
 
-    pub async fn seal(passphrase: &str, salt: &[u8], iterations: u32, iv: &[u8], aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    pub async fn seal(
+        passphrase: &str,
+        salt: &[u8],
+        iterations: u32,
+        iv: &[u8],
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
         cipher(passphrase, salt, iterations)
             .encrypt(Nonce::from_slice(iv), Payload { msg: plain, aad })
             .map_err(|_| crate::error::Error::new(crate::ErrorCode::Storage, "AES-GCM encryption failed"))
     }
 
-    pub async fn open(passphrase: &str, salt: &[u8], iterations: u32, iv: &[u8], aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    pub async fn open(
+        passphrase: &str,
+        salt: &[u8],
+        iterations: u32,
+        iv: &[u8],
+        aad: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
         cipher(passphrase, salt, iterations).decrypt(Nonce::from_slice(iv), Payload { msg: data, aad }).map_err(|_| {
             crate::error::Error::new(
                 crate::ErrorCode::DecryptFailed,

@@ -42,8 +42,7 @@ use web_sys::{BroadcastChannel, CryptoKey, IdbDatabase, IdbTransaction, MessageE
 use super::schema::{FeedbackV1, PreferenceV1, CURRENT_VERSION};
 use super::webcrypto::{self, describe, exception_name};
 use super::{
-    now_millis, random_bytes, Contents, FeedbackEvent, Loaded, Preference, Profile, Store, Unreadable, ValueHead,
-    Write,
+    now_millis, random_bytes, Contents, FeedbackEvent, Loaded, Preference, Profile, Store, Unreadable, ValueHead, Write,
 };
 use crate::error::{Error, ErrorCode, Result};
 
@@ -228,8 +227,7 @@ impl IdbStore {
             Err(_) => (None, None),
         };
         let key = record_key(&db).await?;
-        let store =
-            IdbStore { name: name.to_string(), db, raw, key, closed, channel, _on_message: on_message };
+        let store = IdbStore { name: name.to_string(), db, raw, key, closed, channel, _on_message: on_message };
         if upgraded_from.get() == Some(1) {
             store.reseal_v1().await?;
         }
@@ -293,8 +291,13 @@ impl IdbStore {
     async fn load<T>(&self, store: &'static str, decode: impl Fn(&Sealed, Vec<u8>) -> Result<T>) -> Result<Loaded<T>> {
         let (tx, _raw) = self.transaction(&[store, META], TransactionMode::ReadOnly)?;
         let records = tx.object_store(store).map_err(|e| idb_error("store", e))?;
-        let values = records.get_all(None, None).map_err(|e| idb_error("read", e))?.await.map_err(|e| idb_error("read", e))?;
-        let keys = records.get_all_keys(None, None).map_err(|e| idb_error("read", e))?.await.map_err(|e| idb_error("read", e))?;
+        let values =
+            records.get_all(None, None).map_err(|e| idb_error("read", e))?.await.map_err(|e| idb_error("read", e))?;
+        let keys = records
+            .get_all_keys(None, None)
+            .map_err(|e| idb_error("read", e))?
+            .await
+            .map_err(|e| idb_error("read", e))?;
         let revision = read_revision(&tx).await?;
         drop(tx);
         let mut loaded = Loaded { revision, items: Vec::with_capacity(values.len()), unreadable: Vec::new() };
@@ -352,7 +355,11 @@ fn channel_name(db: &str) -> String {
 
 async fn read_revision(tx: &idb::Transaction) -> Result<u64> {
     let meta = tx.object_store(META).map_err(|e| idb_error("store", e))?;
-    let value = meta.get(JsValue::from_str(REVISION)).map_err(|e| idb_error("read", e))?.await.map_err(|e| idb_error("read", e))?;
+    let value = meta
+        .get(JsValue::from_str(REVISION))
+        .map_err(|e| idb_error("read", e))?
+        .await
+        .map_err(|e| idb_error("read", e))?;
     Ok(value.map(|v| get(&v, "value").as_f64().unwrap_or(0.0) as u64).unwrap_or(0))
 }
 
@@ -381,7 +388,8 @@ fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Result<()> {
     }
     if old == 1 {
         let target = event.target().map_err(|e| idb_error("upgrade", e))?;
-        let tx = idb::Request::transaction(&target).ok_or_else(|| storage_error("upgrade", "no upgrade transaction"))?;
+        let tx =
+            idb::Request::transaction(&target).ok_or_else(|| storage_error("upgrade", "no upgrade transaction"))?;
         wasm_bindgen_futures::spawn_local(async move {
             if let Err(e) = move_v1_feedback(&tx).await {
                 web_sys::console::error_1(&format!("padlock: migrating v1 feedback failed: {e}").into());
@@ -397,8 +405,13 @@ fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Result<()> {
 async fn move_v1_feedback(tx: &idb::Transaction) -> Result<()> {
     let from = tx.object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))?;
     let to = tx.object_store(EVENTS).map_err(|e| idb_error("upgrade", e))?;
-    let keys = from.get_all_keys(None, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
-    let values = from.get_all(None, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
+    let keys = from
+        .get_all_keys(None, None)
+        .map_err(|e| idb_error("upgrade", e))?
+        .await
+        .map_err(|e| idb_error("upgrade", e))?;
+    let values =
+        from.get_all(None, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
     for (key, value) in keys.iter().zip(values.iter()) {
         let n = key.as_f64().unwrap_or(0.0) as u64;
         let record = Object::new();
@@ -417,7 +430,11 @@ async fn record_key(db: &Database) -> Result<CryptoKey> {
     let read = || async {
         let tx = db.transaction(&[KEYS], TransactionMode::ReadOnly).map_err(|e| idb_error("transaction", e))?;
         let keys = tx.object_store(KEYS).map_err(|e| idb_error("store", e))?;
-        let value = keys.get(JsValue::from_str(RECORD_KEY)).map_err(|e| idb_error("read", e))?.await.map_err(|e| idb_error("read", e))?;
+        let value = keys
+            .get(JsValue::from_str(RECORD_KEY))
+            .map_err(|e| idb_error("read", e))?
+            .await
+            .map_err(|e| idb_error("read", e))?;
         Ok::<_, Error>(value.and_then(|v| v.dyn_into::<CryptoKey>().ok()))
     };
     if let Some(key) = read().await? {
@@ -462,7 +479,11 @@ impl Store for IdbStore {
     }
 
     async fn profile(&self) -> Result<Option<Profile>> {
-        let loaded = self.load(PROFILE, |sealed, plain| serde_json::from_slice::<Profile>(&plain).map_err(|e| undecodable(&sealed.id, e))).await?;
+        let loaded = self
+            .load(PROFILE, |sealed, plain| {
+                serde_json::from_slice::<Profile>(&plain).map_err(|e| undecodable(&sealed.id, e))
+            })
+            .await?;
         if let Some(u) = loaded.unreadable.into_iter().next() {
             return Err(u.error);
         }
@@ -480,7 +501,9 @@ impl Store for IdbStore {
         let mut deletes: Vec<(&str, String)> = Vec::new();
         for w in writes {
             match w {
-                Write::PutPreference(p) => puts.push((PREFERENCES, self.seal_json(PREFERENCES, &p.id, p).await?, false)),
+                Write::PutPreference(p) => {
+                    puts.push((PREFERENCES, self.seal_json(PREFERENCES, &p.id, p).await?, false))
+                }
                 Write::DeletePreference(id) => deletes.push((PREFERENCES, id.clone())),
                 Write::AddEvent(e) => puts.push((EVENTS, self.seal_json(EVENTS, &e.id, e).await?, true)),
                 Write::PutProfile(p) => puts.push((PROFILE, self.seal_json(PROFILE, PROFILE, p).await?, false)),
@@ -552,7 +575,13 @@ impl Store for IdbStore {
 
 impl IdbStore {
     /// Issues the puts and deletes and the new revision inside `tx`.
-    async fn apply(&self, tx: &idb::Transaction, puts: &[(&str, JsValue, bool)], deletes: &[(&str, String)], revision: u64) -> Result<()> {
+    async fn apply(
+        &self,
+        tx: &idb::Transaction,
+        puts: &[(&str, JsValue, bool)],
+        deletes: &[(&str, String)],
+        revision: u64,
+    ) -> Result<()> {
         for (store, value, add_only) in puts {
             let s = tx.object_store(store).map_err(|e| idb_error("store", e))?;
             if *add_only {

@@ -490,10 +490,7 @@ impl Personalized {
 pub fn active(preferences: &[Preference], max_active: usize) -> Vec<&Preference> {
     let mut mine: Vec<&Preference> = preferences.iter().filter(|p| p.enabled && !p.is_universal()).collect();
     mine.sort_by(|a, b| {
-        b.effective_weight()
-            .total_cmp(&a.effective_weight())
-            .then(a.created.cmp(&b.created))
-            .then(a.id.cmp(&b.id))
+        b.effective_weight().total_cmp(&a.effective_weight()).then(a.created.cmp(&b.created)).then(a.id.cmp(&b.id))
     });
     mine.truncate(max_active);
     let mut out: Vec<&Preference> = preferences.iter().filter(|p| p.is_universal()).take(1).collect();
@@ -509,10 +506,7 @@ pub fn now_millis() -> u64 {
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
     }
 }
 
@@ -758,7 +752,9 @@ impl<S: Store> Memory<S> {
                 .iter()
                 .map(|c| if c.label == HARMLESS_PRINCIPLE { Some(HARMLESS_ID.to_string()) } else { own.next() })
                 .collect::<Option<Vec<String>>>()
-                .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "the reward contexts do not match the active preferences"))?
+                .ok_or_else(|| {
+                    Error::new(ErrorCode::InvalidArgument, "the reward contexts do not match the active preferences")
+                })?
         } else {
             Vec::new()
         };

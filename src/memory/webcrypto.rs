@@ -31,7 +31,9 @@ fn subtle() -> Result<SubtleCrypto> {
     let crypto = js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
         .ok()
         .and_then(|c| c.dyn_into::<web_sys::Crypto>().ok())
-        .ok_or_else(|| Error::new(ErrorCode::Storage, "WebCrypto is not available here (a secure context is needed)"))?;
+        .ok_or_else(|| {
+            Error::new(ErrorCode::Storage, "WebCrypto is not available here (a secure context is needed)")
+        })?;
     Ok(crypto.subtle())
 }
 
@@ -56,7 +58,9 @@ fn gcm(iv: &[u8], aad: Option<&[u8]>) -> AesGcmParams {
 /// (`extractable: false`): it can be stored in IndexedDB and used, not exported.
 pub async fn generate_record_key() -> Result<CryptoKey> {
     let params = AesKeyGenParams::new("AES-GCM", 256);
-    let key = settle("generateKey", subtle()?.generate_key_with_object(&params, false, &usages(&["encrypt", "decrypt"]))).await?;
+    let key =
+        settle("generateKey", subtle()?.generate_key_with_object(&params, false, &usages(&["encrypt", "decrypt"])))
+            .await?;
     key.dyn_into::<CryptoKey>().map_err(|_| Error::new(ErrorCode::Storage, "generateKey did not give a CryptoKey"))
 }
 
@@ -82,12 +86,10 @@ pub mod passphrase {
     async fn key(passphrase: &str, salt: &[u8], iterations: u32) -> Result<CryptoKey> {
         let subtle = subtle()?;
         let raw = Uint8Array::from(passphrase.as_bytes());
-        let base = settle(
-            "importKey",
-            subtle.import_key_with_str("raw", &raw, "PBKDF2", false, &usages(&["deriveKey"])),
-        )
-        .await?
-        .unchecked_into::<CryptoKey>();
+        let base =
+            settle("importKey", subtle.import_key_with_str("raw", &raw, "PBKDF2", false, &usages(&["deriveKey"])))
+                .await?
+                .unchecked_into::<CryptoKey>();
         let params = Pbkdf2Params::new_with_str("PBKDF2", "SHA-256", iterations, &Uint8Array::from(salt));
         let target: Object = AesKeyGenParams::new("AES-GCM", 256).into();
         let key = settle(
@@ -98,14 +100,31 @@ pub mod passphrase {
         Ok(key.unchecked_into())
     }
 
-    pub async fn seal(passphrase: &str, salt: &[u8], iterations: u32, iv: &[u8], aad: &[u8], plain: &[u8]) -> Result<Vec<u8>> {
+    pub async fn seal(
+        passphrase: &str,
+        salt: &[u8],
+        iterations: u32,
+        iv: &[u8],
+        aad: &[u8],
+        plain: &[u8],
+    ) -> Result<Vec<u8>> {
         encrypt(&key(passphrase, salt, iterations).await?, iv, Some(aad), plain).await
     }
 
-    pub async fn open(passphrase: &str, salt: &[u8], iterations: u32, iv: &[u8], aad: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    pub async fn open(
+        passphrase: &str,
+        salt: &[u8],
+        iterations: u32,
+        iv: &[u8],
+        aad: &[u8],
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
         let key = key(passphrase, salt, iterations).await?;
         decrypt(&key, iv, Some(aad), data, "the export").await.map_err(|_| {
-            Error::new(ErrorCode::DecryptFailed, "the export cannot be opened: wrong passphrase, or the file was altered")
+            Error::new(
+                ErrorCode::DecryptFailed,
+                "the export cannot be opened: wrong passphrase, or the file was altered",
+            )
         })
     }
 }

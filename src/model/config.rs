@@ -37,9 +37,7 @@ fn read_size(g: &GgufFile, key: &str, max: usize) -> Result<usize> {
 
 fn size_in_range(key: &str, v: u64, max: usize) -> Result<usize> {
     if v == 0 || v > max as u64 {
-        return Err(config_err(format!(
-            "{key} = {v} is out of range (expected 1..={max})"
-        )));
+        return Err(config_err(format!("{key} = {v} is out of range (expected 1..={max})")));
     }
     Ok(v as usize)
 }
@@ -65,8 +63,7 @@ impl LlamaConfig {
         let hidden = read_size(g, "llama.embedding_length", MAX_DIM)?;
         let ffn = read_size(g, "llama.feed_forward_length", MAX_DIM)?;
         let n_heads = read_size(g, "llama.attention.head_count", MAX_DIM)?;
-        let n_kv_heads =
-            optional_size(g, "llama.attention.head_count_kv", MAX_DIM)?.unwrap_or(n_heads);
+        let n_kv_heads = optional_size(g, "llama.attention.head_count_kv", MAX_DIM)?.unwrap_or(n_heads);
         let context_length = read_size(g, "llama.context_length", MAX_CONTEXT)?;
 
         let rope_theta = match g.metadata("llama.rope.freq_base") {
@@ -74,40 +71,26 @@ impl LlamaConfig {
             Some(_) => g.meta_f32("llama.rope.freq_base")?,
         };
         if !(rope_theta.is_finite() && rope_theta > 0.0) {
-            return Err(config_err(format!(
-                "llama.rope.freq_base = {rope_theta} must be a positive number"
-            )));
+            return Err(config_err(format!("llama.rope.freq_base = {rope_theta} must be a positive number")));
         }
         let rms_eps = g.meta_f32("llama.attention.layer_norm_rms_epsilon")?;
         if !(rms_eps.is_finite() && rms_eps > 0.0 && rms_eps < 1.0) {
-            return Err(config_err(format!(
-                "llama.attention.layer_norm_rms_epsilon = {rms_eps} must be in (0, 1)"
-            )));
+            return Err(config_err(format!("llama.attention.layer_norm_rms_epsilon = {rms_eps} must be in (0, 1)")));
         }
 
         if hidden % n_heads != 0 {
-            return Err(config_err(format!(
-                "embedding_length {hidden} is not divisible by head_count {n_heads}"
-            )));
+            return Err(config_err(format!("embedding_length {hidden} is not divisible by head_count {n_heads}")));
         }
         let head_dim = hidden / n_heads;
         if head_dim % 2 != 0 {
-            return Err(config_err(format!(
-                "head dimension {head_dim} must be even for RoPE"
-            )));
+            return Err(config_err(format!("head dimension {head_dim} must be even for RoPE")));
         }
         if n_kv_heads > n_heads || n_heads % n_kv_heads != 0 {
-            return Err(config_err(format!(
-                "head_count {n_heads} is not a multiple of head_count_kv {n_kv_heads}"
-            )));
+            return Err(config_err(format!("head_count {n_heads} is not a multiple of head_count_kv {n_kv_heads}")));
         }
         // Models whose rotary or key/value width differs from hidden/heads need a different
         // forward pass; refuse them here rather than compute garbage.
-        for key in [
-            "llama.rope.dimension_count",
-            "llama.attention.key_length",
-            "llama.attention.value_length",
-        ] {
+        for key in ["llama.rope.dimension_count", "llama.attention.key_length", "llama.attention.value_length"] {
             if let Some(v) = optional_size(g, key, MAX_DIM)? {
                 if v != head_dim {
                     return Err(config_err(format!(
@@ -134,20 +117,12 @@ impl LlamaConfig {
         let q_dim = n_heads * head_dim;
         let kv_dim = n_kv_heads * head_dim;
         let check = |name: &str, expected: &[usize], norm: bool| -> Result<()> {
-            let t = g
-                .tensor(name)
-                .ok_or_else(|| config_err(format!("tensor {name:?} is missing")))?;
+            let t = g.tensor(name).ok_or_else(|| config_err(format!("tensor {name:?} is missing")))?;
             if t.dims != expected {
-                return Err(config_err(format!(
-                    "tensor {name:?} has shape {:?}, expected {expected:?}",
-                    t.dims
-                )));
+                return Err(config_err(format!("tensor {name:?} has shape {:?}, expected {expected:?}", t.dims)));
             }
             if norm && t.dtype != GgmlDType::F32 {
-                return Err(config_err(format!(
-                    "norm tensor {name:?} is {}, expected F32",
-                    t.dtype.name()
-                )));
+                return Err(config_err(format!("norm tensor {name:?} is {}, expected F32", t.dtype.name())));
             }
             Ok(())
         };
@@ -163,11 +138,7 @@ impl LlamaConfig {
             check(&format!("blk.{i}.attn_q.weight"), &[hidden, q_dim], false)?;
             check(&format!("blk.{i}.attn_k.weight"), &[hidden, kv_dim], false)?;
             check(&format!("blk.{i}.attn_v.weight"), &[hidden, kv_dim], false)?;
-            check(
-                &format!("blk.{i}.attn_output.weight"),
-                &[q_dim, hidden],
-                false,
-            )?;
+            check(&format!("blk.{i}.attn_output.weight"), &[q_dim, hidden], false)?;
             check(&format!("blk.{i}.ffn_norm.weight"), &[hidden], true)?;
             check(&format!("blk.{i}.ffn_gate.weight"), &[hidden, ffn], false)?;
             check(&format!("blk.{i}.ffn_up.weight"), &[hidden, ffn], false)?;

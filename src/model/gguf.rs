@@ -233,10 +233,7 @@ pub struct TensorInfo {
 impl TensorInfo {
     pub fn n_elements(&self) -> usize {
         // Checked at parse time; saturate rather than panic on a hand-built TensorInfo.
-        self.dims
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .unwrap_or(usize::MAX)
+        self.dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).unwrap_or(usize::MAX)
     }
 }
 
@@ -269,16 +266,9 @@ impl GgufFile {
     pub fn parse(data: Arc<Vec<u8>>) -> Result<Self> {
         let buf: &[u8] = &data;
         if buf.is_empty() {
-            return Err(Error::new(
-                ErrorCode::GgufEmpty,
-                "the model file is empty (0 bytes)",
-            ));
+            return Err(Error::new(ErrorCode::GgufEmpty, "the model file is empty (0 bytes)"));
         }
-        let mut r = Reader {
-            buf,
-            pos: 0,
-            array_budget: MAX_ARRAY_ELEMENTS,
-        };
+        let mut r = Reader { buf, pos: 0, array_budget: MAX_ARRAY_ELEMENTS };
 
         // A file shorter than the magic is not a GGUF file at all, not a truncated one.
         if buf.len() < 4 || &buf[..4] != MAGIC {
@@ -299,9 +289,7 @@ impl GgufFile {
             };
             return Err(Error::new(
                 ErrorCode::GgufUnsupportedVersion,
-                format!(
-                    "GGUF version {version} is not supported; only versions 2 and 3 are read{hint}"
-                ),
+                format!("GGUF version {version} is not supported; only versions 2 and 3 are read{hint}"),
             ));
         }
 
@@ -317,36 +305,25 @@ impl GgufFile {
             let tag = r.u32("metadata value type")?;
             let value = r.value(tag, &key, 0)?;
             if metadata_index.insert(key.clone(), metadata.len()).is_some() {
-                return Err(Error::new(
-                    ErrorCode::GgufBadMetadata,
-                    format!("duplicate metadata key {key:?}"),
-                ));
+                return Err(Error::new(ErrorCode::GgufBadMetadata, format!("duplicate metadata key {key:?}")));
             }
             metadata.push((key, value));
         }
 
-        let alignment = match metadata_index
-            .get("general.alignment")
-            .map(|&i| &metadata[i].1)
-        {
+        let alignment = match metadata_index.get("general.alignment").map(|&i| &metadata[i].1) {
             None => DEFAULT_ALIGNMENT,
             Some(v) => {
                 let a = v.as_u64().ok_or_else(|| {
                     Error::new(
                         ErrorCode::GgufBadMetadata,
-                        format!(
-                            "general.alignment must be an unsigned integer, found {}",
-                            v.type_name()
-                        ),
+                        format!("general.alignment must be an unsigned integer, found {}", v.type_name()),
                     )
                 })?;
                 // Bounded so that aligning an offset can never overflow on 32-bit targets.
                 if a == 0 || !a.is_power_of_two() || a > (1 << 24) {
                     return Err(Error::new(
                         ErrorCode::GgufBadMetadata,
-                        format!(
-                            "general.alignment must be a power of two (at most 2^24), found {a}"
-                        ),
+                        format!("general.alignment must be a power of two (at most 2^24), found {a}"),
                     ));
                 }
                 a as usize
@@ -360,21 +337,14 @@ impl GgufFile {
         for i in 0..n_tensors {
             let entry = r.tensor_entry(i)?;
             if tensor_index.insert(entry.name.clone(), raw.len()).is_some() {
-                return Err(Error::new(
-                    ErrorCode::GgufBadTensor,
-                    format!("duplicate tensor name {:?}", entry.name),
-                ));
+                return Err(Error::new(ErrorCode::GgufBadTensor, format!("duplicate tensor name {:?}", entry.name)));
             }
             raw.push(entry);
         }
 
         // The data section starts at the first aligned offset after the tensor table.
-        let data_start = align_up(r.pos, alignment).ok_or_else(|| {
-            Error::new(
-                ErrorCode::GgufTensorOutOfBounds,
-                "data section offset overflows",
-            )
-        })?;
+        let data_start = align_up(r.pos, alignment)
+            .ok_or_else(|| Error::new(ErrorCode::GgufTensorOutOfBounds, "data section offset overflows"))?;
 
         let mut tensors = Vec::with_capacity(raw.len());
         for e in raw {
@@ -396,32 +366,16 @@ impl GgufFile {
                     ),
                 )
             };
-            let offset = usize::try_from(e.rel_offset)
-                .ok()
-                .and_then(|o| data_start.checked_add(o))
-                .ok_or_else(out_of_bounds)?;
+            let offset =
+                usize::try_from(e.rel_offset).ok().and_then(|o| data_start.checked_add(o)).ok_or_else(out_of_bounds)?;
             let end = offset.checked_add(e.n_bytes).ok_or_else(out_of_bounds)?;
             if end > buf.len() {
                 return Err(out_of_bounds());
             }
-            tensors.push(TensorInfo {
-                name: e.name,
-                dtype: e.dtype,
-                dims: e.dims,
-                offset,
-                n_bytes: e.n_bytes,
-            });
+            tensors.push(TensorInfo { name: e.name, dtype: e.dtype, dims: e.dims, offset, n_bytes: e.n_bytes });
         }
 
-        Ok(GgufFile {
-            data,
-            version,
-            alignment,
-            metadata,
-            metadata_index,
-            tensors,
-            tensor_index,
-        })
+        Ok(GgufFile { data, version, alignment, metadata, metadata_index, tensors, tensor_index })
     }
 
     pub fn version(&self) -> u32 {
@@ -444,8 +398,7 @@ impl GgufFile {
     /// An unsigned integer value; `ModelConfig` naming the key when missing or of the wrong type.
     pub fn meta_u64(&self, key: &str) -> Result<u64> {
         let v = self.require(key)?;
-        v.as_u64()
-            .ok_or_else(|| wrong_type(key, "a non-negative integer", v))
+        v.as_u64().ok_or_else(|| wrong_type(key, "a non-negative integer", v))
     }
 
     /// A float value (f32 or f64); `ModelConfig` naming the key when missing or of the wrong type.
@@ -471,10 +424,7 @@ impl GgufFile {
     /// The validated bytes of a tensor of this file (empty for a `TensorInfo` that does not
     /// fit this file, e.g. one from another file).
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
-        t.offset
-            .checked_add(t.n_bytes)
-            .and_then(|end| self.data.get(t.offset..end))
-            .unwrap_or(&[])
+        t.offset.checked_add(t.n_bytes).and_then(|end| self.data.get(t.offset..end)).unwrap_or(&[])
     }
 
     pub fn bytes(&self) -> &Arc<Vec<u8>> {
@@ -482,22 +432,14 @@ impl GgufFile {
     }
 
     fn require(&self, key: &str) -> Result<&MetaValue> {
-        self.metadata(key).ok_or_else(|| {
-            Error::new(
-                ErrorCode::ModelConfig,
-                format!("metadata key {key:?} is missing"),
-            )
-        })
+        self.metadata(key).ok_or_else(|| Error::new(ErrorCode::ModelConfig, format!("metadata key {key:?} is missing")))
     }
 }
 
 fn wrong_type(key: &str, expected: &str, found: &MetaValue) -> Error {
     Error::new(
         ErrorCode::ModelConfig,
-        format!(
-            "metadata key {key:?} should be {expected}, found {}",
-            found.type_name()
-        ),
+        format!("metadata key {key:?} should be {expected}, found {}", found.type_name()),
     )
 }
 
@@ -596,10 +538,7 @@ impl<'a> Reader<'a> {
         let bytes = self.take(len as usize, &what())?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
-            Err(e) => Err(Error::new(
-                ErrorCode::GgufBadMetadata,
-                format!("{} is not valid UTF-8 ({e})", what()),
-            )),
+            Err(e) => Err(Error::new(ErrorCode::GgufBadMetadata, format!("{} is not valid UTF-8 ({e})", what()))),
         }
     }
 
@@ -638,9 +577,7 @@ impl<'a> Reader<'a> {
                 self.array_budget = self.array_budget.checked_sub(count).ok_or_else(|| {
                     Error::new(
                         ErrorCode::GgufBadMetadata,
-                        format!(
-                            "metadata {key:?}: arrays hold more than {MAX_ARRAY_ELEMENTS} elements in total"
-                        ),
+                        format!("metadata {key:?}: arrays hold more than {MAX_ARRAY_ELEMENTS} elements in total"),
                     )
                 })?;
                 let mut items = Vec::with_capacity(count);
@@ -659,8 +596,7 @@ impl<'a> Reader<'a> {
     fn tensor_entry(&mut self, i: usize) -> Result<RawTensor> {
         let name = self.string(|| format!("name of tensor #{i}"))?;
         let what = format!("tensor table entry {name:?}");
-        let bad =
-            |msg: String| Error::new(ErrorCode::GgufBadTensor, format!("tensor {name:?}: {msg}"));
+        let bad = |msg: String| Error::new(ErrorCode::GgufBadTensor, format!("tensor {name:?}: {msg}"));
 
         let rank = self.u32(&what)? as usize;
         if rank == 0 || rank > MAX_RANK {
@@ -696,21 +632,12 @@ impl<'a> Reader<'a> {
             .checked_row_bytes(dims[0])
             .and_then(|rb| rb.checked_mul(n_elements / dims[0]))
             .ok_or_else(|| bad(format!("byte size of {dims:?} overflows")))?;
-        Ok(RawTensor {
-            name,
-            dtype,
-            dims,
-            rel_offset,
-            n_bytes,
-        })
+        Ok(RawTensor { name, dtype, dims, rel_offset, n_bytes })
     }
 }
 
 fn bad_tag(key: &str, tag: u32) -> Error {
-    Error::new(
-        ErrorCode::GgufBadMetadata,
-        format!("metadata {key:?}: unknown value type tag {tag}"),
-    )
+    Error::new(ErrorCode::GgufBadMetadata, format!("metadata {key:?}: unknown value type tag {tag}"))
 }
 
 /// The fewest bytes a value of this type tag can occupy (None for an unknown tag).

@@ -117,7 +117,16 @@ impl<B: Backend> Llama<B> {
         }
         let output = if config.tied_embeddings { None } else { Some(load(&["output.weight".into()])?.remove(0)) };
         progress(1.0);
-        Ok(Llama { config, backend, embedding, layers, output_norm, output, passes: Default::default(), rows: Default::default() })
+        Ok(Llama {
+            config,
+            backend,
+            embedding,
+            layers,
+            output_norm,
+            output,
+            passes: Default::default(),
+            rows: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> &B {
@@ -138,7 +147,12 @@ impl<B: Backend> Llama<B> {
     pub fn value_head(&self, matrix: &[f32]) -> Result<ValueHead<B>> {
         let h = self.config.hidden;
         if matrix.len() != h * h {
-            crate::bail!(InvalidArgument, "a value head for hidden size {h} has {} values, got {}", h * h, matrix.len());
+            crate::bail!(
+                InvalidArgument,
+                "a value head for hidden size {h} has {} values, got {}",
+                h * h,
+                matrix.len()
+            );
         }
         if matrix.iter().any(|v| !v.is_finite()) {
             crate::bail!(InvalidArgument, "the value head holds a value that is not finite");

@@ -1,5 +1,5 @@
 //! Model files and the Llama forward pass.
 
-pub mod gguf;
 pub mod config;
+pub mod gguf;
 pub mod llama;

@@ -245,7 +245,13 @@ impl Memory {
     /// (`options` as for `runtime.generate`; the profile's decoding settings fill what it
     /// leaves out). Resolves to the runtime's result plus `response` (what `feedback` takes)
     /// and `preferences` (the ids that steered it).
-    pub fn generate(&self, runtime: &Runtime, prompt: String, options: JsValue, on_token: Option<js_sys::Function>) -> js_sys::Promise {
+    pub fn generate(
+        &self,
+        runtime: &Runtime,
+        prompt: String,
+        options: JsValue,
+        on_token: Option<js_sys::Function>,
+    ) -> js_sys::Promise {
         let runtime = runtime.inner.clone();
         let parsed = json_object(options, "options");
         self.run(move |m| async move {

@@ -17,13 +17,13 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
+use crate::align::Method;
 use crate::backend::cpu::{quant, CpuBackend};
-use crate::feedback::StopRewards;
 #[cfg(feature = "gpu")]
 use crate::backend::gpu::GpuBackend;
 use crate::backend::Backend;
-use crate::align::Method;
 use crate::error::{Error, ErrorCode};
+use crate::feedback::StopRewards;
 use crate::generate::{now_seconds, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
 use crate::model::llama::Logits;
 
@@ -146,7 +146,11 @@ impl Runtime {
     /// Loads a GGUF model from its bytes. `on_progress(fraction)` is called while the
     /// weights are prepared. `options.backend`: 'auto' (default: WebGPU when the browser has
     /// an adapter, else the CPU), 'webgpu' (fails with GPU_UNAVAILABLE without one) or 'cpu'.
-    pub async fn load(bytes: Vec<u8>, on_progress: Option<js_sys::Function>, options: JsValue) -> Result<Runtime, JsValue> {
+    pub async fn load(
+        bytes: Vec<u8>,
+        on_progress: Option<js_sys::Function>,
+        options: JsValue,
+    ) -> Result<Runtime, JsValue> {
         let options: LoadOptions = if options.is_undefined() || options.is_null() {
             LoadOptions::default()
         } else {
@@ -391,7 +395,11 @@ async fn run_best_of_n<B: Backend>(
         prompt_ids: engine.contexts(prompt, options).map_err(js_error)?.swap_remove(0),
         generated_ids: kept.as_ref().map(|s| s.generated_ids.clone()).unwrap_or_default(),
         text: kept.as_ref().map(|s| s.text.clone()).unwrap_or_default(),
-        stop_reason: if cancelled { StopReason::Cancelled } else { kept.as_ref().map_or(StopReason::Length, |s| s.stop_reason) },
+        stop_reason: if cancelled {
+            StopReason::Cancelled
+        } else {
+            kept.as_ref().map_or(StopReason::Length, |s| s.stop_reason)
+        },
         prefill_tokens_per_second: 0.0,
         decode_tokens_per_second: total as f64 / seconds,
         reward_labels: bon.reward_labels().to_vec(),

@@ -135,8 +135,14 @@ pub async fn matmul_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec<Outp
         }
     }
     // Fused: Q/K/V-like (three Q4_1) and gate/up-like (two Q8_0), as the model calls them.
-    for (names, tokens) in [(&["qkv.q", "qkv.k", "qkv.v"][..], 1), (&["qkv.q", "qkv.k", "qkv.v"][..], 40), (&["gu.g", "gu.u"][..], 3), (&["gu.g", "gu.u"][..], 11)] {
-        let ws: Vec<B::Weight> = names.iter().map(|n| b.load_weight(file, file.tensor(n).expect("tensor")).expect("load")).collect();
+    for (names, tokens) in [
+        (&["qkv.q", "qkv.k", "qkv.v"][..], 1),
+        (&["qkv.q", "qkv.k", "qkv.v"][..], 40),
+        (&["gu.g", "gu.u"][..], 3),
+        (&["gu.g", "gu.u"][..], 11),
+    ] {
+        let ws: Vec<B::Weight> =
+            names.iter().map(|n| b.load_weight(file, file.tensor(n).expect("tensor")).expect("load")).collect();
         let x = rng.vec(tokens * 64);
         let xt = upload(b, &x, tokens, 64);
         let ys = b.matmul_many(&xt, &ws.iter().collect::<Vec<_>>()).expect("matmul_many");
@@ -190,12 +196,21 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
     }
     for (heads, head_dim, segments) in [
         (9, 64, vec![Segment { start: 0, n_tokens: 3 }]),
-        (3, 64, vec![Segment { start: 0, n_tokens: 3 }, Segment { start: 500, n_tokens: 1 }, Segment { start: 7, n_tokens: 37 }]),
+        (
+            3,
+            64,
+            vec![
+                Segment { start: 0, n_tokens: 3 },
+                Segment { start: 500, n_tokens: 1 },
+                Segment { start: 7, n_tokens: 37 },
+            ],
+        ),
         (5, 16, vec![Segment { start: 4095, n_tokens: 2 }]),
     ] {
         let rows: usize = segments.iter().map(|s| s.n_tokens).sum();
         let x = rng.vec(rows * heads * head_dim);
-        let y = read(b, &b.rope(&upload(b, &x, rows, heads * head_dim), heads, &segments, 100000.0).expect("rope")).await;
+        let y =
+            read(b, &b.rope(&upload(b, &x, rows, heads * head_dim), heads, &segments, 100000.0).expect("rope")).await;
         let tol = uniform_tol(&y, 1e-5);
         out.push(Output { name: format!("rope {heads}x{head_dim} {segments:?}"), values: y, tol });
     }
@@ -248,7 +263,8 @@ pub async fn attention_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
                 lens[0] = 4;
             }
             let members: Vec<usize> = (0..3).filter(|&i| adds[i] > 0).collect();
-            let segments: Vec<Segment> = members.iter().map(|&i| Segment { start: lens[i], n_tokens: adds[i] }).collect();
+            let segments: Vec<Segment> =
+                members.iter().map(|&i| Segment { start: lens[i], n_tokens: adds[i] }).collect();
             let rows: usize = segments.iter().map(|s| s.n_tokens).sum();
             for layer in 0..cfg.n_layers {
                 let q = upload(b, &rng.vec(rows * n_heads * hd), rows, n_heads * hd);
@@ -263,7 +279,11 @@ pub async fn attention_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
                 let y = b.attention(layer, &q, &k, &v, &mut refs, &segments, &cfg).expect("attention");
                 let y = read(b, &y).await;
                 let tol = uniform_tol(&y, 2e-5);
-                out.push(Output { name: format!("attention {n_heads}/{n_kv}x{hd} step {step} layer {layer}"), values: y, tol });
+                out.push(Output {
+                    name: format!("attention {n_heads}/{n_kv}x{hd} step {step} layer {layer}"),
+                    values: y,
+                    tol,
+                });
             }
             for &i in &members {
                 lens[i] += adds[i];
@@ -360,5 +380,10 @@ pub fn compare(reference: &[Output], other: &[Output], label: &str) {
             }
         }
     }
-    eprintln!("{label}: {} cases agree; closest to its tolerance: {} at {:.2} of it", reference.len(), worst.1, worst.0);
+    eprintln!(
+        "{label}: {} cases agree; closest to its tolerance: {} at {:.2} of it",
+        reference.len(),
+        worst.1,
+        worst.0
+    );
 }

@@ -8,9 +8,7 @@ use std::path::PathBuf;
 pub fn model_path() -> PathBuf {
     let path = match std::env::var_os("PADLOCK_MODEL") {
         Some(p) => PathBuf::from(p),
-        None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf")
-        }
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
     };
     assert!(
         path.is_file(),
@@ -40,40 +38,22 @@ pub fn enc_str(s: &[u8]) -> Vec<u8> {
 
 impl V {
     pub fn u32(x: u32) -> V {
-        V {
-            tag: 4,
-            bytes: x.to_le_bytes().to_vec(),
-        }
+        V { tag: 4, bytes: x.to_le_bytes().to_vec() }
     }
     pub fn i32(x: i32) -> V {
-        V {
-            tag: 5,
-            bytes: x.to_le_bytes().to_vec(),
-        }
+        V { tag: 5, bytes: x.to_le_bytes().to_vec() }
     }
     pub fn f32(x: f32) -> V {
-        V {
-            tag: 6,
-            bytes: x.to_le_bytes().to_vec(),
-        }
+        V { tag: 6, bytes: x.to_le_bytes().to_vec() }
     }
     pub fn bool(x: bool) -> V {
-        V {
-            tag: 7,
-            bytes: vec![x as u8],
-        }
+        V { tag: 7, bytes: vec![x as u8] }
     }
     pub fn str(s: &str) -> V {
-        V {
-            tag: 8,
-            bytes: enc_str(s.as_bytes()),
-        }
+        V { tag: 8, bytes: enc_str(s.as_bytes()) }
     }
     pub fn u64(x: u64) -> V {
-        V {
-            tag: 10,
-            bytes: x.to_le_bytes().to_vec(),
-        }
+        V { tag: 10, bytes: x.to_le_bytes().to_vec() }
     }
     /// An array of values that all have the tag `elem_tag`.
     pub fn array(elem_tag: u32, items: &[V]) -> V {
@@ -105,10 +85,7 @@ pub struct T {
 /// Bytes of a tensor (for unknown types: one byte per element, enough for a test).
 pub fn tensor_bytes(ggml_type: u32, dims: &[u64]) -> usize {
     // Saturating: hostile tests build absurd shapes and then override the size.
-    let n = dims
-        .iter()
-        .fold(1u64, |a, &d| a.saturating_mul(d))
-        .min(usize::MAX as u64) as usize;
+    let n = dims.iter().fold(1u64, |a, &d| a.saturating_mul(d)).min(usize::MAX as u64) as usize;
     match ggml_type {
         0 => n.saturating_mul(4),
         1 => n.saturating_mul(2),
@@ -129,12 +106,7 @@ pub struct GgufWriter {
 
 impl GgufWriter {
     pub fn new() -> Self {
-        GgufWriter {
-            version: 3,
-            alignment: 32,
-            kv: Vec::new(),
-            tensors: Vec::new(),
-        }
+        GgufWriter { version: 3, alignment: 32, kv: Vec::new(), tensors: Vec::new() }
     }
 
     pub fn set(&mut self, key: &str, v: V) -> &mut Self {
@@ -168,10 +140,7 @@ impl GgufWriter {
     }
 
     pub fn tensor_mut(&mut self, name: &str) -> &mut T {
-        self.tensors
-            .iter_mut()
-            .find(|t| t.name == name)
-            .expect("no such tensor")
+        self.tensors.iter_mut().find(|t| t.name == name).expect("no such tensor")
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -228,18 +197,10 @@ pub fn mini_llama() -> GgufWriter {
     for i in 0..layers {
         let p = format!("blk.{i}.");
         w.tensor(&format!("{p}attn_norm.weight"), &[hidden], 0)
-            .tensor(
-                &format!("{p}attn_q.weight"),
-                &[hidden, n_heads * head_dim],
-                3,
-            )
+            .tensor(&format!("{p}attn_q.weight"), &[hidden, n_heads * head_dim], 3)
             .tensor(&format!("{p}attn_k.weight"), &[hidden, n_kv * head_dim], 3)
             .tensor(&format!("{p}attn_v.weight"), &[hidden, n_kv * head_dim], 2)
-            .tensor(
-                &format!("{p}attn_output.weight"),
-                &[n_heads * head_dim, hidden],
-                3,
-            )
+            .tensor(&format!("{p}attn_output.weight"), &[n_heads * head_dim, hidden], 3)
             .tensor(&format!("{p}ffn_norm.weight"), &[hidden], 0)
             .tensor(&format!("{p}ffn_gate.weight"), &[hidden, ffn], 1)
             .tensor(&format!("{p}ffn_up.weight"), &[hidden, ffn], 3)

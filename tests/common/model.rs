@@ -75,7 +75,8 @@ pub fn bad_input_changes_nothing<B: Backend>(engine: &Engine<B>, tol: f32) {
 /// either context style. The parity tests use the heads as fixed non-identity matrices, on the
 /// short system-message contexts that slow backends can afford.
 pub fn shipped_head_any_context(name: &str) -> Vec<u8> {
-    let bytes = std::fs::read(format!("{}/heads/{name}.safetensors", env!("CARGO_MANIFEST_DIR"))).expect("a shipped head");
+    let bytes =
+        std::fs::read(format!("{}/heads/{name}.safetensors", env!("CARGO_MANIFEST_DIR"))).expect("a shipped head");
     let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
     safetensors::serialize(file.tensors(), None).expect("the same tensors, no metadata")
 }

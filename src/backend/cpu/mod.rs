@@ -78,9 +78,7 @@ fn tensor(data: Vec<f32>, rows: usize, cols: usize) -> Result<Tensor> {
 fn with_data<R>(t: &Tensor, f: impl FnOnce(&[f32], usize, usize) -> Result<R>) -> Result<R> {
     let (rows, cols) = t.dims2().map_err(backend_err)?;
     let (storage, layout) = t.storage_and_layout();
-    let (start, end) = layout
-        .contiguous_offsets()
-        .ok_or_else(|| backend_err("tensor is not contiguous"))?;
+    let (start, end) = layout.contiguous_offsets().ok_or_else(|| backend_err("tensor is not contiguous"))?;
     match &*storage {
         Storage::Cpu(CpuStorage::F32(v)) => f(&v[start..end], rows, cols),
         _ => Err(backend_err("expected an f32 CPU tensor")),
@@ -272,7 +270,12 @@ impl Backend for CpuBackend {
                 let mut row = 0;
                 for (cache, seg) in caches.iter_mut().zip(segments) {
                     if cache.len(layer) != seg.start {
-                        crate::bail!(Backend, "cache holds {} positions, segment starts at {}", cache.len(layer), seg.start);
+                        crate::bail!(
+                            Backend,
+                            "cache holds {} positions, segment starts at {}",
+                            cache.len(layer),
+                            seg.start
+                        );
                     }
                     let range = row * kv_row..(row + seg.n_tokens) * kv_row;
                     cache.keys[layer].extend_from_slice(&k[range.clone()]);

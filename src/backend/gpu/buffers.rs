@@ -19,7 +19,12 @@ pub(crate) struct GpuBuf {
 
 impl GpuBuf {
     pub fn new(device: &wgpu::Device, size: u64, usage: wgpu::BufferUsages, label: &str) -> Self {
-        let buffer = device.create_buffer(&wgpu::BufferDescriptor { label: Some(label), size, usage, mapped_at_creation: false });
+        let buffer = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: false,
+        });
         GpuBuf { id: NEXT_ID.fetch_add(1, Ordering::Relaxed), buffer }
     }
 
@@ -97,7 +102,12 @@ pub(crate) struct Arena {
 impl Arena {
     pub fn new(device: &wgpu::Device, capacity: u64, align: u64) -> Self {
         let usage = wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
-        Arena { buf: GpuBuf::new(device, capacity, usage, "padlock arena"), host: Vec::new(), align, shared: HashMap::new() }
+        Arena {
+            buf: GpuBuf::new(device, capacity, usage, "padlock arena"),
+            host: Vec::new(),
+            align,
+            shared: HashMap::new(),
+        }
     }
 
     pub fn capacity(&self) -> u64 {

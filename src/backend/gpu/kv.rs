@@ -35,10 +35,15 @@ impl KvArena {
         let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
         let max_pages = (max_bytes / page_bytes) as usize;
         if max_pages == 0 {
-            crate::bail!(GpuLimits, "one KV page ({page_bytes} bytes) exceeds the adapter's largest storage buffer ({max_bytes} bytes)");
+            crate::bail!(
+                GpuLimits,
+                "one KV page ({page_bytes} bytes) exceeds the adapter's largest storage buffer ({max_bytes} bytes)"
+            );
         }
         let capacity = 16.min(max_pages);
-        let layers = (0..n_layers).map(|_| GpuBuf::new(rec.device(), capacity as u64 * page_bytes, usage(), "padlock kv")).collect();
+        let layers = (0..n_layers)
+            .map(|_| GpuBuf::new(rec.device(), capacity as u64 * page_bytes, usage(), "padlock kv"))
+            .collect();
         Ok(KvArena { layers, kv_row, capacity, handed_out: 0, free: Vec::new(), max_pages })
     }
 

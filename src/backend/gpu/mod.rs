@@ -29,8 +29,8 @@ use std::sync::{Arc, Mutex};
 use buffers::{Pool, Pooled};
 pub use kv::GpuKvCache;
 use kv::KvArena;
-use recorder::{Bind, Recorder};
 pub use recorder::GpuStats;
+use recorder::{Bind, Recorder};
 use shaders::{format_defines, Variant};
 pub use weights::GpuWeight;
 use weights::{packed_len, repack, WeightStore};
@@ -120,7 +120,8 @@ fn u32s(v: &[u32]) -> Vec<u8> {
 }
 
 fn to_u32(n: usize, what: &str) -> Result<u32> {
-    u32::try_from(n).map_err(|_| Error::new(ErrorCode::GpuLimits, format!("{what} = {n} is too large for the GPU kernels")))
+    u32::try_from(n)
+        .map_err(|_| Error::new(ErrorCode::GpuLimits, format!("{what} = {n} is too large for the GPU kernels")))
 }
 
 /// The step description the KV kernels read (see kv_common.wgsl), kept while it repeats so
@@ -343,7 +344,12 @@ impl GpuBackend {
         let out = self.alloc(a.rows, a.cols)?;
         let n = a.rows * a.cols;
         let grid = self.rec.grid(n.div_ceil(256) as u64)?;
-        self.rec.dispatch(&Variant::new("elementwise.wgsl").flag(op), &[to_u32(n, "elements")?], &[a.bind(), b.bind(), out.bind()], grid)?;
+        self.rec.dispatch(
+            &Variant::new("elementwise.wgsl").flag(op),
+            &[to_u32(n, "elements")?],
+            &[a.bind(), b.bind(), out.bind()],
+            grid,
+        )?;
         Ok(out)
     }
 
@@ -396,14 +402,24 @@ impl GpuBackend {
         self.rec.dispatch(
             &Variant::new("gather_ids.wgsl"),
             &[n, rows as u32, k as u32, also.len() as u32],
-            &[x.bind(), Bind::Buffer { buf: &ids.buf, offset: 0, size: (k * 4) as u64 }, Bind::Data(&extra), values.bind()],
+            &[
+                x.bind(),
+                Bind::Buffer { buf: &ids.buf, offset: 0, size: (k * 4) as u64 },
+                Bind::Data(&extra),
+                values.bind(),
+            ],
             [threads.div_ceil(256) as u32, 1, 1],
         )?;
-        let bytes = self.rec.read_back(&[(&ids.buf, 0, (k * 4) as u64), (&values.mem.buf, values.offset, values.bytes())]).await?;
+        let bytes = self
+            .rec
+            .read_back(&[(&ids.buf, 0, (k * 4) as u64), (&values.mem.buf, values.offset, values.bytes())])
+            .await?;
         let (id_bytes, value_bytes) = bytes.split_at(k * 4);
-        let mut wanted: Vec<u32> = id_bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let mut wanted: Vec<u32> =
+            id_bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         wanted.extend_from_slice(&also);
-        let values: Vec<f32> = value_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let values: Vec<f32> =
+            value_bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let mut dense = vec![f32::NEG_INFINITY; rows * cols];
         for r in 0..rows {
             for (j, &id) in wanted.iter().enumerate() {
@@ -428,10 +444,9 @@ impl Backend for GpuBackend {
 
     fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<GpuWeight> {
         let cols = info.dims.first().copied().unwrap_or(1).max(1);
-        let bytes = file
-            .bytes()
-            .get(info.offset..info.offset + info.n_bytes)
-            .ok_or_else(|| Error::new(ErrorCode::GgufTensorOutOfBounds, format!("tensor {} lies outside the file", info.name)))?;
+        let bytes = file.bytes().get(info.offset..info.offset + info.n_bytes).ok_or_else(|| {
+            Error::new(ErrorCode::GgufTensorOutOfBounds, format!("tensor {} lies outside the file", info.name))
+        })?;
         self.upload_weight(&info.name, info.dtype, info.n_elements() / cols, cols, bytes)
     }
 
@@ -485,12 +500,7 @@ impl Backend for GpuBackend {
         } else {
             self.rec.grid(x.rows as u64)?
         };
-        self.rec.dispatch(
-            &v,
-            &p,
-            &[bind_weight(weight), x.bind(), out.bind()],
-            grid,
-        )?;
+        self.rec.dispatch(&v, &p, &[bind_weight(weight), x.bind(), out.bind()], grid)?;
         Ok(out)
     }
 
@@ -570,8 +580,23 @@ impl Backend for GpuBackend {
             crate::bail!(Backend, "{} caches for {} segments", caches.len(), segments.len());
         }
         let rows: usize = segments.iter().map(|s| s.n_tokens).sum();
-        if q.rows != rows || k.rows != rows || v.rows != rows || q.cols != n_heads * hd || k.cols != kv_row || v.cols != kv_row {
-            crate::bail!(Backend, "attention: q {}×{}, k {}×{}, v {}×{} for {rows} rows", q.rows, q.cols, k.rows, k.cols, v.rows, v.cols);
+        if q.rows != rows
+            || k.rows != rows
+            || v.rows != rows
+            || q.cols != n_heads * hd
+            || k.cols != kv_row
+            || v.cols != kv_row
+        {
+            crate::bail!(
+                Backend,
+                "attention: q {}×{}, k {}×{}, v {}×{} for {rows} rows",
+                q.rows,
+                q.cols,
+                k.rows,
+                k.cols,
+                v.rows,
+                v.cols
+            );
         }
         if layer >= config.n_layers || n_kv == 0 || n_heads % n_kv != 0 {
             crate::bail!(Backend, "attention: layer {layer}, {n_heads} heads over {n_kv} KV heads");
@@ -605,7 +630,13 @@ impl Backend for GpuBackend {
         )?;
         let out = self.alloc(rows, n_heads * hd)?;
         let scale = 1.0 / (hd as f32).sqrt();
-        let p = [n_heads as u32, (n_heads / n_kv) as u32, to_u32(kv_row, "kv row")?, scale.to_bits(), to_u32(rows, "rows")?];
+        let p = [
+            n_heads as u32,
+            (n_heads / n_kv) as u32,
+            to_u32(kv_row, "kv row")?,
+            scale.to_bits(),
+            to_u32(rows, "rows")?,
+        ];
         let mut v = Variant::new("attention.wgsl").value("HEAD_DIM", to_u32(hd, "head_dim")?);
         let grid = if self.per_thread {
             v = v.flag("ROW_THREAD");

@@ -71,7 +71,10 @@ impl Recorder {
         let arena = Arena::new(&device, 1 << 20, align);
         Recorder {
             max_workgroups: limits.max_compute_workgroups_per_dimension,
-            staging: RefCell::new(Pool::new(wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST, "padlock readback")),
+            staging: RefCell::new(Pool::new(
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                "padlock readback",
+            )),
             device,
             queue,
             pipelines: RefCell::new(PipelineCache::default()),
@@ -121,7 +124,13 @@ impl Recorder {
         let pipeline = self.pipelines.borrow_mut().get(&self.device, variant)?;
         self.count(|s| s.pipelines = self.pipelines.borrow().len() as u64);
         if pipeline.bindings.len() != binds.len() + 1 {
-            crate::bail!(Backend, "{} binds {} resources, given {}", variant.file, pipeline.bindings.len(), binds.len() + 1);
+            crate::bail!(
+                Backend,
+                "{} binds {} resources, given {}",
+                variant.file,
+                pipeline.bindings.len(),
+                binds.len() + 1
+            );
         }
         // Uniform structs are padded to 16 bytes.
         let mut param_bytes: Vec<u8> = params.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -223,12 +232,14 @@ impl Recorder {
         if commands.is_empty() {
             return;
         }
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("padlock step") });
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("padlock step") });
         let mut rest = &commands[..];
         while !rest.is_empty() {
             let run = rest.iter().take_while(|c| matches!(c, Command::Dispatch { .. })).count();
             if run > 0 {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
+                let mut pass =
+                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes: None });
                 for c in &rest[..run] {
                     if let Command::Dispatch { pipeline, group, grid } = c {
                         pass.set_pipeline(&pipeline.pipeline);
@@ -294,7 +305,8 @@ impl Recorder {
         }
         let first = errors.remove(0);
         errors.clear();
-        let code = if first.to_lowercase().contains("out of memory") { ErrorCode::GpuLimits } else { ErrorCode::Backend };
+        let code =
+            if first.to_lowercase().contains("out of memory") { ErrorCode::GpuLimits } else { ErrorCode::Backend };
         Err(Error::new(code, format!("the GPU reported: {first}")))
     }
 }

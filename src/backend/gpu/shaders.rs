@@ -221,7 +221,8 @@ impl PipelineCache {
                 count: None,
             })
             .collect();
-        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
+        let layout = device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(&label), entries: &entries });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some(&label),
             bind_group_layouts: &[Some(&layout)],
@@ -255,7 +256,8 @@ mod tests {
 
     #[test]
     fn every_variant_preprocesses_and_declares_its_bindings() {
-        let formats = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0].map(format_defines);
+        let formats =
+            [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0].map(format_defines);
         let mut variants = vec![
             Variant::new("attention.wgsl").value("HEAD_DIM", 64),
             Variant::new("elementwise.wgsl").flag("ADD"),
@@ -297,7 +299,9 @@ mod tests {
 
     fn fake(name: &str) -> Result<&'static str> {
         Ok(match name {
-            "a" => "x\n#ifdef ON\ny\n#ifndef OFF\nz\n#else\nw\n#endif\n#else\nv\n#endif\n#include \"b\"\n#include \"b\"",
+            "a" => {
+                "x\n#ifdef ON\ny\n#ifndef OFF\nz\n#else\nw\n#endif\n#else\nv\n#endif\n#include \"b\"\n#include \"b\""
+            }
             "b" => "from b",
             "open" => "#ifdef X\nx",
             "stray" => "#endif",

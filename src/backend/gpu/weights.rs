@@ -82,7 +82,13 @@ impl WeightStore {
     }
 
     /// Uploads a weight's bytes (already in GPU layout); returns its buffer and word offset.
-    pub fn upload(&mut self, device: &wgpu::Device, queue: &wgpu::Queue, name: &str, bytes: &[u8]) -> Result<(GpuBuf, u32)> {
+    pub fn upload(
+        &mut self,
+        device: &wgpu::Device,
+        queue: &wgpu::Queue,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(GpuBuf, u32)> {
         let len = bytes.len() as u64;
         if len > self.max_binding {
             crate::bail!(
@@ -128,7 +134,9 @@ mod tests {
         let q41: Vec<u8> = (0..40).collect();
         assert!(matches!(repack(GgmlDType::Q4_1, &q41), Cow::Borrowed(_)));
         assert_eq!(repack(GgmlDType::F16, &[1, 2, 3, 4, 5, 6]).len(), 8);
-        for (dt, bytes) in [(GgmlDType::Q8_0, &q8[..]), (GgmlDType::Q4_0, &q4[..]), (GgmlDType::F16, &[1u8, 2, 3, 4, 5, 6][..])] {
+        for (dt, bytes) in
+            [(GgmlDType::Q8_0, &q8[..]), (GgmlDType::Q4_0, &q4[..]), (GgmlDType::F16, &[1u8, 2, 3, 4, 5, 6][..])]
+        {
             assert_eq!(packed_len(dt, bytes.len()), (repack(dt, bytes).len() as u64).div_ceil(16) * 16);
         }
     }

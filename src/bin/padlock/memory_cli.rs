@@ -17,8 +17,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use padlock::memory::file::FileStore;
 use padlock::generate::GenerateOptions;
+use padlock::memory::file::FileStore;
 use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Personalized, PreferenceChange, Response, Source};
 use padlock::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
@@ -180,10 +180,13 @@ pub fn memory(args: MemoryArgs) -> Result<()> {
                 let m = open(dir)?;
                 let loaded = m.preferences().await?;
                 if json {
-                    return print_json(&serde_json::json!({ "preferences": loaded.items, "unreadable": loaded.unreadable }));
+                    return print_json(
+                        &serde_json::json!({ "preferences": loaded.items, "unreadable": loaded.unreadable }),
+                    );
                 }
                 for p in &loaded.items {
-                    let learned = if p.learned != 0.0 { format!(" ({:+.3} learned)", p.learned) } else { String::new() };
+                    let learned =
+                        if p.learned != 0.0 { format!(" ({:+.3} learned)", p.learned) } else { String::new() };
                     let state = if p.enabled { "" } else { " [disabled]" };
                     println!("{}  {:.3}{learned}{state}  {}", p.id, p.effective_weight(), p.text);
                 }
@@ -198,7 +201,13 @@ pub fn memory(args: MemoryArgs) -> Result<()> {
                 Ok(())
             }
             MemoryCommand::Update { id, text, weight, enable, disable, reset_learned } => {
-                let enabled = if enable { Some(true) } else if disable { Some(false) } else { None };
+                let enabled = if enable {
+                    Some(true)
+                } else if disable {
+                    Some(false)
+                } else {
+                    None
+                };
                 let change = PreferenceChange { text, weight, enabled, reset_learned };
                 let p = open(dir)?.update(&id, &change).await?;
                 println!("{}  {:.3}  {}", p.id, p.effective_weight(), p.text);
@@ -277,7 +286,10 @@ pub fn feedback(args: FeedbackArgs) -> Result<()> {
             FeedbackCommand::Choose { answer } => {
                 let mut last = last()?;
                 if last.responses.len() != 2 {
-                    return Err(Error::new(ErrorCode::InvalidArgument, "choose needs two answers: generate with --answers 2"));
+                    return Err(Error::new(
+                        ErrorCode::InvalidArgument,
+                        "choose needs two answers: generate with --answers 2",
+                    ));
                 }
                 let chosen = answer_index(&answer, 2)?;
                 last.responses.swap(0, chosen);

@@ -72,15 +72,7 @@ pub mod reference {
 ///
 /// Natively, large calls use the rayon pool; call from inside it (run the forward pass in
 /// `ThreadPool::install`) to keep the per-call fork/join cheap, see `run`.
-pub fn matmul(
-    dtype: GgmlDType,
-    w: &[u8],
-    n: usize,
-    k: usize,
-    x: &[f32],
-    tokens: usize,
-    y: &mut [f32],
-) -> Result<()> {
+pub fn matmul(dtype: GgmlDType, w: &[u8], n: usize, k: usize, x: &[f32], tokens: usize, y: &mut [f32]) -> Result<()> {
     let p = Problem::checked(dtype, w, n, k, x, tokens, y)?;
     if n == 0 || tokens == 0 {
         return Ok(());
@@ -163,11 +155,7 @@ impl Format {
             GgmlDType::Q4_0 => Format::Q4_0,
             GgmlDType::Q4_1 => Format::Q4_1,
             GgmlDType::Q8_0 => Format::Q8_0,
-            other => crate::bail!(
-                UnsupportedDtype,
-                "no CPU matmul kernel for tensor type {}",
-                other.name()
-            ),
+            other => crate::bail!(UnsupportedDtype, "no CPU matmul kernel for tensor type {}", other.name()),
         })
     }
 
@@ -206,26 +194,12 @@ impl Format {
     }
 }
 
-fn check(
-    fmt: Format,
-    w: &[u8],
-    n: usize,
-    k: usize,
-    x: &[f32],
-    tokens: usize,
-    y: &[f32],
-) -> Result<()> {
+fn check(fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], tokens: usize, y: &[f32]) -> Result<()> {
     let bs = fmt.block_size();
     if !k.is_multiple_of(bs) {
-        crate::bail!(
-            InvalidArgument,
-            "matmul: k = {k} is not a multiple of the {} block size {bs}",
-            fmt.name()
-        );
+        crate::bail!(InvalidArgument, "matmul: k = {k} is not a multiple of the {} block size {bs}", fmt.name());
     }
-    let w_len = (k / bs)
-        .checked_mul(fmt.block_bytes())
-        .and_then(|row| row.checked_mul(n));
+    let w_len = (k / bs).checked_mul(fmt.block_bytes()).and_then(|row| row.checked_mul(n));
     if w_len != Some(w.len()) {
         crate::bail!(
             InvalidArgument,
@@ -236,18 +210,10 @@ fn check(
         );
     }
     if tokens.checked_mul(k) != Some(x.len()) {
-        crate::bail!(
-            InvalidArgument,
-            "matmul: x holds {} values, expected tokens {tokens} × k {k}",
-            x.len()
-        );
+        crate::bail!(InvalidArgument, "matmul: x holds {} values, expected tokens {tokens} × k {k}", x.len());
     }
     if tokens.checked_mul(n) != Some(y.len()) {
-        crate::bail!(
-            InvalidArgument,
-            "matmul: y holds {} values, expected tokens {tokens} × n {n}",
-            y.len()
-        );
+        crate::bail!(InvalidArgument, "matmul: y holds {} values, expected tokens {tokens} × n {n}", y.len());
     }
     Ok(())
 }
@@ -266,10 +232,7 @@ pub(crate) struct Problem<'a> {
     pub xsum: Vec<f32>,
     /// For Q4_0/Q4_1: the activations rearranged for the SIMD mat-vec (see `x86::nibble_x`,
     /// `wasm::nibble_x`); empty otherwise.
-    #[cfg(any(
-        target_arch = "x86_64",
-        all(target_arch = "wasm32", target_feature = "simd128")
-    ))]
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
     pub xq: Vec<f32>,
 }
 
@@ -292,11 +255,7 @@ impl<'a> Problem<'a> {
 
     fn new(fmt: Format, w: &'a [u8], n: usize, k: usize, x: &'a [f32], tokens: usize) -> Self {
         let row_bytes = k / fmt.block_size() * fmt.block_bytes();
-        let xsum = if fmt.wants_xsum() {
-            x.chunks_exact(GROUP).map(|c| c.iter().sum()).collect()
-        } else {
-            Vec::new()
-        };
+        let xsum = if fmt.wants_xsum() { x.chunks_exact(GROUP).map(|c| c.iter().sum()).collect() } else { Vec::new() };
         Problem {
             fmt,
             w,
@@ -307,33 +266,21 @@ impl<'a> Problem<'a> {
             tokens,
             xsum,
             #[cfg(target_arch = "x86_64")]
-            xq: if fmt.wants_xsum() && x86::available() {
-                x86::nibble_x(x)
-            } else {
-                Vec::new()
-            },
+            xq: if fmt.wants_xsum() && x86::available() { x86::nibble_x(x) } else { Vec::new() },
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            xq: if fmt.wants_xsum() {
-                wasm::nibble_x(x)
-            } else {
-                Vec::new()
-            },
+            xq: if fmt.wants_xsum() { wasm::nibble_x(x) } else { Vec::new() },
         }
     }
 
     /// Panics unless output rows `r0..r1` and `out` fit this problem and the SIMD-ready
     /// activations have their sizes: the bounds the `unsafe` kernels rely on.
-    #[cfg(any(
-        target_arch = "x86_64",
-        all(target_arch = "wasm32", target_feature = "simd128")
-    ))]
+    #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
     pub fn assert_kernel_bounds(&self, r0: usize, r1: usize, out: &[f32]) {
         assert!(r0 <= r1 && r1 <= self.n && out.len() == (r1 - r0) * self.tokens);
         assert!(self.w.len() == self.n * self.row_bytes && self.x.len() == self.tokens * self.k);
         assert!(
             !self.fmt.wants_xsum()
-                || (self.xsum.len() == self.tokens * (self.k / GROUP)
-                    && self.xq.len() == self.x.len())
+                || (self.xsum.len() == self.tokens * (self.k / GROUP) && self.xq.len() == self.x.len())
         );
     }
 
@@ -373,10 +320,7 @@ impl<'a> Problem<'a> {
 /// `$kernel::<Block>(args)` for the block type of `$fmt`. Each SIMD module defines its own
 /// `F32`, `F16`, `Q40`, `Q41` and `Q80` block types; this is the one place that maps formats
 /// to them.
-#[cfg(any(
-    target_arch = "x86_64",
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
 macro_rules! per_format {
     ($fmt:expr, $kernel:ident($($arg:expr),*)) => {
         match $fmt {
@@ -388,10 +332,7 @@ macro_rules! per_format {
         }
     };
 }
-#[cfg(any(
-    target_arch = "x86_64",
-    all(target_arch = "wasm32", target_feature = "simd128")
-))]
+#[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
 use per_format;
 
 /// Computes output rows `r0..r1` for every token into `out`, laid out `[tokens][r1 - r0]`.
@@ -441,9 +382,7 @@ fn run(p: &Problem, kern: Kernel, y: &mut [f32]) {
     // Rough cost model: a few tokens' tile costs about twice a mat-vec over the same weights.
     let work = p.w.len().saturating_mul(p.tokens.div_ceil(2));
     let threads = rayon::current_num_threads();
-    let tasks = (threads * TASKS_PER_THREAD)
-        .min(work / TASK_MIN_WORK)
-        .min(p.n);
+    let tasks = (threads * TASKS_PER_THREAD).min(work / TASK_MIN_WORK).min(p.n);
     if threads < 2 || work < PAR_MIN_WORK || tasks < 2 {
         kern(p, 0, p.n, y);
         return;
@@ -451,24 +390,20 @@ fn run(p: &Problem, kern: Kernel, y: &mut [f32]) {
     let rows_per_task = p.n.div_ceil(tasks);
     if p.tokens == 1 {
         // y is one row: each task owns a contiguous piece of it.
-        y.par_chunks_mut(rows_per_task)
-            .enumerate()
-            .for_each(|(c, yc)| {
-                let r0 = c * rows_per_task;
-                kern(p, r0, r0 + yc.len(), yc);
-            });
+        y.par_chunks_mut(rows_per_task).enumerate().for_each(|(c, yc)| {
+            let r0 = c * rows_per_task;
+            kern(p, r0, r0 + yc.len(), yc);
+        });
         return;
     }
     // Several tokens: a task's rows are a column band of y. Tasks write [tokens][rows]
     // bands into a scratch buffer (task-major, so plain disjoint slices), copied into
     // place afterwards: tokens·n floats against tokens·n·k multiply-adds.
     let mut tmp = vec![0f32; p.tokens * p.n];
-    tmp.par_chunks_mut(rows_per_task * p.tokens)
-        .enumerate()
-        .for_each(|(c, band)| {
-            let r0 = c * rows_per_task;
-            kern(p, r0, r0 + band.len() / p.tokens, band);
-        });
+    tmp.par_chunks_mut(rows_per_task * p.tokens).enumerate().for_each(|(c, band)| {
+        let r0 = c * rows_per_task;
+        kern(p, r0, r0 + band.len() / p.tokens, band);
+    });
     for (c, band) in tmp.chunks(rows_per_task * p.tokens).enumerate() {
         let r0 = c * rows_per_task;
         let rows = band.len() / p.tokens;

@@ -58,12 +58,7 @@ pub(super) fn dequantize(fmt: Format, bytes: &[u8], out: &mut [f32]) {
 fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .map(|(a, b)| a * b)
-        .sum();
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(a, b)| a * b).sum();
     for (a, b) in ca.zip(cb) {
         for i in 0..8 {
             acc[i] += a[i] * b[i];

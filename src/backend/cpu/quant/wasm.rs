@@ -140,10 +140,7 @@ fn f16x4(h: v128) -> v128 {
     let sign = i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16);
     let em = i32x4_shl(v128_and(h, u32x4_splat(0x7fff)), 13);
     let mag = f32x4_mul(em, f32x4_splat(f32::from_bits(0x7780_0000))); // × 2¹¹²
-    let special = v128_and(
-        f32x4_ge(mag, f32x4_splat(65536.0)),
-        u32x4_splat(0x7f80_0000),
-    );
+    let special = v128_and(f32x4_ge(mag, f32x4_splat(65536.0)), u32x4_splat(0x7f80_0000));
     v128_or(v128_or(mag, special), sign) // Inf/NaN: all exponent bits set, mantissa kept
 }
 
@@ -151,11 +148,7 @@ fn f16x4(h: v128) -> v128 {
 #[inline(always)]
 unsafe fn nibbles(q: *const u8, h: usize) -> [v128; 4] {
     let v = v128_load(q as *const v128);
-    let v = if h == 0 {
-        v128_and(v, u8x16_splat(0x0f))
-    } else {
-        u8x16_shr(v, 4)
-    };
+    let v = if h == 0 { v128_and(v, u8x16_splat(0x0f)) } else { u8x16_shr(v, 4) };
     widen_u8(v)
 }
 
@@ -183,10 +176,7 @@ impl Block for Q40 {
     unsafe fn dm(b: *const u8) -> v128 {
         // d·(q − 8) = d·q + (−8d), q the raw nibble.
         let d = f16_pair(b);
-        f32x4_mul(
-            i32x4_shuffle::<0, 0, 0, 0>(d, d),
-            f32x4(1.0, -8.0, 0.0, 0.0),
-        )
+        f32x4_mul(i32x4_shuffle::<0, 0, 0, 0>(d, d), f32x4(1.0, -8.0, 0.0, 0.0))
     }
     #[inline(always)]
     unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
@@ -218,10 +208,7 @@ impl Block for F16 {
     #[inline(always)]
     unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
         let b = b.add(32 * h);
-        let (v0, v1) = (
-            v128_load(b as *const v128),
-            v128_load(b.add(16) as *const v128),
-        );
+        let (v0, v1) = (v128_load(b as *const v128), v128_load(b.add(16) as *const v128));
         [
             f16x4(u32x4_extend_low_u16x8(v0)),
             f16x4(u32x4_extend_high_u16x8(v0)),
@@ -241,12 +228,7 @@ impl Block for F32 {
     #[inline(always)]
     unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
         let b = b.add(64 * h) as *const v128;
-        [
-            v128_load(b),
-            v128_load(b.add(1)),
-            v128_load(b.add(2)),
-            v128_load(b.add(3)),
-        ]
+        [v128_load(b), v128_load(b.add(1)), v128_load(b.add(2)), v128_load(b.add(3))]
     }
 }
 
@@ -254,14 +236,8 @@ impl Block for F32 {
 #[inline(always)]
 unsafe fn dot16(w: &[v128; 4], x: *const f32) -> v128 {
     let x = x as *const v128;
-    let a = f32x4_add(
-        f32x4_mul(w[0], v128_load(x)),
-        f32x4_mul(w[1], v128_load(x.add(1))),
-    );
-    let b = f32x4_add(
-        f32x4_mul(w[2], v128_load(x.add(2))),
-        f32x4_mul(w[3], v128_load(x.add(3))),
-    );
+    let a = f32x4_add(f32x4_mul(w[0], v128_load(x)), f32x4_mul(w[1], v128_load(x.add(1))));
+    let b = f32x4_add(f32x4_mul(w[2], v128_load(x.add(2))), f32x4_mul(w[3], v128_load(x.add(3))));
     f32x4_add(a, b)
 }
 
@@ -282,19 +258,13 @@ unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const
         let (blk, xb) = (w.add(b * B::BYTES), x.add(b * GROUP));
         let s = match B::NIBBLES_AT {
             Some(at) => nibble_dot(blk.add(at), xb),
-            None => f32x4_add(
-                dot16(&B::q_half(blk, 0), xb),
-                dot16(&B::q_half(blk, 1), xb.add(16)),
-            ),
+            None => f32x4_add(dot16(&B::q_half(blk, 0), xb), dot16(&B::q_half(blk, 1), xb.add(16))),
         };
         if B::SCALED {
             let dm = B::dm(blk);
             acc = f32x4_add(acc, f32x4_mul(i32x4_shuffle::<0, 0, 0, 0>(dm, dm), s));
             if B::OFFSET {
-                acc_m = f32x4_add(
-                    acc_m,
-                    f32x4_mul(dm, v128_load32_splat(xsum.add(b) as *const u32)),
-                );
+                acc_m = f32x4_add(acc_m, f32x4_mul(dm, v128_load32_splat(xsum.add(b) as *const u32)));
             }
         } else {
             acc = f32x4_add(acc, s);
@@ -308,15 +278,8 @@ unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const
 unsafe fn dequant_groups<B: Block>(w: *const u8, nb: usize, out: *mut f32) {
     for b in 0..nb {
         let blk = w.add(b * B::BYTES);
-        let dm = if B::SCALED {
-            B::dm(blk)
-        } else {
-            f32x4(1.0, 0.0, 0.0, 0.0)
-        };
-        let (d, m) = (
-            i32x4_shuffle::<0, 0, 0, 0>(dm, dm),
-            i32x4_shuffle::<1, 1, 1, 1>(dm, dm),
-        );
+        let dm = if B::SCALED { B::dm(blk) } else { f32x4(1.0, 0.0, 0.0, 0.0) };
+        let (d, m) = (i32x4_shuffle::<0, 0, 0, 0>(dm, dm), i32x4_shuffle::<1, 1, 1, 1>(dm, dm));
         for h in 0..2 {
             for (i, mut v) in B::q_half(blk, h).into_iter().enumerate() {
                 if B::SCALED {
@@ -342,10 +305,7 @@ unsafe fn dot_rows<const T: usize>(w: *const f32, k: usize, x: *const f32) -> [f
     while i < k4 {
         let wv = v128_load(w.add(i) as *const v128);
         for (t, a) in acc.iter_mut().enumerate() {
-            *a = f32x4_add(
-                *a,
-                f32x4_mul(wv, v128_load(x.add(t * k + i) as *const v128)),
-            );
+            *a = f32x4_add(*a, f32x4_mul(wv, v128_load(x.add(t * k + i) as *const v128)));
         }
         i += 4;
     }
@@ -368,11 +328,7 @@ unsafe fn rows_impl<B: Block>(p: &Problem, r0: usize, r1: usize, out: &mut [f32]
     let nb = p.k / GROUP;
     let tail = !p.k.is_multiple_of(GROUP); // F32/F16 only
     if p.tokens == 1 {
-        let xv = if B::NIBBLES_AT.is_some() {
-            p.xq.as_ptr()
-        } else {
-            p.x.as_ptr()
-        };
+        let xv = if B::NIBBLES_AT.is_some() { p.xq.as_ptr() } else { p.x.as_ptr() };
         for (i, j) in (r0..r1).enumerate() {
             let v = dot_row::<B>(p.w.as_ptr().add(j * p.row_bytes), nb, xv, p.xsum.as_ptr());
             out[i] = if tail { v + p.tail_dot(j, 0) } else { v };
@@ -384,11 +340,7 @@ unsafe fn rows_impl<B: Block>(p: &Problem, r0: usize, r1: usize, out: &mut [f32]
         dequant_groups::<B>(p.w.as_ptr().add(j * p.row_bytes), nb, wrow.as_mut_ptr());
         if tail {
             let done = nb * GROUP;
-            super::scalar::dequantize(
-                p.fmt,
-                &p.row(j)[done * p.fmt.block_bytes()..],
-                &mut wrow[done..],
-            );
+            super::scalar::dequantize(p.fmt, &p.row(j)[done * p.fmt.block_bytes()..], &mut wrow[done..]);
         }
         let mut t0 = 0;
         while t0 < p.tokens {

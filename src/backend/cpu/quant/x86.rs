@@ -19,9 +19,7 @@ use core::arch::x86_64::*;
 use core::ptr::read_unaligned;
 
 pub(super) fn available() -> bool {
-    is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 }
 
 /// The [`super::Kernel`] for AVX2. Only handed out by `super::kernel()` after
@@ -207,12 +205,7 @@ impl Block for F32 {
     #[target_feature(enable = "avx2,fma,f16c")]
     unsafe fn q(b: *const u8) -> [__m256; 4] {
         let b = b as *const f32;
-        [
-            _mm256_loadu_ps(b),
-            _mm256_loadu_ps(b.add(8)),
-            _mm256_loadu_ps(b.add(16)),
-            _mm256_loadu_ps(b.add(24)),
-        ]
+        [_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)), _mm256_loadu_ps(b.add(16)), _mm256_loadu_ps(b.add(24))]
     }
 }
 
@@ -245,16 +238,8 @@ unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const
             None => B::q(blk),
         };
         // Two short chains instead of one long one.
-        let s01 = _mm256_fmadd_ps(
-            q[1],
-            _mm256_loadu_ps(xb.add(8)),
-            _mm256_mul_ps(q[0], _mm256_loadu_ps(xb)),
-        );
-        let s23 = _mm256_fmadd_ps(
-            q[3],
-            _mm256_loadu_ps(xb.add(24)),
-            _mm256_mul_ps(q[2], _mm256_loadu_ps(xb.add(16))),
-        );
+        let s01 = _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xb.add(8)), _mm256_mul_ps(q[0], _mm256_loadu_ps(xb)));
+        let s23 = _mm256_fmadd_ps(q[3], _mm256_loadu_ps(xb.add(24)), _mm256_mul_ps(q[2], _mm256_loadu_ps(xb.add(16))));
         let s = _mm256_add_ps(s01, s23);
         if B::SCALED {
             let dm = B::dm(blk);
@@ -276,12 +261,7 @@ unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const
 /// 8 accumulators + 4 weight vectors + scales still fit the 16 ymm registers.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile<B: Block, const T: usize>(
-    w: *const u8,
-    nb: usize,
-    x: *const f32,
-    k: usize,
-) -> [f32; T] {
+unsafe fn dot_tile<B: Block, const T: usize>(w: *const u8, nb: usize, x: *const f32, k: usize) -> [f32; T] {
     let split = T <= 4;
     let mut a = [_mm256_setzero_ps(); T];
     let mut c = [_mm256_setzero_ps(); T];
@@ -305,11 +285,8 @@ unsafe fn dot_tile<B: Block, const T: usize>(
         }
         for t in 0..T {
             let xb = x.add(t * k + b * GROUP);
-            let lo = _mm256_fmadd_ps(
-                q[1],
-                _mm256_loadu_ps(xb.add(8)),
-                _mm256_fmadd_ps(q[0], _mm256_loadu_ps(xb), a[t]),
-            );
+            let lo =
+                _mm256_fmadd_ps(q[1], _mm256_loadu_ps(xb.add(8)), _mm256_fmadd_ps(q[0], _mm256_loadu_ps(xb), a[t]));
             if split {
                 a[t] = lo;
                 c[t] = _mm256_fmadd_ps(
@@ -328,11 +305,7 @@ unsafe fn dot_tile<B: Block, const T: usize>(
     }
     let mut r = [0f32; T];
     for t in 0..T {
-        r[t] = hsum(if split {
-            _mm256_add_ps(a[t], c[t])
-        } else {
-            a[t]
-        });
+        r[t] = hsum(if split { _mm256_add_ps(a[t], c[t]) } else { a[t] });
     }
     r
 }
@@ -352,11 +325,7 @@ unsafe fn rows_impl<B: Block>(p: &Problem, r0: usize, r1: usize, out: &mut [f32]
         let tt = (p.tokens - t0).min(TILE);
         let x = p.x.as_ptr().add(t0 * p.k);
         // The mat-vec's activations: the nibble_x form for the 4-bit formats.
-        let xv = if B::NIBBLES_AT.is_some() {
-            p.xq.as_ptr().add(t0 * p.k)
-        } else {
-            x
-        };
+        let xv = if B::NIBBLES_AT.is_some() { p.xq.as_ptr().add(t0 * p.k) } else { x };
         for (i, j) in (r0..r1).enumerate() {
             let w = p.w.as_ptr().add(j * p.row_bytes);
             let mut s = [0f32; TILE];
