@@ -1,7 +1,8 @@
 # padlock — build, demo, tests and benchmarks.
 #
 #   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
-#   make test    set up, native tests, wasm tests in headless Chromium, build pkg/, browser e2e tests
+#   make test    set up, lint (fmt, clippy, code shape), native tests, wasm tests in headless
+#                Chromium (wasm-pack test), build pkg/, browser e2e tests
 #   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
 #                PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium,
 #                and the WebGPU backend against the CPU backend (natively and in Chromium)
@@ -22,12 +23,10 @@ WASM_TARGET := wasm32-unknown-unknown
 CHROMEDRIVER ?= /usr/bin/chromedriver
 # Seconds per wasm-bindgen-test test (default 20 is too short for loading the model).
 WASM_BINDGEN_TEST_TIMEOUT ?= 900
-# Which wasm targets to test: the library's unit tests and every tests/*.rs that uses
-# wasm_bindgen_test (the others are native only). --no-default-features drops the `cli`
-# feature, so cargo does not try to build the native-only CLI binary for wasm32 (integration
-# tests otherwise build every binary of the package).
-WASM_TEST_FILES := $(sort $(basename $(notdir $(shell grep -l wasm_bindgen_test tests/*.rs 2>/dev/null))))
-WASM_TEST_ARGS ?= --no-default-features --features gpu --lib $(foreach t,$(WASM_TEST_FILES),--test $(t))
+# The wasm tests run as wasm-pack documents them (`wasm-pack test --headless --chrome`): the
+# library package alone (the CLI is its own package in cli/), every tests/*.rs, in Chromium with
+# webdriver.json's flags. Native-only test files compile to nothing on wasm32.
+WASM_PACK_TEST_ARGS ?= --headless --chrome --chromedriver $(CHROMEDRIVER) --mode no-install --release
 NATIVE_TEST_ARGS ?=
 # The cargo profile of the native build and tests: release, or release-nolto (what `make test`
 # uses: the same code, built in a fraction of the time; see Cargo.toml).
@@ -35,7 +34,7 @@ NATIVE_PROFILE ?= release
 NATIVE_DIR := target/$(NATIVE_PROFILE)
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
+.PHONY: all setup lint native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -45,19 +44,26 @@ help:
 setup:
 	scripts/setup.sh
 
+# Formatting, clippy (native and wasm32, warnings are errors), the code-shape limits and the
+# module layering (no import circles).
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target $(WASM_TARGET) --lib --tests -- -D warnings
+	python3 scripts/code_size.py
+	scripts/module-deps.sh
+
 native:
-	cargo build --profile $(NATIVE_PROFILE)
+	cargo build --workspace --profile $(NATIVE_PROFILE)
 
 # XDG_RUNTIME_DIR: Mesa's lavapipe (the GPU tests' adapter) complains on every device without one.
 native-test:
-	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test --profile $(NATIVE_PROFILE) --no-fail-fast $(NATIVE_TEST_ARGS)
+	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} cargo test --workspace --profile $(NATIVE_PROFILE) --no-fail-fast $(NATIVE_TEST_ARGS)
 
 wasm-test:
-	CHROMEDRIVER=$(CHROMEDRIVER) \
 	WASM_BINDGEN_TEST_TIMEOUT=$(WASM_BINDGEN_TEST_TIMEOUT) \
 	WASM_BINDGEN_TEST_WEBDRIVER_JSON=$(CURDIR)/webdriver.json \
-	XDG_RUNTIME_DIR=$${XDG_RUNTIME_DIR:-/tmp} \
-	cargo test --release --target $(WASM_TARGET) $(WASM_TEST_ARGS)
+	wasm-pack test $(WASM_PACK_TEST_ARGS)
 
 pkg:
 ifeq ($(PKG_BUILDER),cargo)
@@ -81,25 +87,24 @@ e2e:
 
 # Every stage runs even when an earlier one failed (so one run shows everything); the target
 # fails at the end if any did.
-TEST_STAGES := native-test native wasm-test pkg e2e
-# make test builds pkg/ with cargo + wasm-bindgen (the files wasm-pack makes; wasm-bindgen-cli is
-# needed for the wasm tests anyway), so a fresh CI machine does not spend ~6 minutes compiling
-# wasm-pack. `make demo` and `make pkg` still use wasm-pack.
-test: export PKG_BUILDER := cargo
+TEST_STAGES := lint native-test native wasm-test pkg e2e
+# make test builds pkg/ with wasm-pack, as `make pkg` does (wasm-pack is installed for the wasm
+# tests anyway).
 test: export NATIVE_PROFILE := release-nolto
-test: export PADLOCK_SKIP_WASM_PACK := 1
 test: setup
-	@failed=""; \
+	@failed=""; times=""; \
 	for stage in $(TEST_STAGES); do \
-	  echo "=== make $$stage"; \
+	  echo "=== make $$stage"; start=$$(date +%s); \
 	  $(MAKE) --no-print-directory $$stage || failed="$$failed $$stage"; \
+	  times="$$times $$stage:$$(( $$(date +%s) - start ))s"; \
 	done; \
+	echo "=== make test: seconds per stage:$$times"; \
 	if [ -n "$$failed" ]; then echo "=== make test: FAILED:$$failed" >&2; exit 1; fi; \
 	echo "=== make test: all stages passed ($(TEST_STAGES))"
 
 # Native decode/prefill speed, on all cores and on one thread (the browser build is single-threaded).
 bench-native:
-	cargo build --release
+	cargo build --release -p padlock-cli
 	target/release/padlock bench --model $(MODEL) --json
 	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --json
 
@@ -111,7 +116,7 @@ bench-browser:
 # PAD decode tok/s with 0, 1 and 4 preferences (plus the harmlessness context) in one run,
 # natively (and with harmlessness inside the guideline instead) and in Chromium.
 bench-pad:
-	cargo build --release
+	cargo build --release -p padlock-cli
 	target/release/padlock bench --model $(MODEL) --preferences 0,1,4 --decode-tokens 64 --rounds 3
 	target/release/padlock bench --model $(MODEL) --preferences 0,1 --decode-tokens 64 --rounds 3 --harmless guideline
 	RAYON_NUM_THREADS=1 target/release/padlock bench --model $(MODEL) --preferences 0,1,4 --decode-tokens 64 --rounds 3
@@ -125,7 +130,7 @@ bench-pad:
 GPU_BENCH_ARGS ?= --prompt-tokens 32 --decode-tokens 16
 bench-gpu:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
-	cargo build --release
+	cargo build --release -p padlock-cli
 	for b in 1 4; do \
 	  target/release/padlock bench --model $(MODEL) --backend cpu --batch $$b $(GPU_BENCH_ARGS) --json; \
 	  target/release/padlock bench --model $(MODEL) --backend gpu --batch $$b $(GPU_BENCH_ARGS) --json; \

@@ -30,7 +30,7 @@ if [[ ! -x "$BENCH" ]]; then
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
   cmake --build "$SRC/build" --target llama-bench -j "$(nproc)"
 fi
-cargo build --release -q
+cargo build --release -q -p padlock-cli
 
 # Alternate the two, three rounds, so that load on the machine hits both alike.
 for round in 1 2 3; do

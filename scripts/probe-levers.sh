@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The lever probe behind EVAL.md's "Choosing the configuration": the first 16 Koala prompts,
-# at most 96 tokens, each dimension's preference (src/eval/dimensions.rs), into
+# at most 96 tokens, each dimension's preference (cli/src/research/eval/dimensions.rs), into
 # eval/probe-levers.jsonl (resumable); then its report (eval/probe-levers.md). PersRM context
 # as the system message with β ∈ {1, 2, 4}, against the PAD paper's guideline template in the
 # user turn at β = 2; all with the then default candidate floor (min-p 0.1 inside the top-10)

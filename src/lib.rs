@@ -7,8 +7,6 @@
 pub mod align;
 pub mod backend;
 pub mod error;
-#[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
-pub mod eval;
 pub mod feedback;
 pub mod generate;
 pub mod memory;

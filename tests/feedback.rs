@@ -1,6 +1,8 @@
 //! Feedback-based alignment on the real default model, natively: a scripted person who
 //! always picks the more concise of two answers. The same scenario runs in the browser in
 //! tests/browser/memory-feedback.test.mjs.
+// Native only (the model file, threads or a native GPU); nothing to build on wasm32.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "common/model.rs"]
 mod common;

@@ -1,4 +1,6 @@
 //! The GGUF reader and the Llama config: the real default model, and hostile files.
+// Native only (the model file, threads or a native GPU); nothing to build on wasm32.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "common/gguf_writer.rs"]
 mod gguf_writer;

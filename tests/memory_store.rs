@@ -1,7 +1,7 @@
 //! The preference-store suite (tests/common/memory_suite.rs) over both implementations:
 //!
 //!     cargo test --release --test memory_store                      # FileStore, natively
-//!     make wasm-test WASM_TEST_ARGS='--no-default-features --test memory_store'
+//!     wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver --release -- --test memory_store
 //!                                                                   # IndexedDB, headless Chromium
 //!
 //! plus what only one of them has: the file store's locking across threads, the browser

@@ -2,6 +2,8 @@
 //! (tests/fixtures/smollm2-135m-instruct-q4_1.llamacpp.json), plus the properties the
 //! rest of the runtime relies on: batching and KV caching change no logits, bad input
 //! changes nothing.
+// Native only (the model file, threads or a native GPU); nothing to build on wasm32.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "common/model.rs"]
 mod common;

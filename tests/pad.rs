@@ -1,4 +1,6 @@
 //! PAD on the real default model: the properties DESIGN.md promises.
+// Native only (the model file, threads or a native GPU); nothing to build on wasm32.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "common/model.rs"]
 mod common;

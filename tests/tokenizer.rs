@@ -1,4 +1,6 @@
 //! The tokenizer and chat template against llama.cpp's answers for the default model.
+// Native only (the model file, threads or a native GPU); nothing to build on wasm32.
+#![cfg(not(target_arch = "wasm32"))]
 
 #[path = "common/gguf_writer.rs"]
 mod gguf_writer;

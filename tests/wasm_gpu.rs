@@ -2,7 +2,7 @@
 //! from webdriver.json) against the CPU backend in the same page: the cases of
 //! tests/common/backend_cases.rs, on both kernel families.
 //!
-//!     make wasm-test WASM_TEST_ARGS='--no-default-features --features gpu --test wasm_gpu'
+//!     wasm-pack test --headless --chrome --chromedriver /usr/bin/chromedriver --release -- --test wasm_gpu
 #![cfg(all(target_arch = "wasm32", feature = "gpu"))]
 
 #[path = "common/backend_cases.rs"]

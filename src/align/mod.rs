@@ -1,7 +1,6 @@
 //! Personalized generation: samplers, the PAD step, universal values, value heads, and the
 //! options that say how a person's preferences steer an answer.
 
-pub mod dpo;
 pub mod head;
 pub mod pad;
 pub mod sampler;
@@ -15,6 +14,7 @@ use crate::error::Result;
 
 /// How a context carries its principles (the preferences it is conditioned on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum ContextStyle {
     /// The PAD paper's template around the user's message: "[Guidelines] … [Principles] p
@@ -42,6 +42,7 @@ impl ContextStyle {
 
 /// How preferences enter generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// The base model alone; preferences are ignored.
@@ -58,6 +59,7 @@ pub enum Method {
 
 /// Where the harmlessness principle goes (it is always there; see `values`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum HarmlessMode {
     /// Its own PersRM context, weighted at least `HARMLESS_FLOOR_WEIGHT` (one more sequence

@@ -14,6 +14,23 @@ use crate::error::Result;
 use crate::model::config::LlamaConfig;
 use crate::model::gguf::{GgufFile, TensorInfo};
 
+/// Which backend to run on: the command line's `--backend` and the page's `backend` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The GPU when an adapter exists (software ones such as lavapipe and SwiftShader
+    /// included), else the CPU, saying why.
+    #[default]
+    Auto,
+    /// WebGPU in the browser, wgpu (Vulkan/Metal/DX12) natively; fails without an adapter.
+    #[serde(rename = "webgpu", alias = "gpu")]
+    #[cfg_attr(feature = "clap", value(name = "gpu", alias = "webgpu"))]
+    Gpu,
+    /// The SIMD CPU kernels.
+    Cpu,
+}
+
 /// The part of a batch that belongs to one sequence: `n_tokens` consecutive rows of the
 /// activation matrix, at positions `start..start + n_tokens` of that sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

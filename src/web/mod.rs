@@ -21,7 +21,7 @@ use crate::align::Method;
 use crate::backend::cpu::{quant, CpuBackend};
 #[cfg(feature = "gpu")]
 use crate::backend::gpu::GpuBackend;
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendChoice};
 use crate::error::{Error, ErrorCode};
 use crate::feedback::StopRewards;
 use crate::generate::{now_seconds, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
@@ -90,9 +90,9 @@ pub(crate) struct Inner {
 
 /// `Runtime.load`'s options: `{ backend: 'auto' | 'webgpu' | 'cpu' }`.
 #[derive(serde::Deserialize, Default)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 struct LoadOptions {
-    backend: Option<String>,
+    backend: BackendChoice,
 }
 
 #[wasm_bindgen]
@@ -163,34 +163,25 @@ impl Runtime {
             }
         };
         let bytes = Arc::new(bytes);
-        let wanted = options.backend.as_deref().unwrap_or("auto");
+        let wanted = options.backend;
         let mut notice = None;
-        match wanted {
-            "auto" | "webgpu" | "gpu" => {
-                #[cfg(feature = "gpu")]
-                match GpuBackend::new().await {
-                    Ok(gpu) => {
-                        let engine = Engine::load(gpu, bytes.clone(), &mut progress).map_err(js_error)?;
-                        return Ok(Runtime::new(AnyEngine::Gpu(Box::new(engine)), None));
-                    }
-                    Err(e) if wanted == "auto" => notice = Some(format!("{}; running on the CPU", e.message)),
-                    Err(e) => return Err(js_error(e)),
+        if wanted != BackendChoice::Cpu {
+            #[cfg(feature = "gpu")]
+            match GpuBackend::new().await {
+                Ok(gpu) => {
+                    let engine = Engine::load(gpu, bytes.clone(), &mut progress).map_err(js_error)?;
+                    return Ok(Runtime::new(AnyEngine::Gpu(Box::new(engine)), None));
                 }
-                #[cfg(not(feature = "gpu"))]
-                {
-                    let e = Error::new(ErrorCode::GpuUnavailable, "this build of padlock has no WebGPU backend");
-                    if wanted != "auto" {
-                        return Err(js_error(e));
-                    }
-                    notice = Some(format!("{}; running on the CPU", e.message));
-                }
+                Err(e) if wanted == BackendChoice::Auto => notice = Some(format!("{}; running on the CPU", e.message)),
+                Err(e) => return Err(js_error(e)),
             }
-            "cpu" => {}
-            other => {
-                return Err(js_error(Error::new(
-                    ErrorCode::InvalidArgument,
-                    format!("backend {other:?}: expected 'auto', 'webgpu' or 'cpu'"),
-                )))
+            #[cfg(not(feature = "gpu"))]
+            {
+                let e = Error::new(ErrorCode::GpuUnavailable, "this build of padlock has no WebGPU backend");
+                if wanted != BackendChoice::Auto {
+                    return Err(js_error(e));
+                }
+                notice = Some(format!("{}; running on the CPU", e.message));
             }
         }
         let engine = Engine::load(CpuBackend::new(), bytes, &mut progress).map_err(js_error)?;

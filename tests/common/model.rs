@@ -12,10 +12,16 @@ use padlock::generate::{Engine, GenerateOptions, Generation};
 use padlock::model::llama::Logits;
 use padlock::ErrorCode;
 
+/// The repository's root (the workspace's, also for the `padlock-cli` package's tests).
+pub fn root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.ancestors().find(|d| d.join("Cargo.lock").is_file()).map_or(manifest.clone(), PathBuf::from)
+}
+
 pub fn model_path() -> PathBuf {
     std::env::var_os("PADLOCK_MODEL")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        .unwrap_or_else(|| root().join("models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 }
 
 pub fn model_bytes() -> Arc<Vec<u8>> {
@@ -40,7 +46,7 @@ pub fn fixture() -> serde_json::Value {
 }
 
 pub fn fixture_file(name: &str) -> serde_json::Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name);
+    let path = root().join("tests/fixtures").join(name);
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture is JSON")
 }
 
@@ -75,8 +81,7 @@ pub fn bad_input_changes_nothing<B: Backend>(engine: &Engine<B>, tol: f32) {
 /// either context style. The parity tests use the heads as fixed non-identity matrices, on the
 /// short system-message contexts that slow backends can afford.
 pub fn shipped_head_any_context(name: &str) -> Vec<u8> {
-    let bytes =
-        std::fs::read(format!("{}/heads/{name}.safetensors", env!("CARGO_MANIFEST_DIR"))).expect("a shipped head");
+    let bytes = std::fs::read(root().join(format!("heads/{name}.safetensors"))).expect("a shipped head");
     let file = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
     safetensors::serialize(file.tensors(), None).expect("the same tensors, no metadata")
 }

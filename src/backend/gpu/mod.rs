@@ -46,6 +46,7 @@ const MATVEC_MAX_ROWS: usize = 8;
 
 /// Which family of kernels runs the matrix products, the norm and attention.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Kernels {
     /// `PerThread` on a software adapter (lavapipe, SwiftShader), `Workgroup` on a GPU.
     Auto,

@@ -59,11 +59,11 @@ pub const DIMENSIONS: &[Dimension] = &[
 ];
 
 /// The dimension called `name`.
-pub fn dimension(name: &str) -> crate::Result<&'static Dimension> {
+pub fn dimension(name: &str) -> padlock::Result<&'static Dimension> {
     DIMENSIONS.iter().find(|d| d.name == name).ok_or_else(|| {
         let names: Vec<&str> = DIMENSIONS.iter().map(|d| d.name).collect();
-        crate::Error::new(
-            crate::ErrorCode::InvalidArgument,
+        padlock::Error::new(
+            padlock::ErrorCode::InvalidArgument,
             format!("unknown dimension {name:?} (known: {})", names.join(", ")),
         )
     })

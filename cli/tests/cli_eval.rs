@@ -1,14 +1,14 @@
 //! Smoke runs of the evaluation and training commands on a few items (the real runs are
 //! scripts/eval.sh and scripts/train-heads.sh, far too long for a test).
 
-#[path = "common/model.rs"]
+#[path = "../../tests/common/model.rs"]
 mod common;
 
 use std::process::Command;
 
 use padlock::align::sampler::SamplingParams;
 use padlock::align::ContextStyle;
-use padlock::eval::pairs::prompted_answer;
+use padlock_cli::research::eval::pairs::prompted_answer;
 
 /// The default model's path, and an empty scratch folder for one test.
 fn model_and_scratch(name: &str) -> (String, std::path::PathBuf) {
@@ -29,7 +29,7 @@ fn eval_answers_and_reports_against_base() {
     let model = model.as_str();
     let out = dir.join("results.jsonl");
     let out = out.to_str().unwrap();
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/eval/koala_eval_50.json");
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../eval/koala_eval_50.json");
     let common = ["eval", "--model", model, "--data", data, "--out", out, "--limit", "2", "--max-tokens", "12"];
     let (ok, _, err) = padlock(&[&common[..], &["--label", "base", "--method", "base"]].concat());
     assert!(ok, "{err}");
@@ -67,7 +67,7 @@ fn train_head_reports_accuracy_and_refuses_to_ship_a_weak_head() {
     let model = model.as_str();
     let head = dir.join("concise.safetensors");
     // Three of the shipped pairs: prompts 0 and 1 to train on, prompt 4 held out (every fifth).
-    let all = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/heads/pairs.jsonl")).unwrap();
+    let all = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../heads/pairs.jsonl")).unwrap();
     let few: Vec<&str> = all
         .lines()
         .filter(|l| {
@@ -143,7 +143,7 @@ fn seed_0_pairs_are_greedy_answers() {
     assert_eq!(pair["seed"], 0);
 
     let engine = common::engine();
-    let warm = padlock::eval::dimensions::dimension("warm").unwrap();
+    let warm = padlock_cli::research::eval::dimensions::dimension("warm").unwrap();
     let greedy = SamplingParams { repetition_penalty: 1.1, ..SamplingParams::greedy() };
     let greedy = |preference: &str| {
         pollster::block_on(prompted_answer(&engine, question, preference, ContextStyle::System, greedy.clone(), 16))

@@ -19,13 +19,13 @@
 use rand_chacha::ChaCha8Rng;
 use rand_core::{RngCore, SeedableRng};
 
-use crate::align::head::LowRankHead;
-use crate::align::pad::{candidates, log_softmax_over};
-use crate::align::ContextStyle;
-use crate::backend::Backend;
-use crate::error::Result;
-use crate::generate::Engine;
-use crate::model::llama::Logits;
+use padlock::align::head::LowRankHead;
+use padlock::align::pad::{candidates, log_softmax_over};
+use padlock::align::ContextStyle;
+use padlock::backend::Backend;
+use padlock::error::Result;
+use padlock::generate::Engine;
+use padlock::model::llama::Logits;
 
 /// One answer to learn from.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +80,7 @@ impl Features {
                 .map(|x| (x as u32).to_le_bytes()),
         );
         let n = self.target.len();
-        let err = |e: safetensors::SafeTensorError| crate::Error::new(crate::ErrorCode::Io, e.to_string());
+        let err = |e: safetensors::SafeTensorError| padlock::Error::new(padlock::ErrorCode::Io, e.to_string());
         let tensors = vec![
             ("h", TensorView::new(Dtype::F32, vec![n, self.hidden], &h).map_err(err)?),
             ("candidates", TensorView::new(Dtype::U32, vec![n, self.slots], &cand).map_err(err)?),
@@ -94,7 +94,7 @@ impl Features {
 
     /// Reads what [`Features::to_safetensors`] wrote; anything else is an `INVALID_ARGUMENT` error.
     pub fn from_safetensors(bytes: &[u8]) -> Result<Features> {
-        let bad = |m: String| crate::Error::new(crate::ErrorCode::InvalidArgument, format!("feature cache: {m}"));
+        let bad = |m: String| padlock::Error::new(padlock::ErrorCode::InvalidArgument, format!("feature cache: {m}"));
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
         let settings = safetensors::SafeTensors::read_metadata(bytes)
             .ok()
@@ -355,10 +355,10 @@ pub fn train(
         || cfg.beta.is_nan()
         || cfg.beta <= 0.0
     {
-        crate::bail!(InvalidArgument, "rank, epochs, batch, learning rate and β must be positive");
+        padlock::bail!(InvalidArgument, "rank, epochs, batch, learning rate and β must be positive");
     }
     if train.is_empty() {
-        crate::bail!(InvalidArgument, "no training pairs");
+        padlock::bail!(InvalidArgument, "no training pairs");
     }
     let hd = f.hidden;
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);

@@ -5,12 +5,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::sampler::SamplingParams;
-use crate::align::ContextStyle;
-use crate::backend::Backend;
-use crate::error::Result;
-use crate::eval::dimensions::Dimension;
-use crate::generate::{Engine, GenerateOptions, Generation, StopReason};
+use crate::research::eval::dimensions::Dimension;
+use padlock::align::sampler::SamplingParams;
+use padlock::align::ContextStyle;
+use padlock::backend::Backend;
+use padlock::error::Result;
+use padlock::generate::{Engine, GenerateOptions, Generation, StopReason};
 
 /// One line of a pairs file (JSONL).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

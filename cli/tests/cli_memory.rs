@@ -1,7 +1,7 @@
 //! The memory commands end to end on the real default model: `memory add`, `generate --store`
 //! with two answers, `feedback choose`, the event log, `feedback rebuild`, and the refusals.
 
-#[path = "common/model.rs"]
+#[path = "../../tests/common/model.rs"]
 mod common;
 
 use std::process::Command;

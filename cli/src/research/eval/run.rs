@@ -6,12 +6,12 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::align::Method;
-use crate::backend::Backend;
-use crate::error::Result;
-use crate::eval::dimensions::{dimension, Measure, DIMENSIONS};
-use crate::eval::measures::Measures;
-use crate::generate::{BestOfN, Engine, GenerateOptions, Generation};
+use crate::research::eval::dimensions::{dimension, Measure, DIMENSIONS};
+use crate::research::eval::measures::Measures;
+use padlock::align::Method;
+use padlock::backend::Backend;
+use padlock::error::Result;
+use padlock::generate::{BestOfN, Engine, GenerateOptions, Generation};
 
 /// One answer with its measures (a line of the results file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,7 +101,7 @@ pub fn summarize(rows: &[Row]) -> Result<Vec<Summary>> {
     let base: HashMap<&str, &Row> =
         rows.iter().filter(|r| r.method == Method::Base).map(|r| (r.id.as_str(), r)).collect();
     if base.is_empty() {
-        crate::bail!(InvalidArgument, "the results hold no base answers to compare with");
+        padlock::bail!(InvalidArgument, "the results hold no base answers to compare with");
     }
     let mut groups: BTreeMap<(String, String), Vec<&Row>> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.method != Method::Base) {
