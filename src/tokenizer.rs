@@ -93,6 +93,82 @@ fn meta_id(g: &GgufFile, key: &str, vocab_size: usize) -> Result<Option<u32>> {
     }
 }
 
+/// The type of every token (`tokenizer.ggml.token_type`; all normal when absent).
+fn token_types(g: &GgufFile, vocab_size: usize) -> Result<Vec<i64>> {
+    match g.metadata("tokenizer.ggml.token_type") {
+        None => Ok(vec![1; vocab_size]),
+        Some(v) => {
+            let types: Option<Vec<i64>> = v.as_array().unwrap_or(&[]).iter().map(meta_i64).collect();
+            match types {
+                Some(t) if t.len() == vocab_size => Ok(t),
+                _ => Err(tok_err(format!("tokenizer.ggml.token_type must be {vocab_size} integers"))),
+            }
+        }
+    }
+}
+
+/// The byte-level BPE of `tokens` and `merges`, with the pre-tokenizer `pre` names and the
+/// control tokens (`special`) added as special tokens.
+fn byte_level_bpe(tokens: &[&str], merges: &[&str], pre: &str, special: &[bool]) -> Result<tokenizers::Tokenizer> {
+    let mut vocab = Vocab::with_capacity(tokens.len());
+    for (id, t) in tokens.iter().enumerate() {
+        // A duplicated token string keeps its first id, as llama.cpp's lookup does.
+        vocab.entry((*t).to_owned()).or_insert(id as u32);
+    }
+    let mut merge_pairs = Vec::with_capacity(merges.len());
+    for m in merges {
+        // Byte-level tokens never contain a space, so the first space separates the pair.
+        let (a, b) =
+            m.split_once(' ').ok_or_else(|| tok_err(format!("merge {m:?} is not two tokens separated by a space")))?;
+        merge_pairs.push((a.to_owned(), b.to_owned()));
+    }
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merge_pairs)
+        .build()
+        .map_err(|e| tok_err(format!("cannot build the BPE model: {e}")))?;
+
+    let byte_level = ByteLevel::new(false, true, true);
+    let pre_tokenizer: PreTokenizerWrapper = if pre == "smollm" {
+        let digits = Split::new(SplitPattern::Regex(r"\p{N}".into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| tok_err(format!("cannot build the pre-tokenizer: {e}")))?;
+        Sequence::new(vec![digits.into(), byte_level.into()]).into()
+    } else {
+        byte_level.into()
+    };
+
+    let mut inner = tokenizers::Tokenizer::new(bpe);
+    inner.with_pre_tokenizer(Some(pre_tokenizer));
+    inner.with_decoder(Some(ByteLevelDecoder::default()));
+    let added: Vec<AddedToken> = tokens
+        .iter()
+        .zip(special)
+        // An empty special token would match everywhere; it cannot be real.
+        .filter(|(t, &s)| s && !t.is_empty())
+        .map(|(t, _)| AddedToken::from(*t, true))
+        .collect();
+    inner.add_special_tokens(added).map_err(|e| tok_err(format!("cannot add the control tokens: {e}")))?;
+    Ok(inner)
+}
+
+/// The tokens that end an answer: end-of-text, end-of-turn, and the known end-of-turn markers
+/// that are real ones here (control tokens, or written by the chat template).
+fn stop_ids(g: &GgufFile, tokens: &[&str], special: &[bool], template: Option<&str>, eos: u32) -> Result<Vec<u32>> {
+    let mut stop = vec![eos];
+    if let Some(eot) = meta_id(g, "tokenizer.ggml.eot_token_id", tokens.len())? {
+        stop.push(eot);
+    }
+    for name in END_OF_TURN {
+        if let Some(id) = tokens.iter().position(|t| *t == name) {
+            if special[id] || template.is_some_and(|t| t.contains(name)) {
+                stop.push(id as u32);
+            }
+        }
+    }
+    stop.sort_unstable();
+    stop.dedup();
+    Ok(stop)
+}
+
 impl Tokenizer {
     pub fn from_gguf(g: &GgufFile) -> Result<Self> {
         let model = g
@@ -105,66 +181,14 @@ impl Tokenizer {
             )));
         }
         let pre = g.metadata("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
-
         let tokens = string_array(g, "tokenizer.ggml.tokens")?;
         let merges = string_array(g, "tokenizer.ggml.merges")?;
         if tokens.is_empty() || tokens.len() > u32::MAX as usize {
             return Err(tok_err(format!("vocabulary of {} tokens is not usable", tokens.len())));
         }
         let vocab_size = tokens.len();
-
-        let token_types: Vec<i64> = match g.metadata("tokenizer.ggml.token_type") {
-            None => vec![1; vocab_size],
-            Some(v) => {
-                let arr = v.as_array().unwrap_or(&[]);
-                let types: Option<Vec<i64>> = arr.iter().map(meta_i64).collect();
-                match types {
-                    Some(t) if t.len() == vocab_size => t,
-                    _ => return Err(tok_err(format!("tokenizer.ggml.token_type must be {vocab_size} integers"))),
-                }
-            }
-        };
-
-        let mut vocab = Vocab::with_capacity(vocab_size);
-        for (id, t) in tokens.iter().enumerate() {
-            // A duplicated token string keeps its first id, as llama.cpp's lookup does.
-            vocab.entry((*t).to_owned()).or_insert(id as u32);
-        }
-        let mut merge_pairs = Vec::with_capacity(merges.len());
-        for m in &merges {
-            // Byte-level tokens never contain a space, so the first space separates the pair.
-            let (a, b) = m
-                .split_once(' ')
-                .ok_or_else(|| tok_err(format!("merge {m:?} is not two tokens separated by a space")))?;
-            merge_pairs.push((a.to_owned(), b.to_owned()));
-        }
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merge_pairs)
-            .build()
-            .map_err(|e| tok_err(format!("cannot build the BPE model: {e}")))?;
-
-        let byte_level = ByteLevel::new(false, true, true);
-        let pre_tokenizer: PreTokenizerWrapper = if pre == "smollm" {
-            let digits = Split::new(SplitPattern::Regex(r"\p{N}".into()), SplitDelimiterBehavior::Isolated, false)
-                .map_err(|e| tok_err(format!("cannot build the pre-tokenizer: {e}")))?;
-            Sequence::new(vec![digits.into(), byte_level.into()]).into()
-        } else {
-            byte_level.into()
-        };
-
-        let mut inner = tokenizers::Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre_tokenizer));
-        inner.with_decoder(Some(ByteLevelDecoder::default()));
-
-        let special: Vec<bool> = token_types.iter().map(|&t| t == TOKEN_TYPE_CONTROL).collect();
-        let added: Vec<AddedToken> = tokens
-            .iter()
-            .zip(&special)
-            // An empty special token would match everywhere; it cannot be real.
-            .filter(|(t, &s)| s && !t.is_empty())
-            .map(|(t, _)| AddedToken::from(*t, true))
-            .collect();
-        inner.add_special_tokens(added).map_err(|e| tok_err(format!("cannot add the control tokens: {e}")))?;
+        let special: Vec<bool> = token_types(g, vocab_size)?.iter().map(|&t| t == TOKEN_TYPE_CONTROL).collect();
+        let inner = byte_level_bpe(&tokens, &merges, pre, &special)?;
 
         let eos = match meta_id(g, "tokenizer.ggml.eos_token_id", vocab_size)? {
             Some(id) => id,
@@ -175,23 +199,8 @@ impl Tokenizer {
                 .ok_or_else(|| tok_err("no tokenizer.ggml.eos_token_id and no known end-of-text token"))?,
         };
         let bos = meta_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?;
-
         let template = g.metadata("tokenizer.chat_template").and_then(MetaValue::as_str);
-        let mut stop = vec![eos];
-        if let Some(eot) = meta_id(g, "tokenizer.ggml.eot_token_id", vocab_size)? {
-            stop.push(eot);
-        }
-        for name in END_OF_TURN {
-            if let Some(id) = tokens.iter().position(|t| *t == name) {
-                // Only a real marker: a control token, or one the chat template writes.
-                if special[id] || template.is_some_and(|t| t.contains(name)) {
-                    stop.push(id as u32);
-                }
-            }
-        }
-        stop.sort_unstable();
-        stop.dedup();
-
+        let stop = stop_ids(g, &tokens, &special, template, eos)?;
         let chat = match template {
             None => Err(Error::new(ErrorCode::ChatTemplate, "the model has no tokenizer.chat_template")),
             Some(src) => compile_template(src),

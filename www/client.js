@@ -123,10 +123,8 @@ export class PadlockClient {
 
   /**
    * Generates an answer to `prompt` (the chat template is applied by the runtime).
-   * Options: sampling (maxTokens, greedy, temperature, topP, topK, repetitionPenalty, seed,
-   * system) and personalization (method 'base'|'prompt'|'pad'|'best-of-n', preferences
-   * [{ text, weight, head }], beta, candidates, candidateTopP, candidateMinP,
-   * baseWithGuideline, combined, harmless, bestOf).
+   * Options: the runtime's GenerateOptions in camelCase (see Runtime.generate in
+   * src/web/mod.rs; the Rust types are the one definition of every option).
    * onToken(piece, tokenId, explanation) is called for each generated token; with PAD,
    * explanation = { chosen, baseTop1, baseTop1Text, contributions, candidates }. Resolves to
    * { promptIds, generatedIds, text, prefillTokensPerSecond, decodeTokensPerSecond, stopReason,

@@ -14,8 +14,9 @@ use padlock::{Error, ErrorCode, Result};
 pub struct PersonalizationArgs {
     /// base: the model alone; prompt: preferences in its prompt; pad: decoding-time
     /// alignment; best-of-n: n samples, the best by PersRM reward.
-    #[arg(long, value_enum, default_value = "base")]
-    pub method: Method,
+    /// [default: base; with `generate --store`, the profile's]
+    #[arg(long, value_enum)]
+    pub method: Option<Method>,
     /// A preference, e.g. "Keep answers short." (repeat for several).
     #[arg(long = "prefer")]
     pub prefer: Vec<String>,
@@ -26,8 +27,9 @@ pub struct PersonalizationArgs {
     #[arg(long = "head")]
     pub head: Vec<String>,
     /// PAD's β: how strongly the preferences move the choice.
-    #[arg(long, default_value_t = Personalization::default().beta)]
-    pub beta: f32,
+    /// [default: the library's; with `generate --store`, the profile's]
+    #[arg(long)]
+    pub beta: Option<f32>,
     /// PAD: keep the candidates inside this much base probability (nucleus within the top-k; 1: off).
     #[arg(long, default_value_t = Personalization::default().candidate_top_p)]
     pub candidate_top_p: f32,
@@ -102,9 +104,9 @@ impl PersonalizationArgs {
             })
             .collect();
         Ok(Personalization {
-            method: self.method,
+            method: self.method.unwrap_or_default(),
             preferences,
-            beta: self.beta,
+            beta: self.beta.unwrap_or(Personalization::default().beta),
             candidates: top_k.unwrap_or(Personalization::default().candidates),
             candidate_top_p: self.candidate_top_p,
             candidate_min_p: self.candidate_min_p,

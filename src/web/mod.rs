@@ -217,12 +217,11 @@ impl Runtime {
         })
     }
 
-    /// Answers one chat message. `options` (all optional): sampling `{ maxTokens, greedy,
-    /// temperature, topP, topK, repetitionPenalty, repetitionWindow, seed, system }` and
-    /// personalization `{ method: 'base'|'prompt'|'pad'|'best-of-n', preferences: [{ text,
-    /// weight, head }], beta, candidates (k), candidateTopP, candidateMinP, baseWithGuideline,
-    /// combined, harmless: 'context'|'guideline', bestOf }`. `on_token(piece, id, explanation)`
-    /// is called for every token; with PAD, `explanation` is `{ chosen, baseTop1,
+    /// Answers one chat message. `options` (all optional) is a `generate::GenerateOptions` in
+    /// camelCase: `maxTokens`, `system`, `ignoreEos`, the fields of `align::sampler::SamplingParams`
+    /// and those of `align::Personalization` (method, preferences, beta, candidates, ...), side by
+    /// side; those types are the one definition of every option. `on_token(piece, id,
+    /// explanation)` is called for every token; with PAD, `explanation` is `{ chosen, baseTop1,
     /// baseTop1Text, contributions, candidates }` (contributions in the order of the result's
     /// `rewardLabels`). Resolves to `{ promptIds, generatedIds, text, stopReason,
     /// prefillTokensPerSecond, decodeTokensPerSecond, rewardLabels, sequenceRewards }` (plus
