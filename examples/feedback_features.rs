@@ -15,8 +15,8 @@ use padlock::align::sampler::SamplingParams;
 use padlock::align::values::HARMLESS_PRINCIPLE;
 use padlock::align::{Method, Personalization, Preference};
 use padlock::backend::cpu::CpuBackend;
-use padlock::feedback::StopRewards;
 use padlock::generate::{Engine, GenerateOptions, Generation};
+use padlock::memory::feedback::StopRewards;
 
 const PROMPTS: [&str; 24] = [
     "How do I boil an egg?",

@@ -21,8 +21,8 @@ mod bench {
 
     use padlock::backend::gpu::{GpuBackend, GpuOptions, Kernels};
     use padlock::backend::{Backend, LogitsWanted, Segment};
+    use padlock::gguf::GgufFile;
     use padlock::model::config::LlamaConfig;
-    use padlock::model::gguf::GgufFile;
 
     const REPS: usize = 10;
 
@@ -57,7 +57,8 @@ mod bench {
             Kernels::Auto
         };
         let file = GgufFile::parse(Arc::new(std::fs::read(&path).expect("model"))).expect("gguf");
-        let cfg = LlamaConfig::from_gguf(&file).expect("config");
+        let config = LlamaConfig::from_gguf(&file).expect("config");
+        let cfg = config.attention_shape();
         let b = pollster::block_on(GpuBackend::with_options(GpuOptions { subgroups, kernels, ..Default::default() }))
             .expect("adapter");
         println!("{:?}", b.info());
@@ -116,7 +117,7 @@ mod bench {
                     let xs = b.embed(&emb, &(0..n as u32).collect::<Vec<_>>()).expect("x");
                     let (qq, kk, vv) =
                         (b.matmul(&xs, &q).unwrap(), b.matmul(&xs, &k).unwrap(), b.matmul(&xs, &v).unwrap());
-                    for layer in 0..cfg.n_layers {
+                    for layer in 0..cfg.layers {
                         b.attention(
                             layer,
                             &qq,
@@ -138,7 +139,7 @@ mod bench {
                     || {
                         b.truncate_kv_cache(&mut cache, ctx).unwrap();
                         let mut out = None;
-                        for layer in 0..cfg.n_layers {
+                        for layer in 0..cfg.layers {
                             out = Some(
                                 b.attention(
                                     layer,
@@ -160,7 +161,7 @@ mod bench {
                 let _ = len;
             }
         }
-        println!("(attention lines are for all {} layers)", cfg.n_layers);
+        println!("(attention lines are for all {} layers)", cfg.layers);
         println!("{:?}", b.stats());
     }
 }

@@ -22,7 +22,7 @@ fn main() {}
 #[cfg(not(target_arch = "wasm32"))]
 mod bench {
     use padlock::backend::cpu::quant::{kernel_name, matmul};
-    use padlock::model::gguf::GgmlDType;
+    use padlock::gguf::GgmlDType;
     use std::time::Instant;
 
     struct Rng(u64);

@@ -13,7 +13,7 @@ use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, Sa
 use crate::align::{conditioned_turns, ContextStyle, Method, Personalization, RewardContext};
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::model::gguf::GgufFile;
+use crate::gguf::GgufFile;
 use crate::model::llama::{Llama, Logits, Sequence, ValueHead};
 use crate::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
 

@@ -3,12 +3,18 @@
 //! The crate is one model definition (`model::llama`) written against a backend
 //! interface (`backend::Backend`), a tokenizer read from the GGUF itself, samplers, and
 //! a thin wasm-bindgen layer (`web`) for the browser.
+//!
+//! Imports only point down, from the bottom: `error`; the file format (`gguf`) and candidate
+//! selection (`logits`); the compute interface (`backend`); the model (`model`) and the
+//! tokenizer; decoding-time alignment (`align`); generation (`generate`); the preference
+//! memory (`memory`); the browser API (`web`). `scripts/module-deps.sh` checks it.
 
 pub mod align;
 pub mod backend;
 pub mod error;
-pub mod feedback;
 pub mod generate;
+pub mod gguf;
+pub mod logits;
 pub mod memory;
 pub mod model;
 pub mod tokenizer;

@@ -25,7 +25,7 @@ use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
 
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::gguf::{GgufFile, MetaValue};
+use crate::gguf::{GgufFile, MetaValue};
 
 /// llama.cpp's token type for control tokens.
 const TOKEN_TYPE_CONTROL: i64 = 3;

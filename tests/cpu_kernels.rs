@@ -6,7 +6,7 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType as CDType};
 use candle_core::Device;
 use half::f16;
 use padlock::backend::cpu::quant::{dequantize_row, kernel_name, matmul, reference};
-use padlock::model::gguf::GgmlDType;
+use padlock::gguf::GgmlDType;
 use padlock::ErrorCode;
 
 const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];

@@ -8,8 +8,8 @@
 mod common;
 
 use padlock::align::sampler::SamplingParams;
-use padlock::feedback::StopRewards;
 use padlock::generate::{GenerateOptions, Generation};
+use padlock::memory::feedback::StopRewards;
 use padlock::memory::file::FileStore;
 use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Profile, Response, Source};
 

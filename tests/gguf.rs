@@ -9,8 +9,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use gguf_writer::{enc_str, mini_llama, model_bytes, GgufWriter, V};
+use padlock::gguf::{GgmlDType, GgufFile, MetaValue};
 use padlock::model::config::LlamaConfig;
-use padlock::model::gguf::{GgmlDType, GgufFile, MetaValue};
 use padlock::{Error, ErrorCode};
 
 fn parse(bytes: &[u8]) -> Result<GgufFile, Error> {

@@ -9,9 +9,10 @@
 mod common;
 
 use common::{engine, fixture};
-use padlock::align::sampler::{argmax, SamplingParams};
-use padlock::backend::{Backend, LogitsWanted};
+use padlock::align::sampler::SamplingParams;
+use padlock::backend::Backend;
 use padlock::generate::{GenerateOptions, Generation};
+use padlock::logits::{argmax, LogitsWanted};
 use padlock::model::llama::Logits;
 use padlock::ErrorCode;
 

@@ -5,11 +5,12 @@
 #[path = "common/model.rs"]
 mod common;
 
-use padlock::align::sampler::{top_candidates, SamplingParams};
+use padlock::align::sampler::SamplingParams;
 use padlock::align::values::{HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
 use padlock::align::{guideline_message, ContextStyle, HarmlessMode, Method, Personalization, Preference};
 use padlock::backend::cpu::CpuBackend;
 use padlock::generate::{BestOfN, Engine, GenerateOptions, Generation, StopReason};
+use padlock::logits::top_candidates;
 use padlock::model::llama::Logits;
 use padlock::ErrorCode;
 

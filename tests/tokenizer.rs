@@ -8,7 +8,7 @@ mod gguf_writer;
 use std::sync::{Arc, OnceLock};
 
 use gguf_writer::{model_bytes, GgufWriter, V};
-use padlock::model::gguf::GgufFile;
+use padlock::gguf::GgufFile;
 use padlock::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
 use padlock::ErrorCode;
 use serde::Deserialize;

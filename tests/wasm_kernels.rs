@@ -8,7 +8,7 @@
 
 use half::f16;
 use padlock::backend::cpu::quant::{dequantize_row, kernel_name, matmul, reference};
-use padlock::model::gguf::GgmlDType;
+use padlock::gguf::GgmlDType;
 use padlock::ErrorCode;
 use wasm_bindgen_test::*;
 

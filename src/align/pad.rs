@@ -14,8 +14,8 @@
 //! β = 0 therefore reproduces the base model's own greedy choice, the chosen token is
 //! always in C, and adding a constant to any m_p changes nothing.
 
-use crate::align::sampler::top_candidates;
 use crate::error::Result;
+use crate::logits::top_candidates;
 
 /// The knobs of one PAD step.
 #[derive(Debug, Clone, PartialEq)]
@@ -168,7 +168,7 @@ pub fn pad_step(base: &[f32], reference: &[f32], persrm: &[&[f32]], params: &Pad
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::align::sampler::argmax;
+    use crate::logits::argmax;
 
     fn logits(seed: u32, n: usize) -> Vec<f32> {
         let mut s = seed;

@@ -9,8 +9,11 @@ use rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::align::pad::PadParams;
-use crate::backend::LogitsWanted;
 use crate::error::Result;
+/// Also at its old path, which `src/bin` still imports.
+#[doc(hidden)]
+pub use crate::logits::argmax;
+use crate::logits::{top_candidates, LogitsWanted};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -175,30 +178,6 @@ pub fn logits_wanted(
         also.extend(seen);
     }
     LogitsWanted::Top { k: k + also.len() + banned.len(), also }
-}
-
-/// Index of the largest logit; the lowest id wins a tie.
-pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
-        }
-    }
-    best as u32
-}
-
-/// The `k` largest logits as (id, logit), largest first, ties broken by lower id
-/// (k = 0 or k ≥ len: all of them).
-pub fn top_candidates(logits: &[f32], k: usize) -> Vec<(u32, f32)> {
-    let mut cand: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &l)| (i as u32, l)).collect();
-    let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
-    if k > 0 && k < cand.len() {
-        cand.select_nth_unstable_by(k - 1, order);
-        cand.truncate(k);
-    }
-    cand.sort_by(order);
-    cand
 }
 
 #[cfg(test)]

@@ -11,8 +11,10 @@ pub mod cpu;
 pub mod gpu;
 
 use crate::error::Result;
-use crate::model::config::LlamaConfig;
-use crate::model::gguf::{GgufFile, TensorInfo};
+use crate::gguf::{GgufFile, TensorInfo};
+/// Part of the trait's signature (`lm_head`, `read_logits`); defined below both the backends
+/// and the samplers.
+pub use crate::logits::LogitsWanted;
 
 /// Which backend to run on: the command line's `--backend` and the page's `backend` option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -39,28 +41,20 @@ pub struct Segment {
     pub n_tokens: usize,
 }
 
-/// Which logits a caller will look at, so that a backend can read back only those.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LogitsWanted {
-    /// Every logit of every row.
-    All,
-    /// The `k` largest logits of row 0 (ties: lower id first) and the logits at the ids in
-    /// `also`; in every row, the logits at those same ids.
-    Top { k: usize, also: Vec<u32> },
+/// The attention heads of a model, as its KV caches and `attention` need them (the model
+/// builds it from its configuration, so the backend does not depend on the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionShape {
+    pub layers: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
 }
 
-impl LogitsWanted {
-    /// The ids `Top` asks for, given all of row 0 (the reference for what a backend returns).
-    pub fn ids(&self, row0: &[f32]) -> Vec<u32> {
-        match self {
-            LogitsWanted::All => (0..row0.len() as u32).collect(),
-            LogitsWanted::Top { k, also } => {
-                let mut ids: Vec<u32> =
-                    crate::align::sampler::top_candidates(row0, (*k).max(1)).iter().map(|c| c.0).collect();
-                ids.extend(also.iter().filter(|&&i| (i as usize) < row0.len()));
-                ids
-            }
-        }
+impl AttentionShape {
+    /// The width of one position's keys (or values) in one layer.
+    pub fn kv_row(&self) -> usize {
+        self.kv_heads * self.head_dim
     }
 }
 
@@ -114,7 +108,7 @@ pub trait Backend {
     /// `rows × cols` f32, row-major, used like an F32 weight (`matmul` computes `x · Wᵀ`).
     fn load_f32(&self, data: &[f32], rows: usize, cols: usize) -> Result<Self::Weight>;
 
-    fn new_kv_cache(&self, config: &LlamaConfig) -> Result<Self::KvCache>;
+    fn new_kv_cache(&self, shape: &AttentionShape) -> Result<Self::KvCache>;
 
     /// Drops positions `len..` from a cache (used to rewind a sequence).
     fn truncate_kv_cache(&self, cache: &mut Self::KvCache, len: usize) -> Result<()>;
@@ -159,7 +153,7 @@ pub trait Backend {
         v: &Self::Tensor,
         caches: &mut [&mut Self::KvCache],
         segments: &[Segment],
-        config: &LlamaConfig,
+        shape: &AttentionShape,
     ) -> Result<Self::Tensor>;
 
     /// `silu(gate) ⊙ up`.

@@ -1,10 +1,10 @@
 //! The Llama forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or
 //! separate LM head), written once against `Backend`.
 
-use crate::backend::{Backend, LogitsWanted, Segment};
+use crate::backend::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::Result;
+use crate::gguf::GgufFile;
 use crate::model::config::LlamaConfig;
-use crate::model::gguf::GgufFile;
 
 struct Layer<W> {
     attn_norm: W,
@@ -134,7 +134,7 @@ impl<B: Backend> Llama<B> {
     }
 
     pub fn new_sequence(&self) -> Result<Sequence<B>> {
-        Ok(Sequence { cache: self.backend.new_kv_cache(&self.config)?, len: 0, head: None })
+        Ok(Sequence { cache: self.backend.new_kv_cache(&self.config.attention_shape())?, len: 0, head: None })
     }
 
     /// A sequence whose logits come through `head` (see [`ValueHead`]).
@@ -160,15 +160,6 @@ impl<B: Backend> Llama<B> {
         Ok(ValueHead(std::sync::Arc::new(self.backend.load_f32(matrix, h, h)?)))
     }
 
-    /// Forgets positions `len..` of a sequence.
-    pub fn truncate(&self, seq: &mut Sequence<B>, len: usize) -> Result<()> {
-        if len < seq.len {
-            self.backend.truncate_kv_cache(&mut seq.cache, len)?;
-            seq.len = len;
-        }
-        Ok(())
-    }
-
     /// Feeds `tokens[i]` to `seqs[i]` for every i in one batched pass (each weight is read
     /// once for the whole batch) and returns the logits selected by `which`.
     /// Nothing changes when an error is returned for bad input (unknown token, context full).
@@ -185,28 +176,8 @@ impl<B: Backend> Llama<B> {
         wanted: &LogitsWanted,
     ) -> Result<B::Tensor> {
         let cfg = &self.config;
-        if seqs.len() != tokens.len() || seqs.is_empty() {
-            crate::bail!(InvalidArgument, "{} sequences for {} token lists", seqs.len(), tokens.len());
-        }
-        let mut segments = Vec::with_capacity(seqs.len());
-        for (seq, toks) in seqs.iter().zip(tokens) {
-            if toks.is_empty() {
-                crate::bail!(InvalidArgument, "a sequence in the batch has no tokens");
-            }
-            if seq.len + toks.len() > cfg.context_length {
-                crate::bail!(
-                    PromptTooLong,
-                    "{} tokens after {} already in the context exceed its length of {}",
-                    toks.len(),
-                    seq.len,
-                    cfg.context_length
-                );
-            }
-            if let Some(&bad) = toks.iter().find(|&&t| t as usize >= cfg.vocab_size) {
-                crate::bail!(InvalidArgument, "token id {bad} is outside the vocabulary of {}", cfg.vocab_size);
-            }
-            segments.push(Segment { start: seq.len, n_tokens: toks.len() });
-        }
+        let shape = cfg.attention_shape();
+        let segments = self.segments(seqs, tokens)?;
         let ids: Vec<u32> = tokens.iter().flat_map(|t| t.iter().copied()).collect();
         let b = &self.backend;
         self.passes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -215,22 +186,7 @@ impl<B: Backend> Llama<B> {
             let mut caches: Vec<&mut B::KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
             let mut x = b.embed(&self.embedding, &ids)?;
             for (i, layer) in self.layers.iter().enumerate() {
-                let h = b.rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
-                let [q, k, v]: [B::Tensor; 3] = b
-                    .matmul_many(&h, &[&layer.wq, &layer.wk, &layer.wv])?
-                    .try_into()
-                    .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
-                let q = b.rope(&q, cfg.n_heads, &segments, cfg.rope_theta)?;
-                let k = b.rope(&k, cfg.n_kv_heads, &segments, cfg.rope_theta)?;
-                let attn = b.attention(i, &q, &k, &v, &mut caches, &segments, cfg)?;
-                x = b.add(&x, &b.matmul(&attn, &layer.wo)?)?;
-                let h = b.rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
-                let [gate, up]: [B::Tensor; 2] = b
-                    .matmul_many(&h, &[&layer.gate, &layer.up])?
-                    .try_into()
-                    .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
-                let ffn = b.silu_mul(&gate, &up)?;
-                x = b.add(&x, &b.matmul(&ffn, &layer.down)?)?;
+                x = self.layer(i, layer, x, &mut caches, &segments, &shape)?;
             }
             if which == Logits::Last {
                 let mut last = Vec::with_capacity(segments.len());
@@ -265,6 +221,66 @@ impl<B: Backend> Llama<B> {
                 Err(e)
             }
         }
+    }
+
+    /// Where each sequence's tokens go in the batch, after checking the batch: one non-empty
+    /// token list per sequence, within the context and the vocabulary.
+    fn segments(&self, seqs: &[&mut Sequence<B>], tokens: &[&[u32]]) -> Result<Vec<Segment>> {
+        let cfg = &self.config;
+        if seqs.len() != tokens.len() || seqs.is_empty() {
+            crate::bail!(InvalidArgument, "{} sequences for {} token lists", seqs.len(), tokens.len());
+        }
+        let mut segments = Vec::with_capacity(seqs.len());
+        for (seq, toks) in seqs.iter().zip(tokens) {
+            if toks.is_empty() {
+                crate::bail!(InvalidArgument, "a sequence in the batch has no tokens");
+            }
+            if seq.len + toks.len() > cfg.context_length {
+                crate::bail!(
+                    PromptTooLong,
+                    "{} tokens after {} already in the context exceed its length of {}",
+                    toks.len(),
+                    seq.len,
+                    cfg.context_length
+                );
+            }
+            if let Some(&bad) = toks.iter().find(|&&t| t as usize >= cfg.vocab_size) {
+                crate::bail!(InvalidArgument, "token id {bad} is outside the vocabulary of {}", cfg.vocab_size);
+            }
+            segments.push(Segment { start: seq.len, n_tokens: toks.len() });
+        }
+        Ok(segments)
+    }
+
+    /// One transformer block over the batch: attention (appending to each sequence's cache),
+    /// then the feed-forward network, each added to the residual stream `x`.
+    fn layer(
+        &self,
+        i: usize,
+        layer: &Layer<B::Weight>,
+        mut x: B::Tensor,
+        caches: &mut [&mut B::KvCache],
+        segments: &[Segment],
+        shape: &AttentionShape,
+    ) -> Result<B::Tensor> {
+        let (b, cfg) = (&self.backend, &self.config);
+        let h = b.rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
+        let [q, k, v]: [B::Tensor; 3] = b
+            .matmul_many(&h, &[&layer.wq, &layer.wk, &layer.wv])?
+            .try_into()
+            .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
+        let q = b.rope(&q, cfg.n_heads, segments, cfg.rope_theta)?;
+        let k = b.rope(&k, cfg.n_kv_heads, segments, cfg.rope_theta)?;
+        let attn = b.attention(i, &q, &k, &v, caches, segments, shape)?;
+        x = b.add(&x, &b.matmul(&attn, &layer.wo)?)?;
+        let h = b.rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
+        let [gate, up]: [B::Tensor; 2] = b
+            .matmul_many(&h, &[&layer.gate, &layer.up])?
+            .try_into()
+            .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
+        let ffn = b.silu_mul(&gate, &up)?;
+        x = b.add(&x, &b.matmul(&ffn, &layer.down)?)?;
+        Ok(x)
     }
 
     /// Passes each sequence's rows of the final hidden states through its value head, if it
@@ -326,15 +342,4 @@ impl<B: Backend> Llama<B> {
         let logits = self.forward(&mut [seq], &[tokens], which)?;
         self.backend.read(&logits).await
     }
-}
-
-/// Reads a GGUF from bytes and loads it onto `backend`.
-pub fn load_from_bytes<B: Backend>(
-    backend: B,
-    bytes: std::sync::Arc<Vec<u8>>,
-    progress: &mut dyn FnMut(f32),
-) -> Result<(GgufFile, Llama<B>)> {
-    let file = GgufFile::parse(bytes)?;
-    let model = Llama::load(backend, &file, progress)?;
-    Ok((file, model))
 }

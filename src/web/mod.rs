@@ -23,8 +23,8 @@ use crate::backend::cpu::{quant, CpuBackend};
 use crate::backend::gpu::GpuBackend;
 use crate::backend::{Backend, BackendChoice};
 use crate::error::{Error, ErrorCode};
-use crate::feedback::StopRewards;
 use crate::generate::{now_seconds, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
+use crate::memory::feedback::StopRewards;
 use crate::model::llama::Logits;
 
 mod memory;

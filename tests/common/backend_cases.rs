@@ -8,9 +8,8 @@
 use std::sync::Arc;
 
 use padlock::backend::cpu::quant::dequantize_row;
-use padlock::backend::{Backend, LogitsWanted, Segment};
-use padlock::model::config::LlamaConfig;
-use padlock::model::gguf::{GgmlDType, GgufFile};
+use padlock::backend::{AttentionShape, Backend, LogitsWanted, Segment};
+use padlock::gguf::{GgmlDType, GgufFile};
 use padlock::ErrorCode;
 
 use crate::gguf_writer::GgufWriter;
@@ -231,20 +230,8 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
     }
 }
 
-fn config(n_heads: usize, n_kv_heads: usize, head_dim: usize) -> LlamaConfig {
-    LlamaConfig {
-        n_layers: 2,
-        hidden: n_heads * head_dim,
-        ffn: 4,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-        rope_theta: 10000.0,
-        rms_eps: 1e-5,
-        vocab_size: 10,
-        context_length: 4096,
-        tied_embeddings: true,
-    }
+fn config(heads: usize, kv_heads: usize, head_dim: usize) -> AttentionShape {
+    AttentionShape { layers: 2, heads, kv_heads, head_dim }
 }
 
 /// Attention over KV caches built up step by step: three sequences of different lengths in
@@ -266,7 +253,7 @@ pub async fn attention_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
             let segments: Vec<Segment> =
                 members.iter().map(|&i| Segment { start: lens[i], n_tokens: adds[i] }).collect();
             let rows: usize = segments.iter().map(|s| s.n_tokens).sum();
-            for layer in 0..cfg.n_layers {
+            for layer in 0..cfg.layers {
                 let q = upload(b, &rng.vec(rows * n_heads * hd), rows, n_heads * hd);
                 let k = upload(b, &rng.vec(rows * n_kv * hd), rows, n_kv * hd);
                 let v = upload(b, &rng.vec(rows * n_kv * hd), rows, n_kv * hd);

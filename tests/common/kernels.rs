@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use half::f16;
-use padlock::model::gguf::GgmlDType;
+use padlock::gguf::GgmlDType;
 
 /// splitmix64: small, fixed-seed, good enough for test data.
 pub struct Rng(pub u64);

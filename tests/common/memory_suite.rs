@@ -415,7 +415,7 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     let outcome = m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
     // Per-token means (1, 1.2, 0.8) and (1, 0.9, 1.1), centred: x = (0, 0.3, −0.3); w·x = 0,
     // so a step of η·½·0.3 each way.
-    let (eta, x) = (padlock::feedback::LEARNING_RATE, 0.3);
+    let (eta, x) = (padlock::memory::feedback::LEARNING_RATE, 0.3);
     let change = |id: &str| outcome.changes.iter().find(|c| c.id == id).cloned();
     let c = change(&concise).expect("concise changed");
     let d = change(&detailed).expect("detailed changed");
@@ -432,7 +432,7 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     for _ in 0..20 {
         m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
         let z = x * wc - x * wd;
-        let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * x).min(padlock::feedback::MAX_STEP);
+        let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * x).min(padlock::memory::feedback::MAX_STEP);
         wc = (wc + step).min(MAX_WEIGHT);
         wd = (wd - step).max(0.0);
     }
@@ -455,7 +455,7 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     let outcome = m.feedback(choice("q", stopped, cut)).await.unwrap();
     let (wc0, wd0) = (weight_of(&before, &concise), weight_of(&before, &detailed));
     let z = 1.8 * wc0 - 1.8 * wd0;
-    let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * 1.8).min(padlock::feedback::MAX_STEP);
+    let step = (eta * (1.0 - 1.0 / (1.0 + (-z).exp())) * 1.8).min(padlock::memory::feedback::MAX_STEP);
     let after = m.contents(false).await.unwrap();
     assert!((weight_of(&after, &concise) - (wc0 + step).min(MAX_WEIGHT)).abs() < 1e-6, "{:?}", outcome.changes);
     assert!((weight_of(&after, &detailed) - (wd0 - step).max(0.0)).abs() < 1e-6, "{:?}", outcome.changes);
@@ -514,13 +514,13 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     m.feedback(choice("q", very_short.clone(), very_long.clone())).await.unwrap();
     let contents = m.contents(false).await.unwrap();
     assert_eq!(weight_of(&contents, &concise), MAX_WEIGHT);
-    assert!((weight_of(&contents, &detailed) - (2.9 - padlock::feedback::MAX_STEP)).abs() < 1e-6);
+    assert!((weight_of(&contents, &detailed) - (2.9 - padlock::memory::feedback::MAX_STEP)).abs() < 1e-6);
     m.update(&concise, &set(0.2)).await.unwrap();
     m.update(&detailed, &set(0.1)).await.unwrap();
     m.feedback(choice("q", very_long, very_short)).await.unwrap();
     let contents = m.contents(false).await.unwrap();
     assert_eq!(weight_of(&contents, &concise), 0.0);
-    assert!((weight_of(&contents, &detailed) - (0.1 + padlock::feedback::MAX_STEP)).abs() < 1e-6);
+    assert!((weight_of(&contents, &detailed) - (0.1 + padlock::memory::feedback::MAX_STEP)).abs() < 1e-6);
     m.forget().await.unwrap();
 }
 

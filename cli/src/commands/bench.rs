@@ -1,11 +1,12 @@
 //! `padlock bench`: prefill and decode speed, and PAD's decode cost against plain decoding.
 
 use clap::Args;
-use padlock::align::sampler::{argmax, SamplingParams};
+use padlock::align::sampler::SamplingParams;
 use padlock::align::{HarmlessMode, Method, Personalization, Preference};
 use padlock::backend::cpu::quant;
 use padlock::backend::{Backend, LogitsWanted};
 use padlock::generate::{now_seconds, Engine, GenerateOptions, Generation};
+use padlock::logits::argmax;
 use padlock::model::llama::Logits;
 use padlock::{Error, ErrorCode, Result};
 

@@ -6,8 +6,8 @@ use clap::Args;
 use padlock::align::sampler::SamplingParams;
 use padlock::align::Method;
 use padlock::backend::Backend;
-use padlock::feedback::StopRewards;
 use padlock::generate::{now_seconds, BestOfN, Engine, Explanation, GenerateOptions, Generation};
+use padlock::memory::feedback::StopRewards;
 use padlock::{Error, ErrorCode, Result};
 
 use crate::commands::memory;

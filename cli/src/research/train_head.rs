@@ -7,7 +7,7 @@ use padlock::align::head::LowRankHead;
 use padlock::align::{ContextStyle, Personalization};
 use padlock::backend::cpu::{quant, CpuBackend};
 use padlock::generate::{now_seconds, Engine};
-use padlock::model::gguf::GgufFile;
+use padlock::gguf::GgufFile;
 use padlock::{Error, ErrorCode, Result};
 
 use crate::engine::read_model;

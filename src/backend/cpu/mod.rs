@@ -12,10 +12,9 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
-use super::{Backend, LogitsWanted, Segment};
+use super::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::config::LlamaConfig;
-use crate::model::gguf::{GgmlDType, GgufFile, TensorInfo};
+use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 
 /// A GGUF tensor as the CPU sees it: its bytes, shared with the loaded file.
 #[derive(Clone)]
@@ -121,11 +120,11 @@ impl Backend for CpuBackend {
         Ok(CpuWeight { dtype: GgmlDType::F32, cols, rows, file: Arc::new(bytes), offset: 0, n_bytes })
     }
 
-    fn new_kv_cache(&self, config: &LlamaConfig) -> Result<CpuKvCache> {
+    fn new_kv_cache(&self, shape: &AttentionShape) -> Result<CpuKvCache> {
         Ok(CpuKvCache {
-            keys: vec![Vec::new(); config.n_layers],
-            values: vec![Vec::new(); config.n_layers],
-            row: config.n_kv_heads * config.head_dim,
+            keys: vec![Vec::new(); shape.layers],
+            values: vec![Vec::new(); shape.layers],
+            row: shape.kv_row(),
         })
     }
 
@@ -255,12 +254,12 @@ impl Backend for CpuBackend {
         v: &Tensor,
         caches: &mut [&mut CpuKvCache],
         segments: &[Segment],
-        config: &LlamaConfig,
+        shape: &AttentionShape,
     ) -> Result<Tensor> {
         if caches.len() != segments.len() {
             crate::bail!(Backend, "{} caches for {} segments", caches.len(), segments.len());
         }
-        let (hd, n_heads, n_kv) = (config.head_dim, config.n_heads, config.n_kv_heads);
+        let (hd, n_heads, n_kv) = (shape.head_dim, shape.heads, shape.kv_heads);
         let group = n_heads / n_kv;
         let kv_row = n_kv * hd;
         // Append this step's keys and values to each sequence's cache.

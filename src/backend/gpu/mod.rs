@@ -35,10 +35,9 @@ use shaders::{format_defines, Variant};
 pub use weights::GpuWeight;
 use weights::{packed_len, repack, WeightStore};
 
-use super::{Backend, LogitsWanted, Segment};
+use super::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::{Error, ErrorCode, Result};
-use crate::model::config::LlamaConfig;
-use crate::model::gguf::{GgmlDType, GgufFile, TensorInfo};
+use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 
 /// Activation rows up to which a product is a mat-vec (each weight row read once for all of
 /// them); beyond, the tiled mat-mul.
@@ -271,9 +270,9 @@ impl GpuBackend {
         Ok(GpuWeight { dtype, cols, rows, buf, word })
     }
 
-    /// The KV arena for `config`'s cache shape, made on first use.
-    fn kv_arena(&self, config: &LlamaConfig) -> Result<SharedArena> {
-        let key = (config.n_layers, config.n_kv_heads * config.head_dim);
+    /// The KV arena for this cache shape, made on first use.
+    fn kv_arena(&self, shape: &AttentionShape) -> Result<SharedArena> {
+        let key = (shape.layers, shape.kv_row());
         if let Some(a) = self.kv.borrow().get(&key) {
             return Ok(a.clone());
         }
@@ -462,8 +461,8 @@ impl Backend for GpuBackend {
         self.upload_weight("a host matrix", GgmlDType::F32, rows, cols, &bytes)
     }
 
-    fn new_kv_cache(&self, config: &LlamaConfig) -> Result<GpuKvCache> {
-        Ok(GpuKvCache::new(self.kv_arena(config)?))
+    fn new_kv_cache(&self, shape: &AttentionShape) -> Result<GpuKvCache> {
+        Ok(GpuKvCache::new(self.kv_arena(shape)?))
     }
 
     fn truncate_kv_cache(&self, cache: &mut GpuKvCache, len: usize) -> Result<()> {
@@ -573,9 +572,9 @@ impl Backend for GpuBackend {
         v: &GpuTensor,
         caches: &mut [&mut GpuKvCache],
         segments: &[Segment],
-        config: &LlamaConfig,
+        shape: &AttentionShape,
     ) -> Result<GpuTensor> {
-        let (hd, n_heads, n_kv) = (config.head_dim, config.n_heads, config.n_kv_heads);
+        let (hd, n_heads, n_kv) = (shape.head_dim, shape.heads, shape.kv_heads);
         let kv_row = n_kv * hd;
         if caches.len() != segments.len() {
             crate::bail!(Backend, "{} caches for {} segments", caches.len(), segments.len());
@@ -599,10 +598,10 @@ impl Backend for GpuBackend {
                 v.cols
             );
         }
-        if layer >= config.n_layers || n_kv == 0 || n_heads % n_kv != 0 {
+        if layer >= shape.layers || n_kv == 0 || n_heads % n_kv != 0 {
             crate::bail!(Backend, "attention: layer {layer}, {n_heads} heads over {n_kv} KV heads");
         }
-        let arena = self.kv_arena(config)?;
+        let arena = self.kv_arena(shape)?;
         // Layer 0 appends the step's positions; the other layers write into the same ones.
         for (cache, seg) in caches.iter_mut().zip(segments) {
             if !Rc::ptr_eq(cache.arena(), &arena) {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::error::Result;
-use crate::model::gguf::GgmlDType;
+use crate::gguf::GgmlDType;
 
 const SOURCES: &[(&str, &str)] = &[
     ("attention.wgsl", include_str!("shaders/attention.wgsl")),

@@ -12,7 +12,7 @@ use std::borrow::Cow;
 
 use super::buffers::GpuBuf;
 use crate::error::Result;
-use crate::model::gguf::GgmlDType;
+use crate::gguf::GgmlDType;
 
 const CHUNK_BYTES: u64 = 16 << 20;
 

@@ -33,7 +33,7 @@
 //! other), so results agree to rounding, not bit for bit.
 
 use crate::error::Result;
-use crate::model::gguf::GgmlDType;
+use crate::gguf::GgmlDType;
 
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -38,10 +38,10 @@
 //!
 use serde::Serialize;
 
+use super::{FeedbackEvent, FeedbackKind, Preference, Response, MAX_WEIGHT};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::generate::{Generation, StopReason, Token};
-use crate::memory::{FeedbackEvent, FeedbackKind, Preference, Response, MAX_WEIGHT};
 
 /// Keeps, while a generation runs, what [`Response::stop`] needs: each reward context's
 /// reward for the end-of-turn token. That token's reward is the last term of
