@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use super::buffers::{Arena, GpuBuf, Pool};
-use super::shaders::{PipelineCache, Variant};
+use super::params::KernelParams;
+use super::shaders::{Pipeline, PipelineCache, Variant};
 use crate::error::{Error, ErrorCode, Result};
 
 /// One resource a dispatch binds, in binding order after the parameters (binding 0).
@@ -27,7 +28,7 @@ pub(crate) enum Bind<'a> {
 }
 
 enum Command {
-    Dispatch { pipeline: Rc<super::shaders::Pipeline>, group: wgpu::BindGroup, grid: [u32; 3] },
+    Dispatch { pipeline: Rc<Pipeline>, group: wgpu::BindGroup, grid: [u32; 3] },
     Copy { src: wgpu::Buffer, src_offset: u64, dst: wgpu::Buffer, dst_offset: u64, size: u64 },
 }
 
@@ -120,7 +121,13 @@ impl Recorder {
     }
 
     /// Records one dispatch of `variant` with `params` at binding 0 and `binds` after it.
-    pub fn dispatch(&self, variant: &Variant, params: &[u32], binds: &[Bind], grid: [u32; 3]) -> Result<()> {
+    pub fn dispatch<P: KernelParams>(
+        &self,
+        variant: &Variant,
+        params: &P,
+        binds: &[Bind],
+        grid: [u32; 3],
+    ) -> Result<()> {
         let pipeline = self.pipelines.borrow_mut().get(&self.device, variant)?;
         self.count(|s| s.pipelines = self.pipelines.borrow().len() as u64);
         if pipeline.bindings.len() != binds.len() + 1 {
@@ -132,11 +139,18 @@ impl Recorder {
                 binds.len() + 1
             );
         }
-        // Uniform structs are padded to 16 bytes.
-        let mut param_bytes: Vec<u8> = params.iter().flat_map(|v| v.to_le_bytes()).collect();
-        param_bytes.resize(param_bytes.len().div_ceil(16) * 16, 0);
+        let ranges = self.upload(variant, bytemuck::bytes_of(params), binds)?;
+        let group = self.bind_group(variant, &pipeline, &ranges);
+        self.commands.borrow_mut().push(Command::Dispatch { pipeline, group, grid });
+        self.count(|s| s.dispatches += 1);
+        Ok(())
+    }
+
+    /// The buffer ranges of a dispatch's bindings, after uploading its parameters and data
+    /// into the arena (submitting what is recorded first if the arena is too full).
+    fn upload(&self, variant: &Variant, params: &[u8], binds: &[Bind]) -> Result<Vec<(GpuBuf, u64, u64)>> {
         let mut arena = self.arena.borrow_mut();
-        let need: u64 = arena.footprint(param_bytes.len())
+        let need: u64 = arena.footprint(params.len())
             + binds
                 .iter()
                 .map(|b| match b {
@@ -156,7 +170,7 @@ impl Recorder {
             }
         }
         let mut ranges: Vec<(GpuBuf, u64, u64)> = Vec::with_capacity(binds.len() + 1);
-        let (offset, size) = arena.push(&param_bytes);
+        let (offset, size) = arena.push(params);
         ranges.push((arena.buf.clone(), offset, size));
         for b in binds {
             let (buf, offset, size) = match b {
@@ -175,41 +189,39 @@ impl Recorder {
             }
             ranges.push((buf, offset, size));
         }
-        drop(arena);
+        Ok(ranges)
+    }
+
+    /// The bind group of `pipeline` over `ranges`, from the cache or made now.
+    fn bind_group(&self, variant: &Variant, pipeline: &Pipeline, ranges: &[(GpuBuf, u64, u64)]) -> wgpu::BindGroup {
         let key: BindKey = (pipeline.id, ranges.iter().map(|(b, o, s)| (b.id, *o, *s)).collect());
         let mut cache = self.bind_groups.borrow_mut();
-        let group = match cache.get(&key) {
-            Some(g) => g.clone(),
-            None => {
-                if cache.len() >= MAX_BIND_GROUPS {
-                    cache.clear();
-                }
-                let entries: Vec<wgpu::BindGroupEntry> = ranges
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (buf, offset, size))| wgpu::BindGroupEntry {
-                        binding: i as u32,
-                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                            buffer: &buf.buffer,
-                            offset: *offset,
-                            size: wgpu::BufferSize::new(*size),
-                        }),
-                    })
-                    .collect();
-                let g = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(variant.file),
-                    layout: &pipeline.layout,
-                    entries: &entries,
-                });
-                self.count(|s| s.bind_groups_created += 1);
-                cache.insert(key, g.clone());
-                g
-            }
-        };
-        drop(cache);
-        self.commands.borrow_mut().push(Command::Dispatch { pipeline, group, grid });
-        self.count(|s| s.dispatches += 1);
-        Ok(())
+        if let Some(g) = cache.get(&key) {
+            return g.clone();
+        }
+        if cache.len() >= MAX_BIND_GROUPS {
+            cache.clear();
+        }
+        let entries: Vec<wgpu::BindGroupEntry> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (buf, offset, size))| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &buf.buffer,
+                    offset: *offset,
+                    size: wgpu::BufferSize::new(*size),
+                }),
+            })
+            .collect();
+        let g = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(variant.file),
+            layout: &pipeline.layout,
+            entries: &entries,
+        });
+        self.count(|s| s.bind_groups_created += 1);
+        cache.insert(key, g.clone());
+        g
     }
 
     /// Records a buffer-to-buffer copy (offsets and size multiples of 4).

@@ -31,7 +31,8 @@ const SOURCES: &[(&str, &str)] = &[
     ("x4.wgsl", include_str!("shaders/x4.wgsl")),
 ];
 
-fn source(name: &str) -> Result<&'static str> {
+/// The text of a kernel file, as written (before preprocessing).
+pub(crate) fn source(name: &str) -> Result<&'static str> {
     match SOURCES.iter().find(|(n, _)| *n == name) {
         Some((_, s)) => Ok(s),
         None => crate::bail!(Backend, "no shader named {name}"),

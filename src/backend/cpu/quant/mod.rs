@@ -34,7 +34,9 @@
 
 use crate::error::Result;
 use crate::gguf::GgmlDType;
+use blocks::{blocks, BlockQ4_0, BlockQ4_1, BlockQ8_0, F16Le, F32Le};
 
+mod blocks;
 mod scalar;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm;
@@ -180,11 +182,11 @@ impl Format {
     /// Bytes per block (ggml's `type_size`).
     pub(crate) fn block_bytes(self) -> usize {
         match self {
-            Format::F32 => 4,
-            Format::F16 => 2,
-            Format::Q4_0 => 18,
-            Format::Q4_1 => 20,
-            Format::Q8_0 => 34,
+            Format::F32 => size_of::<F32Le>(),
+            Format::F16 => size_of::<F16Le>(),
+            Format::Q4_0 => size_of::<BlockQ4_0>(),
+            Format::Q4_1 => size_of::<BlockQ4_1>(),
+            Format::Q8_0 => size_of::<BlockQ8_0>(),
         }
     }
 
@@ -302,33 +304,24 @@ impl<'a> Problem<'a> {
         let start = self.k / GROUP * GROUP;
         let (w, x) = (self.row(j), &self.x_row(t)[start..]);
         match self.fmt {
-            Format::F32 => w[start * 4..]
-                .chunks_exact(4)
-                .zip(x)
-                .map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x)
-                .sum(),
-            Format::F16 => w[start * 2..]
-                .chunks_exact(2)
-                .zip(x)
-                .map(|(b, x)| half::f16::from_le_bytes([b[0], b[1]]).to_f32() * x)
-                .sum(),
+            Format::F32 => blocks::<F32Le>(w)[start..].iter().zip(x).map(|(w, x)| w.get() * x).sum(),
+            Format::F16 => blocks::<F16Le>(w)[start..].iter().zip(x).map(|(w, x)| w.get() * x).sum(),
             _ => 0.0,
         }
     }
 }
 
-/// `$kernel::<Block>(args)` for the block type of `$fmt`. Each SIMD module defines its own
-/// `F32`, `F16`, `Q40`, `Q41` and `Q80` block types; this is the one place that maps formats
-/// to them.
+/// `$kernel::<Block>(args)` for the block type of `$fmt` (see `blocks.rs`), which each SIMD
+/// module gives its own `Block` trait; this is the one place that maps formats to them.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
 macro_rules! per_format {
     ($fmt:expr, $kernel:ident($($arg:expr),*)) => {
         match $fmt {
-            Format::F32 => $kernel::<F32>($($arg),*),
-            Format::F16 => $kernel::<F16>($($arg),*),
-            Format::Q4_0 => $kernel::<Q40>($($arg),*),
-            Format::Q4_1 => $kernel::<Q41>($($arg),*),
-            Format::Q8_0 => $kernel::<Q80>($($arg),*),
+            Format::F32 => $kernel::<GroupF32>($($arg),*),
+            Format::F16 => $kernel::<GroupF16>($($arg),*),
+            Format::Q4_0 => $kernel::<BlockQ4_0>($($arg),*),
+            Format::Q4_1 => $kernel::<BlockQ4_1>($($arg),*),
+            Format::Q8_0 => $kernel::<BlockQ8_0>($($arg),*),
         }
     };
 }

@@ -2,13 +2,8 @@
 //! dot products. Every SIMD kernel is tested against this code, and it runs wherever no
 //! SIMD kernel exists (aarch64 for now, wasm32 without simd128).
 
+use super::blocks::{blocks, BlockQ4_0, BlockQ4_1, BlockQ8_0, F16Le, F32Le};
 use super::{Format, Problem};
-use half::f16;
-
-#[inline]
-fn f16_at(b: &[u8], i: usize) -> f32 {
-    f16::from_le_bytes([b[i], b[i + 1]]).to_f32()
-}
 
 /// Dequantizes whole blocks of `fmt` into `out` (sizes already checked by the caller).
 /// Operation for operation the same as ggml's `dequantize_row_*` (`q·d`, `q·d + m`,
@@ -16,38 +11,38 @@ fn f16_at(b: &[u8], i: usize) -> f32 {
 pub(super) fn dequantize(fmt: Format, bytes: &[u8], out: &mut [f32]) {
     match fmt {
         Format::F32 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            for (o, w) in out.iter_mut().zip(blocks::<F32Le>(bytes)) {
+                *o = w.get();
             }
         }
         Format::F16 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
+            for (o, w) in out.iter_mut().zip(blocks::<F16Le>(bytes)) {
+                *o = w.get();
             }
         }
         Format::Q4_0 => {
-            for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(18)) {
-                let d = f16_at(b, 0);
-                for j in 0..16 {
-                    o[j] = ((b[2 + j] & 0x0f) as i32 - 8) as f32 * d;
-                    o[j + 16] = ((b[2 + j] >> 4) as i32 - 8) as f32 * d;
+            for (o, b) in out.chunks_exact_mut(32).zip(blocks::<BlockQ4_0>(bytes)) {
+                let d = b.d.get();
+                for (j, &q) in b.qs.iter().enumerate() {
+                    o[j] = ((q & 0x0f) as i32 - 8) as f32 * d;
+                    o[j + 16] = ((q >> 4) as i32 - 8) as f32 * d;
                 }
             }
         }
         Format::Q4_1 => {
-            for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(20)) {
-                let (d, m) = (f16_at(b, 0), f16_at(b, 2));
-                for j in 0..16 {
-                    o[j] = (b[4 + j] & 0x0f) as f32 * d + m;
-                    o[j + 16] = (b[4 + j] >> 4) as f32 * d + m;
+            for (o, b) in out.chunks_exact_mut(32).zip(blocks::<BlockQ4_1>(bytes)) {
+                let (d, m) = (b.d.get(), b.m.get());
+                for (j, &q) in b.qs.iter().enumerate() {
+                    o[j] = (q & 0x0f) as f32 * d + m;
+                    o[j + 16] = (q >> 4) as f32 * d + m;
                 }
             }
         }
         Format::Q8_0 => {
-            for (o, b) in out.chunks_exact_mut(32).zip(bytes.chunks_exact(34)) {
-                let d = f16_at(b, 0);
-                for j in 0..32 {
-                    o[j] = b[2 + j] as i8 as f32 * d;
+            for (o, b) in out.chunks_exact_mut(32).zip(blocks::<BlockQ8_0>(bytes)) {
+                let d = b.d.get();
+                for (o, &q) in o.iter_mut().zip(&b.qs) {
+                    *o = q as f32 * d;
                 }
             }
         }

@@ -11,8 +11,10 @@
 //! Measured in headless Chromium on a 2-core Xeon (one thread): Q4_1 mat-vec ~3.6 GB/s
 //! of weights (4× the scalar code), Q8_0 ~4.6 GB/s, a 64-token prefill ~28 GFLOP/s.
 
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, GroupF16, GroupF32};
 use super::{per_format, Format, Problem, GROUP};
 use core::arch::wasm32::*;
+use core::ptr::addr_of;
 
 /// The [`super::Kernel`] for simd128 (always available: it is a compile-time feature).
 pub(super) fn rows(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
@@ -70,29 +72,22 @@ unsafe fn nibble_dot(qs: *const u8, x: *const f32) -> v128 {
     )
 }
 
-/// A format seen as 32-element groups: weight = `d·q + m`, with `d`, `m` per group.
+/// A block of 32 weights (see `blocks.rs`) as the kernels read it: weight = `d·q + m`, with
+/// `d`, `m` per block. The kernels step through a row as `*const Self`.
 trait Block {
-    /// Bytes per 32 weights.
-    const BYTES: usize;
     /// Whether there is a scale `d` (false for F32/F16, whose `q` is the weight itself).
     const SCALED: bool;
     /// Whether there is an offset `m` (Q4_1; Q4_0 too, as `m = −8d`).
     const OFFSET: bool;
-    /// `[d, m, _, _]` of the group at `b` (only called when `SCALED`). Converted as a
+    /// `[d, m, _, _]` of the block at `b` (only called when `SCALED`). Converted as a
     /// vector: two scalar f16 conversions per block cost more than the vector one.
-    unsafe fn dm(b: *const u8) -> v128;
-    /// `q` of elements `16h..16h + 16` of the group at `b`, as 4 × f32x4.
-    unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4];
-    /// For the 4-bit formats: where the 16 bytes of nibbles start (the mat-vec then reads
+    unsafe fn dm(b: *const Self) -> v128;
+    /// `q` of elements `16h..16h + 16` of the block at `b`, as 4 × f32x4.
+    unsafe fn q_half(b: *const Self, h: usize) -> [v128; 4];
+    /// For the 4-bit formats: the offset of the 16 bytes of nibbles (the mat-vec then reads
     /// them with [`nibble_dot`], against [`nibble_x`] activations).
     const NIBBLES_AT: Option<usize> = None;
 }
-
-struct F32;
-struct F16;
-struct Q40;
-struct Q41;
-struct Q80;
 
 /// The f16 at `b` (lane 0) and the one after it (lane 1), as f32.
 #[inline(always)]
@@ -152,62 +147,61 @@ unsafe fn nibbles(q: *const u8, h: usize) -> [v128; 4] {
     widen_u8(v)
 }
 
-impl Block for Q41 {
-    const BYTES: usize = 20;
-    const NIBBLES_AT: Option<usize> = Some(4);
+impl Block for BlockQ4_1 {
+    const NIBBLES_AT: Option<usize> = Some(std::mem::offset_of!(BlockQ4_1, qs));
     const SCALED: bool = true;
     const OFFSET: bool = true;
     #[inline(always)]
-    unsafe fn dm(b: *const u8) -> v128 {
-        f16_pair(b)
+    unsafe fn dm(b: *const Self) -> v128 {
+        // `m` follows `d`: one load converts both.
+        f16_pair(addr_of!((*b).d).cast())
     }
     #[inline(always)]
-    unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
-        nibbles(b.add(4), h)
+    unsafe fn q_half(b: *const Self, h: usize) -> [v128; 4] {
+        nibbles(addr_of!((*b).qs).cast(), h)
     }
 }
 
-impl Block for Q40 {
-    const BYTES: usize = 18;
-    const NIBBLES_AT: Option<usize> = Some(2);
+impl Block for BlockQ4_0 {
+    const NIBBLES_AT: Option<usize> = Some(std::mem::offset_of!(BlockQ4_0, qs));
     const SCALED: bool = true;
     const OFFSET: bool = true;
     #[inline(always)]
-    unsafe fn dm(b: *const u8) -> v128 {
-        // d·(q − 8) = d·q + (−8d), q the raw nibble.
-        let d = f16_pair(b);
+    unsafe fn dm(b: *const Self) -> v128 {
+        // d·(q − 8) = d·q + (−8d), q the raw nibble. (Lane 1 converts the first two bytes
+        // of `qs`, unused.)
+        let d = f16_pair(addr_of!((*b).d).cast());
         f32x4_mul(i32x4_shuffle::<0, 0, 0, 0>(d, d), f32x4(1.0, -8.0, 0.0, 0.0))
     }
     #[inline(always)]
-    unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
-        nibbles(b.add(2), h)
+    unsafe fn q_half(b: *const Self, h: usize) -> [v128; 4] {
+        nibbles(addr_of!((*b).qs).cast(), h)
     }
 }
 
-impl Block for Q80 {
-    const BYTES: usize = 34;
+impl Block for BlockQ8_0 {
     const SCALED: bool = true;
     const OFFSET: bool = false;
     #[inline(always)]
-    unsafe fn dm(b: *const u8) -> v128 {
-        f16_pair(b)
+    unsafe fn dm(b: *const Self) -> v128 {
+        f16_pair(addr_of!((*b).d).cast())
     }
     #[inline(always)]
-    unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
-        widen_i8(v128_load(b.add(2 + 16 * h) as *const v128))
+    unsafe fn q_half(b: *const Self, h: usize) -> [v128; 4] {
+        let q: *const u8 = addr_of!((*b).qs).cast();
+        widen_i8(v128_load(q.add(16 * h) as *const v128))
     }
 }
 
-impl Block for F16 {
-    const BYTES: usize = 64;
+impl Block for GroupF16 {
     const SCALED: bool = false;
     const OFFSET: bool = false;
-    unsafe fn dm(_: *const u8) -> v128 {
+    unsafe fn dm(_: *const Self) -> v128 {
         unreachable!()
     }
     #[inline(always)]
-    unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
-        let b = b.add(32 * h);
+    unsafe fn q_half(b: *const Self, h: usize) -> [v128; 4] {
+        let b = b.cast::<u8>().add(32 * h);
         let (v0, v1) = (v128_load(b as *const v128), v128_load(b.add(16) as *const v128));
         [
             f16x4(u32x4_extend_low_u16x8(v0)),
@@ -218,16 +212,15 @@ impl Block for F16 {
     }
 }
 
-impl Block for F32 {
-    const BYTES: usize = 128;
+impl Block for GroupF32 {
     const SCALED: bool = false;
     const OFFSET: bool = false;
-    unsafe fn dm(_: *const u8) -> v128 {
+    unsafe fn dm(_: *const Self) -> v128 {
         unreachable!()
     }
     #[inline(always)]
-    unsafe fn q_half(b: *const u8, h: usize) -> [v128; 4] {
-        let b = b.add(64 * h) as *const v128;
+    unsafe fn q_half(b: *const Self, h: usize) -> [v128; 4] {
+        let b = b.cast::<u8>().add(64 * h) as *const v128;
         [v128_load(b), v128_load(b.add(1)), v128_load(b.add(2)), v128_load(b.add(3))]
     }
 }
@@ -251,13 +244,13 @@ fn hsum(v: v128) -> f32 {
 /// (for the 4-bit formats its [`nibble_x`] form), `xsum` its block sums (read only for
 /// formats with an offset).
 #[inline(never)]
-unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const f32) -> f32 {
+unsafe fn dot_row<B: Block>(w: *const B, nb: usize, x: *const f32, xsum: *const f32) -> f32 {
     let mut acc = f32x4_splat(0.0); // Σ_b d_b · Σ_i q_i x_i
     let mut acc_m = f32x4_splat(0.0); // lane 1: Σ_b m_b · xsum_b
     for b in 0..nb {
-        let (blk, xb) = (w.add(b * B::BYTES), x.add(b * GROUP));
+        let (blk, xb) = (w.add(b), x.add(b * GROUP));
         let s = match B::NIBBLES_AT {
-            Some(at) => nibble_dot(blk.add(at), xb),
+            Some(at) => nibble_dot(blk.cast::<u8>().add(at), xb),
             None => f32x4_add(dot16(&B::q_half(blk, 0), xb), dot16(&B::q_half(blk, 1), xb.add(16))),
         };
         if B::SCALED {
@@ -273,11 +266,11 @@ unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const
     hsum(acc) + f32x4_extract_lane::<1>(acc_m)
 }
 
-/// Dequantizes the `nb` groups of the row at `w` to `d·q + m` into `out` (32·nb values).
+/// Dequantizes the `nb` blocks of the row at `w` to `d·q + m` into `out` (32·nb values).
 #[inline(always)]
-unsafe fn dequant_groups<B: Block>(w: *const u8, nb: usize, out: *mut f32) {
+unsafe fn dequant_groups<B: Block>(w: *const B, nb: usize, out: *mut f32) {
     for b in 0..nb {
-        let blk = w.add(b * B::BYTES);
+        let blk = w.add(b);
         let dm = if B::SCALED { B::dm(blk) } else { f32x4(1.0, 0.0, 0.0, 0.0) };
         let (d, m) = (i32x4_shuffle::<0, 0, 0, 0>(dm, dm), i32x4_shuffle::<1, 1, 1, 1>(dm, dm));
         for h in 0..2 {
@@ -330,14 +323,14 @@ unsafe fn rows_impl<B: Block>(p: &Problem, r0: usize, r1: usize, out: &mut [f32]
     if p.tokens == 1 {
         let xv = if B::NIBBLES_AT.is_some() { p.xq.as_ptr() } else { p.x.as_ptr() };
         for (i, j) in (r0..r1).enumerate() {
-            let v = dot_row::<B>(p.w.as_ptr().add(j * p.row_bytes), nb, xv, p.xsum.as_ptr());
+            let v = dot_row::<B>(p.w.as_ptr().add(j * p.row_bytes).cast(), nb, xv, p.xsum.as_ptr());
             out[i] = if tail { v + p.tail_dot(j, 0) } else { v };
         }
         return;
     }
     let mut wrow = vec![0f32; p.k];
     for (i, j) in (r0..r1).enumerate() {
-        dequant_groups::<B>(p.w.as_ptr().add(j * p.row_bytes), nb, wrow.as_mut_ptr());
+        dequant_groups::<B>(p.w.as_ptr().add(j * p.row_bytes).cast(), nb, wrow.as_mut_ptr());
         if tail {
             let done = nb * GROUP;
             super::scalar::dequantize(p.fmt, &p.row(j)[done * p.fmt.block_bytes()..], &mut wrow[done..]);

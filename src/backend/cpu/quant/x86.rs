@@ -14,9 +14,10 @@
 //!
 //! Several tokens: a block is decoded to `d·q + m` once and used for up to 8 tokens.
 
+use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, GroupF16, GroupF32};
 use super::{per_format, Format, Problem, GROUP};
 use core::arch::x86_64::*;
-use core::ptr::read_unaligned;
+use core::ptr::{addr_of, read_unaligned};
 
 pub(super) fn available() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
@@ -46,28 +47,21 @@ pub(super) fn nibble_x(x: &[f32]) -> Vec<f32> {
     out
 }
 
-/// A format seen as 32-element groups: weight = `d·q + m`, with `d`, `m` per group.
+/// A block of 32 weights (see `blocks.rs`) as the kernels read it: weight = `d·q + m`, with
+/// `d`, `m` per block. The kernels step through a row as `*const Self`.
 trait Block {
-    /// Bytes per 32 weights.
-    const BYTES: usize;
     /// Whether there is a scale `d` (false for F32/F16, whose `q` is the weight itself).
     const SCALED: bool;
     /// Whether there is an offset `m` (Q4_1; Q4_0 too, as `m = −8d`).
     const OFFSET: bool;
-    /// `[d, m, _, _]` of the group at `b` (only called when `SCALED`).
-    unsafe fn dm(b: *const u8) -> __m128;
-    /// The 32 `q` of the group at `b` as f32, in element order.
-    unsafe fn q(b: *const u8) -> [__m256; 4];
-    /// For the 4-bit formats: where the 16 bytes of nibbles start (the mat-vec then reads
+    /// `[d, m, _, _]` of the block at `b` (only called when `SCALED`).
+    unsafe fn dm(b: *const Self) -> __m128;
+    /// The 32 `q` of the block at `b` as f32, in element order.
+    unsafe fn q(b: *const Self) -> [__m256; 4];
+    /// For the 4-bit formats: the offset of the 16 bytes of nibbles (the mat-vec then reads
     /// them itself, against [`nibble_x`] activations).
     const NIBBLES_AT: Option<usize> = None;
 }
-
-struct F32;
-struct F16;
-struct Q40;
-struct Q41;
-struct Q80;
 
 /// Two f16 at `b` → lanes 0 and 1.
 #[inline]
@@ -121,69 +115,66 @@ unsafe fn i8x8(p: *const u8) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(p as *const __m128i)))
 }
 
-impl Block for Q41 {
-    const BYTES: usize = 20;
-    const NIBBLES_AT: Option<usize> = Some(4);
+impl Block for BlockQ4_1 {
+    const NIBBLES_AT: Option<usize> = Some(std::mem::offset_of!(BlockQ4_1, qs));
     const SCALED: bool = true;
     const OFFSET: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dm(b: *const u8) -> __m128 {
-        f16x2(b)
+    unsafe fn dm(b: *const Self) -> __m128 {
+        // `m` follows `d`: one load converts both.
+        f16x2(addr_of!((*b).d).cast())
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q(b: *const u8) -> [__m256; 4] {
-        nibbles(b.add(4))
+    unsafe fn q(b: *const Self) -> [__m256; 4] {
+        nibbles(addr_of!((*b).qs).cast())
     }
 }
 
-impl Block for Q40 {
-    const BYTES: usize = 18;
-    const NIBBLES_AT: Option<usize> = Some(2);
+impl Block for BlockQ4_0 {
+    const NIBBLES_AT: Option<usize> = Some(std::mem::offset_of!(BlockQ4_0, qs));
     const SCALED: bool = true;
     const OFFSET: bool = true;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dm(b: *const u8) -> __m128 {
+    unsafe fn dm(b: *const Self) -> __m128 {
         // d·(q − 8) = d·q + (−8d), q the raw nibble.
-        let d = f16x1(b);
+        let d = f16x1(addr_of!((*b).d).cast());
         _mm_unpacklo_ps(d, _mm_mul_ss(d, _mm_set_ss(-8.0)))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q(b: *const u8) -> [__m256; 4] {
-        nibbles(b.add(2))
+    unsafe fn q(b: *const Self) -> [__m256; 4] {
+        nibbles(addr_of!((*b).qs).cast())
     }
 }
 
-impl Block for Q80 {
-    const BYTES: usize = 34;
+impl Block for BlockQ8_0 {
     const SCALED: bool = true;
     const OFFSET: bool = false;
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn dm(b: *const u8) -> __m128 {
-        f16x1(b)
+    unsafe fn dm(b: *const Self) -> __m128 {
+        f16x1(addr_of!((*b).d).cast())
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q(b: *const u8) -> [__m256; 4] {
-        let q = b.add(2);
+    unsafe fn q(b: *const Self) -> [__m256; 4] {
+        let q: *const u8 = addr_of!((*b).qs).cast();
         [i8x8(q), i8x8(q.add(8)), i8x8(q.add(16)), i8x8(q.add(24))]
     }
 }
 
-impl Block for F16 {
-    const BYTES: usize = 64;
+impl Block for GroupF16 {
     const SCALED: bool = false;
     const OFFSET: bool = false;
-    unsafe fn dm(_: *const u8) -> __m128 {
+    unsafe fn dm(_: *const Self) -> __m128 {
         unreachable!()
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q(b: *const u8) -> [__m256; 4] {
+    unsafe fn q(b: *const Self) -> [__m256; 4] {
         let b = b as *const __m128i;
         [
             _mm256_cvtph_ps(_mm_loadu_si128(b)),
@@ -194,16 +185,15 @@ impl Block for F16 {
     }
 }
 
-impl Block for F32 {
-    const BYTES: usize = 128;
+impl Block for GroupF32 {
     const SCALED: bool = false;
     const OFFSET: bool = false;
-    unsafe fn dm(_: *const u8) -> __m128 {
+    unsafe fn dm(_: *const Self) -> __m128 {
         unreachable!()
     }
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    unsafe fn q(b: *const u8) -> [__m256; 4] {
+    unsafe fn q(b: *const Self) -> [__m256; 4] {
         let b = b as *const f32;
         [_mm256_loadu_ps(b), _mm256_loadu_ps(b.add(8)), _mm256_loadu_ps(b.add(16)), _mm256_loadu_ps(b.add(24))]
     }
@@ -227,14 +217,14 @@ const PREFETCH: usize = 4096;
 /// formats with an offset).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const f32) -> f32 {
+unsafe fn dot_row<B: Block>(w: *const B, nb: usize, x: *const f32, xsum: *const f32) -> f32 {
     let mut acc = _mm256_setzero_ps(); // Σ_b d_b · Σ_i q_i x_i
     let mut acc_m = _mm_setzero_ps(); // Σ_b m_b · xsum_b   (lane 0)
     for b in 0..nb {
-        let (blk, xb) = (w.add(b * B::BYTES), x.add(b * GROUP));
-        _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
+        let (blk, xb) = (w.add(b), x.add(b * GROUP));
+        _mm_prefetch::<_MM_HINT_T0>(blk.cast::<i8>().wrapping_add(PREFETCH));
         let q = match B::NIBBLES_AT {
-            Some(at) => nibbles_and_bytes(blk.add(at)),
+            Some(at) => nibbles_and_bytes(blk.cast::<u8>().add(at)),
             None => B::q(blk),
         };
         // Two short chains instead of one long one.
@@ -261,13 +251,13 @@ unsafe fn dot_row<B: Block>(w: *const u8, nb: usize, x: *const f32, xsum: *const
 /// 8 accumulators + 4 weight vectors + scales still fit the 16 ymm registers.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn dot_tile<B: Block, const T: usize>(w: *const u8, nb: usize, x: *const f32, k: usize) -> [f32; T] {
+unsafe fn dot_tile<B: Block, const T: usize>(w: *const B, nb: usize, x: *const f32, k: usize) -> [f32; T] {
     let split = T <= 4;
     let mut a = [_mm256_setzero_ps(); T];
     let mut c = [_mm256_setzero_ps(); T];
     for b in 0..nb {
-        let blk = w.add(b * B::BYTES);
-        _mm_prefetch::<_MM_HINT_T0>(blk.wrapping_add(PREFETCH) as *const i8);
+        let blk = w.add(b);
+        _mm_prefetch::<_MM_HINT_T0>(blk.cast::<i8>().wrapping_add(PREFETCH));
         let mut q = B::q(blk);
         if B::SCALED {
             let dm = B::dm(blk);
@@ -327,7 +317,7 @@ unsafe fn rows_impl<B: Block>(p: &Problem, r0: usize, r1: usize, out: &mut [f32]
         // The mat-vec's activations: the nibble_x form for the 4-bit formats.
         let xv = if B::NIBBLES_AT.is_some() { p.xq.as_ptr().add(t0 * p.k) } else { x };
         for (i, j) in (r0..r1).enumerate() {
-            let w = p.w.as_ptr().add(j * p.row_bytes);
+            let w = p.w.as_ptr().add(j * p.row_bytes).cast::<B>();
             let mut s = [0f32; TILE];
             match tt {
                 1 => s[0] = dot_row::<B>(w, nb, xv, p.xsum.as_ptr().wrapping_add(t0 * nb)),

@@ -5,7 +5,7 @@
 // Defines: HEAD_DIM.
 #include "kv_common.wgsl"
 
-struct Params {
+struct AttentionParams {
     n_heads: u32,
     group: u32,
     kv_row: u32,
@@ -16,7 +16,7 @@ struct Params {
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: AttentionParams;
 @group(0) @binding(1) var<storage, read> steps: array<u32>;
 @group(0) @binding(2) var<storage, read> q: array<f32>;
 @group(0) @binding(3) var<storage, read> kv: array<f32>;

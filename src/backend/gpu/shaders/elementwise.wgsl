@@ -1,13 +1,13 @@
 // Element-wise ops on two same-shaped tensors. Defines: ADD (a + b) or SILU_MUL
 // (silu(a) · b, the SwiGLU gate).
-struct Params {
+struct ElementwiseParams {
     n: u32,
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: ElementwiseParams;
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

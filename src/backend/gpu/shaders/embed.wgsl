@@ -1,14 +1,14 @@
 // Rows `ids` of an embedding table in any weight format: out[i] = table[ids[i]] as f32.
 #include "weights.wgsl"
 
-struct Params {
+struct EmbedParams {
     k: u32,
     n_ids: u32,
     base: u32,
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: EmbedParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> ids: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

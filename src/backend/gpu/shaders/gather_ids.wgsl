@@ -1,13 +1,13 @@
 // The entries of every row of x at a list of ids: the `n_top` ids found by top_k.wgsl, then
 // `n_extra` ids from the host. out[row][j] = x[row][id_j].
-struct Params {
+struct GatherIdsParams {
     cols: u32,
     rows: u32,
     n_top: u32,
     n_extra: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GatherIdsParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> top: array<u32>;
 @group(0) @binding(3) var<storage, read> extra: array<u32>;

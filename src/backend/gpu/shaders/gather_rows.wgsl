@@ -1,12 +1,12 @@
 // out[i] = x[rows[i]] (whole rows of `cols` floats).
-struct Params {
+struct GatherRowsParams {
     cols: u32,
     n_rows: u32,
     _pad0: u32,
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: GatherRowsParams;
 @group(0) @binding(1) var<storage, read> rows: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

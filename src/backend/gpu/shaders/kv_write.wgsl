@@ -1,14 +1,14 @@
 // Appends this step's keys and values to each row's sequence, at its position.
 #include "kv_common.wgsl"
 
-struct Params {
+struct KvWriteParams {
     kv_row: u32,
     rows: u32,
     _pad0: u32,
     _pad1: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: KvWriteParams;
 @group(0) @binding(1) var<storage, read> steps: array<u32>;
 @group(0) @binding(2) var<storage, read> k: array<f32>;
 @group(0) @binding(3) var<storage, read> v: array<f32>;

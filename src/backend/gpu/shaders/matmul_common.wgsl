@@ -2,7 +2,7 @@
 // multiplied by the same activations in one dispatch (Q/K/V, gate/up). Output row `row`
 // of the stacked weights belongs to weight 0, 1 or 2; each weight's output is its own
 // `[tokens, rows_i]` block of `y`, starting at element `out_i`.
-struct Params {
+struct MatmulParams {
     k: u32,
     tokens: u32,
     total_rows: u32,
@@ -12,7 +12,7 @@ struct Params {
     out: vec4<u32>,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;

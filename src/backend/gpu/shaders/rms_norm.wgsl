@@ -2,14 +2,14 @@
 // row, or with ROW_THREAD one thread per row (software adapters: no barrier).
 #include "weights.wgsl"
 
-struct Params {
+struct RmsNormParams {
     k: u32,
     rows: u32,
     base: u32,
     eps: f32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: RmsNormParams;
 @group(0) @binding(1) var<storage, read> w: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

@@ -1,14 +1,14 @@
 // Rotary position embedding, GGUF's interleaved pairs: for each row, head and pair i,
 // (a, b) ← (a·cos − b·sin, a·sin + b·cos). The angles come from the host (`table`:
 // cos, sin per row and pair, computed exactly as the CPU backend computes them).
-struct Params {
+struct RopeParams {
     cols: u32,
     head_dim: u32,
     rows: u32,
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: RopeParams;
 @group(0) @binding(1) var<storage, read> table: array<f32>;
 @group(0) @binding(2) var<storage, read> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;

@@ -2,14 +2,14 @@
 // order, by radix selection: four passes over the row find the exact k-th largest value a
 // byte at a time (on an order-preserving integer key), then one pass collects the entries
 // above it and, in id order, as many entries equal to it as are needed. One workgroup.
-struct Params {
+struct TopKParams {
     n: u32,
     k: u32,
     row: u32,
     _pad: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(0) var<uniform> p: TopKParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
 
