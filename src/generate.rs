@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::head::parse_head;
 use crate::align::pad::{pad_step, PadParams};
+use crate::align::plan::Plan;
 use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, SamplingParams};
 use crate::align::{conditioned_turns, ContextStyle, Method, Personalization, RewardContext};
 use crate::backend::Backend;
@@ -123,16 +124,20 @@ impl<B: Backend> Engine<B> {
     /// then the unconditioned reference context if the base context is conditioned
     /// (`Personalization::uses_reference_context`).
     pub fn contexts(&self, user: &str, options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
-        let pers = &options.personalization;
-        let system = options.system.as_deref();
-        let mut contexts = vec![match pers.base_principles() {
-            Some((principles, style)) => self.conditioned_prompt(style, &principles, user, system)?,
+        self.prompts(user, options.system.as_deref(), &Plan::new(&options.personalization)?)
+    }
+
+    /// [`contexts`](Self::contexts) for a plan made already.
+    pub fn prompts(&self, user: &str, system: Option<&str>, plan: &Plan) -> Result<Vec<Vec<u32>>> {
+        let mut contexts = vec![match &plan.base {
+            Some((principles, style)) => self.conditioned_prompt(*style, principles, user, system)?,
             None => self.chat_prompt(user, system)?,
         }];
-        for c in pers.reward_contexts() {
-            contexts.push(self.conditioned_prompt(pers.persrm_context, &c.principles, user, system)?);
+        let style = plan.personalization.persrm_context;
+        for c in &plan.contexts {
+            contexts.push(self.conditioned_prompt(style, &c.principles, user, system)?);
         }
-        if pers.uses_reference_context() {
+        if plan.reference {
             contexts.push(self.chat_prompt(user, system)?);
         }
         Ok(contexts)
@@ -253,13 +258,26 @@ pub struct Generation<'e, B: Backend> {
     rewards: Vec<f32>,
     /// Whether the last sequence is the unconditioned reference context.
     reference: bool,
+    plan: Plan,
 }
 
 impl<'e, B: Backend> Generation<'e, B> {
     /// Answers `user` as `options` say (plain, preference prompting or PAD).
     pub async fn chat(engine: &'e Engine<B>, user: &str, options: &GenerateOptions) -> Result<Self> {
-        let contexts = engine.contexts(user, options)?;
-        Self::start(engine, contexts, options).await
+        let plan = Plan::new(&options.personalization)?;
+        Self::chat_planned(engine, user, options, plan).await
+    }
+
+    /// [`chat`](Self::chat) with a plan made already (by `Memory::personalize`, or best-of-n):
+    /// `options.personalization` is not read, the plan is.
+    pub async fn chat_planned(
+        engine: &'e Engine<B>,
+        user: &str,
+        options: &GenerateOptions,
+        plan: Plan,
+    ) -> Result<Self> {
+        let prompts = engine.prompts(user, options.system.as_deref(), &plan)?;
+        Self::start_planned(engine, prompts, options, plan).await
     }
 
     /// Checks the request and runs the prompts through the model (prefill). `prompts[0]` is
@@ -267,23 +285,26 @@ impl<'e, B: Backend> Generation<'e, B> {
     /// the reference context if there is one (`Engine::contexts` makes them all).
     /// Best-of-n is not one generation: see [`BestOfN`].
     pub async fn start(engine: &'e Engine<B>, prompts: Vec<Vec<u32>>, options: &GenerateOptions) -> Result<Self> {
-        let ctx = engine.model.config.context_length;
-        let pers = &options.personalization;
-        pers.validate()?;
-        if pers.method == Method::BestOfN {
+        let plan = Plan::new(&options.personalization)?;
+        Self::start_planned(engine, prompts, options, plan).await
+    }
+
+    /// [`start`](Self::start) with a plan made already (`Engine::prompts` makes its prompts).
+    pub async fn start_planned(
+        engine: &'e Engine<B>,
+        prompts: Vec<Vec<u32>>,
+        options: &GenerateOptions,
+        plan: Plan,
+    ) -> Result<Self> {
+        if plan.personalization.method == Method::BestOfN {
             crate::bail!(InvalidArgument, "best-of-n runs several generations: use BestOfN");
         }
-        let contexts = pers.reward_contexts();
-        let pad = (pers.method == Method::Pad).then(|| PadParams {
-            keep: if pers.stop_candidate { engine.tokenizer.stop_tokens().to_vec() } else { Vec::new() },
-            ..pers.pad_params()
-        });
-        let reference = pers.uses_reference_context();
-        let expected = 1 + contexts.len() + reference as usize;
+        let expected = 1 + plan.contexts.len() + plan.reference as usize;
         if prompts.len() != expected {
             crate::bail!(InvalidArgument, "{} prompts for {expected} contexts", prompts.len());
         }
-        let heads = engine.heads_for(&contexts, pers.persrm_context)?;
+        let heads = engine.heads_for(&plan.contexts, plan.personalization.persrm_context)?;
+        let ctx = engine.model.config.context_length;
         for p in &prompts {
             if p.is_empty() {
                 crate::bail!(InvalidArgument, "a prompt has no tokens");
@@ -293,12 +314,20 @@ impl<'e, B: Backend> Generation<'e, B> {
                 crate::bail!(PromptTooLong, "the prompt has {} tokens; the context holds {ctx}", p.len());
             }
         }
+        let pad = (plan.personalization.method == Method::Pad).then(|| PadParams {
+            keep: if plan.personalization.stop_candidate {
+                engine.tokenizer.stop_tokens().to_vec()
+            } else {
+                Vec::new()
+            },
+            ..plan.pad.clone()
+        });
         let sampler = Sampler::new(options.sampling.clone())?;
         let mut seqs = vec![engine.model.new_sequence()?];
         for head in heads {
             seqs.push(engine.model.new_sequence_with_head(head)?);
         }
-        if reference {
+        if plan.reference {
             seqs.push(engine.model.new_sequence()?);
         }
         let wanted = logits_wanted(sampler.params(), pad.as_ref(), &prompts[0], engine.banned(options.ignore_eos));
@@ -306,13 +335,15 @@ impl<'e, B: Backend> Generation<'e, B> {
         let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
-        let contexts_len = contexts.len();
         Ok(Generation {
             engine,
             seqs,
             sampler,
             pad,
-            labels: contexts.into_iter().map(|c| c.label).collect(),
+            labels: plan.labels(),
+            rewards: vec![0.0; plan.contexts.len()],
+            reference: plan.reference,
+            plan,
             ignore_eos: options.ignore_eos,
             max_tokens: options.max_tokens,
             prompt_len: base.len(),
@@ -320,8 +351,6 @@ impl<'e, B: Backend> Generation<'e, B> {
             decoder: StreamDecoder::new(),
             logits: Some(logits),
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
-            rewards: vec![0.0; contexts_len],
-            reference,
         })
     }
 
@@ -366,8 +395,7 @@ impl<'e, B: Backend> Generation<'e, B> {
                 order.sort_by(|&a, &b| step.scores[b].total_cmp(&step.scores[a]).then(a.cmp(&b)));
                 let sorted: Vec<f32> = order.iter().map(|&i| step.scores[i]).collect();
                 let pick = order[self.sampler.sample_sorted(&sorted)];
-                let contributions =
-                    step.rewards.iter().zip(&pad.weights).map(|(r, w)| pad.beta * w * r[pick]).collect();
+                let contributions = step.contributions.iter().map(|c| c[pick]).collect();
                 let chosen = step.candidates[pick];
                 for (total, r) in self.rewards.iter_mut().zip(&step.rewards) {
                     *total += r[pick];
@@ -411,6 +439,11 @@ impl<'e, B: Backend> Generation<'e, B> {
         &self.labels
     }
 
+    /// What this generation does with the preferences.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     pub fn prompt_ids(&self) -> &[u32] {
         &self.context[..self.prompt_len]
     }
@@ -447,46 +480,49 @@ pub struct BestOfN<'e, B: Backend> {
     engine: &'e Engine<B>,
     user: String,
     options: GenerateOptions,
-    weights: Vec<f32>,
+    /// The samples' plan (`Plan::best_of_n_samples`).
+    plan: Plan,
     labels: Vec<String>,
     samples: Vec<Sample>,
 }
 
 impl<'e, B: Backend> BestOfN<'e, B> {
     pub fn new(engine: &'e Engine<B>, user: &str, options: &GenerateOptions) -> Result<Self> {
-        let pers = &options.personalization;
-        pers.validate()?;
-        if pers.method != Method::BestOfN {
+        Self::planned(engine, user, options, &Plan::new(&options.personalization)?)
+    }
+
+    /// [`new`](Self::new) with a plan made already: `options.personalization` is not read.
+    pub fn planned(engine: &'e Engine<B>, user: &str, options: &GenerateOptions, plan: &Plan) -> Result<Self> {
+        if plan.personalization.method != Method::BestOfN {
             crate::bail!(InvalidArgument, "BestOfN needs method best-of-n");
         }
         if options.sampling.greedy || options.sampling.temperature == 0.0 {
             crate::bail!(InvalidArgument, "best-of-n samples its answers: greedy decoding would give n equal ones");
         }
-        let contexts = pers.reward_contexts();
-        let mut sample_options = options.clone();
-        sample_options.personalization.method = Method::Pad;
-        sample_options.personalization.beta = 0.0;
+        let samples = plan.best_of_n_samples()?;
+        let mut options = options.clone();
+        options.personalization = samples.personalization.clone();
         Ok(BestOfN {
             engine,
             user: user.to_string(),
-            weights: contexts.iter().map(|c| c.weight).collect(),
-            labels: contexts.into_iter().map(|c| c.label).collect(),
-            options: sample_options,
+            labels: samples.labels(),
+            plan: samples,
+            options,
             samples: Vec::new(),
         })
     }
 
     /// The next sample (one whole answer), or `None` once all `best_of` are done.
     pub async fn next_sample(&mut self) -> Result<Option<&Sample>> {
-        if self.samples.len() >= self.options.personalization.best_of {
+        if self.samples.len() >= self.plan.personalization.best_of {
             return Ok(None);
         }
         let mut options = self.options.clone();
         options.sampling.seed = self.options.sampling.seed.wrapping_add(self.samples.len() as u64);
-        let mut gen = Generation::chat(self.engine, &self.user, &options).await?;
+        let mut gen = Generation::chat_planned(self.engine, &self.user, &options, self.plan.clone()).await?;
         while gen.next().await?.is_some() {}
         let rewards = gen.sequence_rewards().to_vec();
-        let reward = rewards.iter().zip(&self.weights).map(|(r, w)| r * w).sum();
+        let reward = rewards.iter().zip(&self.plan.pad.weights).map(|(r, w)| r * w).sum();
         self.samples.push(Sample {
             seed: options.sampling.seed,
             generated_ids: gen.generated().to_vec(),

@@ -7,10 +7,14 @@ mod common;
 
 use padlock::align::sampler::SamplingParams;
 use padlock::align::values::{HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
-use padlock::align::{guideline_message, ContextStyle, HarmlessMode, Method, Personalization, Preference};
+use padlock::align::{
+    guideline_message, ContextStyle, HarmlessMode, Method, Personalization, PersonalizationOverrides, Preference,
+};
 use padlock::backend::cpu::CpuBackend;
 use padlock::generate::{BestOfN, Engine, GenerateOptions, Generation, StopReason};
 use padlock::logits::top_candidates;
+use padlock::memory::file::FileStore;
+use padlock::memory::{Memory, Personalized, Profile, Source};
 use padlock::model::llama::Logits;
 use padlock::ErrorCode;
 
@@ -384,4 +388,54 @@ fn hidden_states_are_what_the_lm_head_sees() {
     for (x, y) in a.iter().zip(&b).step_by(97) {
         assert!((2.0 * x - y).abs() < 1e-3 * (1.0 + x.abs()), "{x} {y}");
     }
+}
+
+/// The tokens of a memory-steered generation (its own plan, as the wasm API runs it).
+fn run_personalized(engine: &Engine<CpuBackend>, p: &Personalized) -> Vec<u32> {
+    let mut gen = pollster::block_on(Generation::chat_planned(engine, PROMPT, &p.options, p.plan.clone())).unwrap();
+    while pollster::block_on(gen.next()).unwrap().is_some() {}
+    gen.generated().to_vec()
+}
+
+#[test]
+fn memory_steering_honours_the_requests_beta_method_and_k_over_the_profiles() {
+    let engine = common::engine();
+    let dir = std::env::temp_dir().join(format!("padlock-pad-memory-{}", padlock::memory::new_id().unwrap()));
+    let m = Memory::new(FileStore::open(&dir).unwrap());
+    pollster::block_on(m.add("Answer like a pirate.", Some(2.0), Source::Explicit)).unwrap();
+    pollster::block_on(m.set_profile(&Profile { beta: 4.0, candidates: 20, ..Default::default() })).unwrap();
+    let options = GenerateOptions { max_tokens: 24, sampling: SamplingParams::greedy(), ..Default::default() };
+    let personalize = |request| pollster::block_on(m.personalize_with(&options, request)).unwrap();
+    let settings = |p: &Personalized| {
+        let s = &p.options.personalization;
+        (s.method, s.beta, s.candidates, p.plan.pad.beta, p.plan.pad.k)
+    };
+    let base = run(&engine, &options).ids;
+
+    // Without choices of the request's own, the profile's apply, and they steer the answer.
+    let profiled = personalize(PersonalizationOverrides::default());
+    assert_eq!(settings(&profiled), (Method::Pad, 4.0, 20, 4.0, 20));
+    assert_eq!(profiled, pollster::block_on(m.personalize(&options)).unwrap());
+    assert_ne!(run_personalized(&engine, &profiled), base, "the profile's β = 4 moves the answer");
+
+    // The request's β, k and method win: β = 0, or k = 1, is exactly the base model's answer.
+    let beta = personalize(PersonalizationOverrides { beta: Some(0.0), ..Default::default() });
+    assert_eq!(settings(&beta), (Method::Pad, 0.0, 20, 0.0, 20));
+    assert_eq!(run_personalized(&engine, &beta), base);
+    let k = personalize(PersonalizationOverrides { candidates: Some(1), ..Default::default() });
+    assert_eq!(settings(&k), (Method::Pad, 4.0, 1, 4.0, 1));
+    assert_eq!(run_personalized(&engine, &k), base);
+    let method = personalize(PersonalizationOverrides { method: Some(Method::Base), ..Default::default() });
+    assert_eq!(settings(&method).0, Method::Base);
+    assert!(method.plan.contexts.is_empty() && method.preference_ids().is_empty());
+    assert_eq!(run_personalized(&engine, &method), base);
+
+    // One bound on β for every caller: the request's is checked as the profile's is.
+    let too_strong = PersonalizationOverrides { beta: Some(10.5), ..Default::default() };
+    let err = pollster::block_on(m.personalize_with(&options, too_strong)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    let err = pollster::block_on(m.set_profile(&Profile { beta: 10.5, ..Default::default() })).unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidArgument);
+    drop(m);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -17,6 +17,17 @@
 use crate::error::Result;
 use crate::logits::top_candidates;
 
+/// The largest β any caller may ask for (the profile, the APIs, the command line).
+pub const MAX_BETA: f32 = 10.0;
+
+/// The one check of β, for every caller: a finite number within [0, `MAX_BETA`].
+pub fn check_beta(beta: f32) -> Result<()> {
+    if !(beta.is_finite() && (0.0..=MAX_BETA).contains(&beta)) {
+        crate::bail!(InvalidArgument, "β must be within [0, {MAX_BETA}], got {beta}");
+    }
+    Ok(())
+}
+
 /// The knobs of one PAD step.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PadParams {
@@ -41,9 +52,7 @@ impl PadParams {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if !self.beta.is_finite() || self.beta < 0.0 {
-            crate::bail!(InvalidArgument, "β must be a finite number ≥ 0, got {}", self.beta);
-        }
+        check_beta(self.beta)?;
         if self.weights.iter().any(|w| !w.is_finite()) {
             crate::bail!(InvalidArgument, "preference weights must be finite");
         }
@@ -69,6 +78,8 @@ pub struct PadStep {
     pub base_logits: Vec<f32>,
     /// `rewards[p][i]`: preference p's reward r_p for candidate i.
     pub rewards: Vec<Vec<f32>>,
+    /// `contributions[p][i]`: β · w_p · r_p for candidate i (what the explanation shows).
+    pub contributions: Vec<Vec<f32>>,
     /// `ℓ + β·Σ w·r` for each candidate.
     pub scores: Vec<f32>,
 }
@@ -162,7 +173,9 @@ pub fn pad_step(base: &[f32], reference: &[f32], persrm: &[&[f32]], params: &Pad
             (base_logits[i] as f64 + params.beta as f64 * r) as f32
         })
         .collect();
-    Ok(PadStep { candidates, base_logits, rewards, scores })
+    let contributions =
+        rewards.iter().zip(&params.weights).map(|(r, &w)| r.iter().map(|&r| params.beta * w * r).collect()).collect();
+    Ok(PadStep { candidates, base_logits, rewards, contributions, scores })
 }
 
 #[cfg(test)]
@@ -195,7 +208,7 @@ mod tests {
         for seed in 0..50 {
             let base = logits(seed, 300);
             let m = logits(seed + 7, 300);
-            let step = pad_step(&base, &base, &[&m], &PadParams::new(vec![1.0], 50.0, 10)).unwrap();
+            let step = pad_step(&base, &base, &[&m], &PadParams::new(vec![5.0], MAX_BETA, 10)).unwrap();
             let top10: Vec<u32> = top_candidates(&base, 10).iter().map(|c| c.0).collect();
             assert!(top10.contains(&step.candidates[step.best()]));
         }
@@ -220,6 +233,10 @@ mod tests {
             let base = logits(seed, 300);
             let (m1, m2) = (logits(seed + 100, 300), logits(seed + 200, 300));
             let a = pad_step(&base, &base, &[&m1, &m2], &PadParams::new(vec![0.7, 0.3], 1.2, 10)).unwrap();
+            for (p, w) in [0.7, 0.3].into_iter().enumerate() {
+                let want: Vec<f32> = a.rewards[p].iter().map(|r| 1.2 * w * r).collect();
+                assert_eq!(a.contributions[p], want, "β · w_p · r_p");
+            }
             let b = pad_step(&base, &base, &[&m1, &m2], &PadParams::new(vec![1.4, 0.6], 0.6, 10)).unwrap();
             assert_eq!(a.best(), b.best());
         }
@@ -264,6 +281,8 @@ mod tests {
             pad_step(&base, &short, &[&base], &PadParams::new(vec![1.0], 1.0, 3)),
             pad_step(&base, &base, &[&base], &PadParams::new(vec![], 1.0, 3)),
             pad_step(&base, &base, &[&base], &PadParams::new(vec![1.0], f32::NAN, 3)),
+            pad_step(&base, &base, &[&base], &PadParams::new(vec![1.0], -0.5, 3)),
+            pad_step(&base, &base, &[&base], &PadParams::new(vec![1.0], MAX_BETA + 0.5, 3)),
             pad_step(&base, &base, &[&base], &PadParams::new(vec![1.0], 1.0, 0)),
             pad_step(&base, &base, &[&base], &PadParams { top_p: 0.0, ..PadParams::new(vec![1.0], 1.0, 3) }),
             pad_step(&base, &base, &[&base], &PadParams { min_p: 1.5, ..PadParams::new(vec![1.0], 1.0, 3) }),
@@ -294,7 +313,7 @@ mod tests {
         for seed in 0..30 {
             let base = logits(seed, 300);
             let m = logits(seed + 55, 300);
-            let params = PadParams { top_p: 0.3, min_p: 0.05, ..PadParams::new(vec![1.0], 20.0, 10) };
+            let params = PadParams { top_p: 0.3, min_p: 0.05, ..PadParams::new(vec![2.0], MAX_BETA, 10) };
             let step = pad_step(&base, &base, &[&m], &params).unwrap();
             let allowed: Vec<u32> = candidates(&base, 10, 0.3, 0.05, &[]).iter().map(|c| c.0).collect();
             assert_eq!(step.candidates, allowed);

@@ -1,9 +1,8 @@
 //! Memory-steered generation: which preferences steer the next answer, with which settings.
 
-use super::{Memory, Preference, Response, Reward, Store, HARMLESS_ID};
-use crate::align::values::HARMLESS_PRINCIPLE;
-use crate::align::{Method, Personalization};
-use crate::error::{Error, ErrorCode, Result};
+use super::{Memory, Preference, Response, Reward, Store};
+use crate::align::{Method, Personalization, PersonalizationOverrides, Plan};
+use crate::error::Result;
 use crate::generate::GenerateOptions;
 
 /// The PAD settings that stored preferences steer with, where they differ from the API's
@@ -22,20 +21,27 @@ fn memory_pad_settings() -> Personalization {
     }
 }
 
-/// Generation options with the person's active preferences filled in, and which
-/// preference each PersRM context (in order) stands for.
+/// Generation options with the person's active preferences filled in, and their plan, whose
+/// reward contexts name the stored preference each stands for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Personalized {
     pub options: GenerateOptions,
-    pub contexts: Vec<String>,
+    pub plan: Plan,
 }
 
 impl Personalized {
+    /// The ids of the stored preferences whose contexts score the answer, in the order of
+    /// its rewards (PAD answers only: the others carry no rewards for feedback).
+    pub fn preference_ids(&self) -> Vec<String> {
+        self.plan.contexts.iter().filter_map(|c| c.preference.clone()).collect()
+    }
+
     /// The response as feedback will see it: text, token count, and each context's reward
     /// and stop reward (`Generation::sequence_rewards`, `feedback::StopRewards`).
     pub fn response(&self, text: String, tokens: usize, rewards: &[f32], stop: &[f32]) -> Response {
         let named = |values: &[f32]| {
-            self.contexts.iter().zip(values).map(|(id, &value)| Reward { preference: id.clone(), value }).collect()
+            let ids = self.plan.contexts.iter().map(|c| c.preference.as_ref());
+            ids.zip(values).filter_map(|(id, &value)| Some(Reward { preference: id?.clone(), value })).collect()
         };
         Response { text, tokens: tokens.min(u32::MAX as usize) as u32, rewards: named(rewards), stop: named(stop) }
     }
@@ -62,44 +68,40 @@ impl<S: Store> Memory<S> {
         Ok(active(&prefs, profile.max_active).into_iter().cloned().collect())
     }
 
-    /// `options` with the method, β, k and active preferences from this memory. Without an
-    /// enabled preference of the person's own, the answer is the base model's.
+    /// [`personalize_with`](Self::personalize_with) where the request chooses nothing: the
+    /// profile's method, β, k and `baseWithGuideline` apply.
     pub async fn personalize(&self, options: &GenerateOptions) -> Result<Personalized> {
+        self.personalize_with(options, PersonalizationOverrides::default()).await
+    }
+
+    /// `options` steered by this memory: its active preferences, with the method, β, k and
+    /// `baseWithGuideline` the request chose (`request`), else the profile's. The other
+    /// settings are the memory's (`memory_pad_settings`). Without an enabled preference of
+    /// the person's own, the answer is the base model's.
+    pub async fn personalize_with(
+        &self,
+        options: &GenerateOptions,
+        request: PersonalizationOverrides,
+    ) -> Result<Personalized> {
         let profile = self.profile().await?;
         let prefs = self.preferences().await?.items;
         let chosen = active(&prefs, profile.max_active);
+        let mut personalization = memory_pad_settings();
+        request.or(profile.overrides()).apply(&mut personalization);
+        if !chosen.iter().any(|p| !p.is_universal()) {
+            personalization.method = Method::Base;
+        }
+        let used = if personalization.method == Method::Base { Vec::new() } else { chosen };
+        personalization.preferences =
+            used.iter().map(|p| crate::align::Preference::new(p.text.clone(), p.effective_weight() as f32)).collect();
+        // Rewards name their preferences for PAD answers, what feedback learns from.
+        let ids: Vec<String> = match personalization.method {
+            Method::Pad => used.iter().map(|p| p.id.clone()).collect(),
+            _ => Vec::new(),
+        };
+        let plan = Plan::for_stored(&personalization, &ids)?;
         let mut options = options.clone();
-        let has_own = chosen.iter().any(|p| !p.is_universal());
-        let method = if has_own { profile.method } else { Method::Base };
-        let used: Vec<&&Preference> = if method == Method::Base { Vec::new() } else { chosen.iter().collect() };
-        options.personalization = Personalization {
-            method,
-            preferences: used
-                .iter()
-                .map(|p| crate::align::Preference::new(p.text.clone(), p.effective_weight() as f32))
-                .collect(),
-            beta: profile.beta,
-            candidates: profile.candidates,
-            base_with_guideline: profile.base_with_guideline,
-            ..memory_pad_settings()
-        };
-        // Which preference each reward context stands for: the person's own in order, and
-        // the harmlessness principle where `reward_contexts` puts it (with at least its floor
-        // weight, `align::values`).
-        let mut own = used.iter().filter(|p| p.text != HARMLESS_PRINCIPLE).map(|p| p.id.clone());
-        let contexts = if method == Method::Pad {
-            options
-                .personalization
-                .reward_contexts()
-                .iter()
-                .map(|c| if c.label == HARMLESS_PRINCIPLE { Some(HARMLESS_ID.to_string()) } else { own.next() })
-                .collect::<Option<Vec<String>>>()
-                .ok_or_else(|| {
-                    Error::new(ErrorCode::InvalidArgument, "the reward contexts do not match the active preferences")
-                })?
-        } else {
-            Vec::new()
-        };
-        Ok(Personalized { options, contexts })
+        options.personalization = personalization;
+        Ok(Personalized { options, plan })
     }
 }

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::sampler::SamplingParams;
 use crate::align::values::{screen_preference, HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
-use crate::align::Method;
+use crate::align::{Method, PersonalizationOverrides};
 use crate::error::{Error, ErrorCode, Result};
 
 /// The id of the built-in harmlessness principle (see `align::values`).
@@ -221,7 +221,9 @@ impl FeedbackEvent {
     }
 }
 
-/// How the person's answers are decoded.
+/// How the person's answers are decoded. Its method, β, k and `baseWithGuideline` override
+/// the one `Personalization` (see [`Profile::overrides`]); a request's own choices override
+/// them in turn (`Memory::personalize_with`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Profile {
@@ -257,10 +259,19 @@ impl Default for Profile {
 pub const MAX_ACTIVE_LIMIT: usize = 8;
 
 impl Profile {
-    pub fn validate(&self) -> Result<()> {
-        if !(self.beta.is_finite() && (0.0..=10.0).contains(&self.beta)) {
-            crate::bail!(InvalidArgument, "β must be within [0, 10], got {}", self.beta);
+    /// The profile's choices of the `Personalization` settings (all of them made). The fields
+    /// stay plain values while `src/bin` sets them directly.
+    pub fn overrides(&self) -> PersonalizationOverrides {
+        PersonalizationOverrides {
+            method: Some(self.method),
+            beta: Some(self.beta),
+            candidates: Some(self.candidates),
+            base_with_guideline: Some(self.base_with_guideline),
         }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.overrides().validate()?;
         if !(1..=100).contains(&self.candidates) {
             crate::bail!(InvalidArgument, "candidates must be within [1, 100], got {}", self.candidates);
         }

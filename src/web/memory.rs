@@ -19,6 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::{generate_exclusive, js_error, to_js, GenerateResult, Runtime};
+use crate::align::PersonalizationOverrides;
 use crate::error::{Error, ErrorCode};
 use crate::memory::idb::IdbStore;
 use crate::memory::{self, FeedbackInput, Preference, PreferenceChange, Profile, Response, Source, ValueHead};
@@ -243,7 +244,8 @@ impl Memory {
 
     /// Answers `prompt` on `runtime`, steered by this memory's active preferences and profile
     /// (`options` as for `runtime.generate`; the profile's decoding settings fill what it
-    /// leaves out). Resolves to the runtime's result plus `response` (what `feedback` takes)
+    /// leaves out, and its method, beta, candidates and baseWithGuideline apply unless
+    /// `options` gives them). Resolves to the runtime's result plus `response` (what `feedback` takes)
     /// and `preferences` (the ids that steered it).
     pub fn generate(
         &self,
@@ -262,9 +264,13 @@ impl Memory {
             };
             merged.extend(parsed?);
             let options: crate::generate::GenerateOptions =
+                serde_json::from_value(serde_json::Value::Object(merged.clone())).map_err(|e| invalid("options", e))?;
+            // The method, β, k and baseWithGuideline the caller gave win over the profile's.
+            let request: PersonalizationOverrides =
                 serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| invalid("options", e))?;
-            let plan = m.personalize(&options).await.map_err(js_error)?;
-            let result = generate_exclusive(&runtime, &prompt, &plan.options, on_token.as_ref()).await?;
+            let plan = m.personalize_with(&options, request).await.map_err(js_error)?;
+            let result =
+                generate_exclusive(&runtime, &prompt, &plan.options, Some(&plan.plan), on_token.as_ref()).await?;
             let response = plan.response(
                 result.text.clone(),
                 result.generated_ids.len(),
@@ -274,7 +280,7 @@ impl Memory {
             Ok(MemoryGenerateResult {
                 result,
                 response,
-                preferences: plan.contexts,
+                preferences: plan.preference_ids(),
                 method: plan.options.personalization.method,
             })
         })

@@ -17,7 +17,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
-use crate::align::Method;
+use crate::align::{Method, Plan};
 use crate::backend::cpu::{quant, CpuBackend};
 #[cfg(feature = "gpu")]
 use crate::backend::gpu::GpuBackend;
@@ -231,7 +231,7 @@ impl Runtime {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let options = generate_options(options)?;
-            to_js(&generate_exclusive(&inner, &prompt, &options, on_token.as_ref()).await?)
+            to_js(&generate_exclusive(&inner, &prompt, &options, None, on_token.as_ref()).await?)
         })
     }
 
@@ -287,18 +287,29 @@ pub(crate) fn generate_options(options: JsValue) -> Result<GenerateOptions, JsVa
         .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("options: {e}"))))
 }
 
-/// One generation at a time per runtime (`BUSY` otherwise).
+/// One generation at a time per runtime (`BUSY` otherwise), on `plan` (the memory's), or
+/// on the plan of `options.personalization`.
 pub(crate) async fn generate_exclusive(
     inner: &Inner,
     prompt: &str,
     options: &GenerateOptions,
+    plan: Option<&Plan>,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
     if inner.busy.replace(true) {
         return Err(js_error(Error::new(ErrorCode::Busy, "a generation is already running")));
     }
     inner.cancel.set(false);
-    let result = with_engine!(&inner.engine, e => run_generation(e, &inner.cancel, prompt, options, on_token).await);
+    let plan = match plan {
+        Some(plan) => Ok(plan.clone()),
+        None => Plan::new(&options.personalization).map_err(js_error),
+    };
+    let result = match plan {
+        Ok(plan) => {
+            with_engine!(&inner.engine, e => run_generation(e, &inner.cancel, prompt, options, plan, on_token).await)
+        }
+        Err(e) => Err(e),
+    };
     inner.busy.set(false);
     result
 }
@@ -308,13 +319,14 @@ async fn run_generation<B: Backend>(
     cancel: &Cell<bool>,
     prompt: &str,
     options: &GenerateOptions,
+    plan: Plan,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
-    if options.personalization.method == Method::BestOfN {
-        return run_best_of_n(engine, cancel, prompt, options, on_token).await;
+    if plan.personalization.method == Method::BestOfN {
+        return run_best_of_n(engine, cancel, prompt, options, &plan, on_token).await;
     }
     let t0 = now_seconds();
-    let mut gen = Generation::chat(engine, prompt, options).await.map_err(js_error)?;
+    let mut gen = Generation::chat_planned(engine, prompt, options, plan).await.map_err(js_error)?;
     let t1 = now_seconds();
     let mut stop = StopRewards::default();
     loop {
@@ -355,10 +367,11 @@ async fn run_best_of_n<B: Backend>(
     cancel: &Cell<bool>,
     prompt: &str,
     options: &GenerateOptions,
+    plan: &Plan,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
     let t0 = now_seconds();
-    let mut bon = BestOfN::new(engine, prompt, options).map_err(js_error)?;
+    let mut bon = BestOfN::planned(engine, prompt, options, plan).map_err(js_error)?;
     let mut cancelled = false;
     loop {
         yield_to_event_loop().await?;
@@ -382,7 +395,7 @@ async fn run_best_of_n<B: Backend>(
     }
     let total: usize = bon.samples().iter().map(|s| s.generated_ids.len()).sum();
     Ok(GenerateResult {
-        prompt_ids: engine.contexts(prompt, options).map_err(js_error)?.swap_remove(0),
+        prompt_ids: engine.prompts(prompt, options.system.as_deref(), plan).map_err(js_error)?.swap_remove(0),
         generated_ids: kept.as_ref().map(|s| s.generated_ids.clone()).unwrap_or_default(),
         text: kept.as_ref().map(|s| s.text.clone()).unwrap_or_default(),
         stop_reason: if cancelled {

@@ -529,7 +529,7 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
     // Without preferences of the person's own, generation is the base model's.
     let plain = m.personalize(&Default::default()).await.unwrap();
     assert_eq!(plain.options.personalization.method, Method::Base);
-    assert!(plain.options.personalization.preferences.is_empty() && plain.contexts.is_empty());
+    assert!(plain.options.personalization.preferences.is_empty() && plain.preference_ids().is_empty());
 
     let mut ids = Vec::new();
     for (text, w) in [("Alpha.", 0.5), ("Beta.", 2.0), ("Gamma.", 1.0), ("Delta.", 2.5), ("Epsilon.", 1.5)] {
@@ -547,8 +547,8 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
         p.options.personalization.preferences.iter().map(|p| (p.text.as_str(), p.weight)).collect();
     assert_eq!(pairs[1..], [("Beta.", 2.0), ("Epsilon.", 1.5), ("Gamma.", 1.0)]);
     // One id per reward context, in the order generation advances them (harmlessness last).
-    assert_eq!(p.contexts, vec![ids[1].clone(), ids[4].clone(), ids[2].clone(), HARMLESS_ID.to_string()]);
-    let labels: Vec<String> = p.options.personalization.reward_contexts().into_iter().map(|c| c.label).collect();
+    assert_eq!(p.preference_ids(), vec![ids[1].clone(), ids[4].clone(), ids[2].clone(), HARMLESS_ID.to_string()]);
+    let labels = p.plan.labels();
     assert_eq!(labels, ["Beta.", "Epsilon.", "Gamma.", padlock::align::values::HARMLESS_PRINCIPLE]);
     // The rewards of a generation map back onto those ids.
     let r = p.response("text".into(), 7, &[0.5, 1.5, 2.5, 3.5], &[0.25, 0.5, 0.75, 1.0]);
