@@ -6,11 +6,12 @@
 #[path = "common/model.rs"]
 mod common;
 
-use padlock::align::sampler::{argmax, SamplingParams};
+use padlock::align::sampler::SamplingParams;
 use padlock::align::{Method, Personalization, Preference};
 use padlock::backend::gpu::{GpuBackend, GpuOptions, Kernels};
 use padlock::backend::{Backend, LogitsWanted};
 use padlock::generate::{Engine, GenerateOptions, Generation};
+use padlock::logits::argmax;
 use padlock::model::llama::Logits;
 use padlock::ErrorCode;
 

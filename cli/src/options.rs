@@ -2,7 +2,7 @@
 //! (`Personalization`, `BackendChoice`, `Kernels`): the command line declares no option twice.
 
 use clap::Args;
-use padlock::align::{ContextStyle, HarmlessMode, Method, Personalization, Preference};
+use padlock::align::{ContextStyle, HarmlessMode, Method, Personalization, PersonalizationOverrides, Preference};
 #[cfg(feature = "gpu")]
 use padlock::backend::gpu::Kernels;
 use padlock::backend::{Backend, BackendChoice};
@@ -75,6 +75,17 @@ pub struct BackendArgs {
 }
 
 impl PersonalizationArgs {
+    /// The choices these flags make explicitly (`top_k`: `--top-k`, PAD's k), which win over a
+    /// stored profile's (`generate --store`).
+    pub fn overrides(&self, top_k: Option<usize>) -> PersonalizationOverrides {
+        PersonalizationOverrides {
+            method: self.method,
+            beta: self.beta,
+            candidates: top_k,
+            base_with_guideline: self.base_with_guideline.then_some(true),
+        }
+    }
+
     /// The personalization these flags describe; value heads are loaded into `engine`
     /// under their path.
     pub fn resolve<B: Backend>(&self, engine: &Engine<B>, top_k: Option<usize>) -> Result<Personalization> {

@@ -10,10 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::align::pad::PadParams;
 use crate::error::Result;
-/// Also at its old path, which `src/bin` still imports.
-#[doc(hidden)]
-pub use crate::logits::argmax;
-use crate::logits::{top_candidates, LogitsWanted};
+use crate::logits::{argmax, top_candidates, LogitsWanted};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]

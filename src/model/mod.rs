@@ -2,7 +2,3 @@
 
 pub mod config;
 pub mod llama;
-
-/// The GGUF format's old path, kept only while `src/bin` still imports it from here.
-#[doc(hidden)]
-pub use crate::gguf;

@@ -45,8 +45,8 @@ pub struct GenerateArgs {
     /// Per token: the chosen token, the base model's top-1, each preference's contribution.
     #[arg(long)]
     explain: bool,
-    /// Take the method, preferences, β and (unless given here) decoding settings from the
-    /// memory in DIR; the answers are kept there for `padlock feedback --store DIR`.
+    /// Take the preferences from the memory in DIR, and its method, β, k and decoding settings
+    /// unless given here; the answers are kept there for `padlock feedback --store DIR`.
     #[arg(long, conflicts_with_all = ["prefer", "weight", "head"])]
     store: Option<std::path::PathBuf>,
     /// How many answers to give, each with the next seed (2 for `feedback choose A|B`).
@@ -95,7 +95,9 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
         || args.repetition_penalty.is_some()
         || args.seed.is_some();
     let plan = match &args.store {
-        Some(dir) => Some(memory::personalize(dir, &options, !sampling_given)?),
+        Some(dir) => {
+            Some(memory::personalize(dir, &options, args.personalization.overrides(args.top_k), !sampling_given)?)
+        }
         None => None,
     };
     let options = plan.as_ref().map_or(options, |p| p.options.clone());

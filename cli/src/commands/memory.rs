@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use padlock::align::Method;
+use padlock::align::{Method, PersonalizationOverrides};
 use padlock::generate::GenerateOptions;
 use padlock::memory::file::FileStore;
 use padlock::memory::{Memory, Personalized, PreferenceChange, Response, Source};
@@ -215,16 +215,21 @@ async fn profile(
     print_json(&profile)
 }
 
-/// `options` steered by the memory in `dir` (its profile's decoding settings too, if
-/// `profile_sampling`).
-pub fn personalize(dir: &Path, options: &GenerateOptions, profile_sampling: bool) -> Result<Personalized> {
+/// `options` steered by the memory in `dir`, with the method, β and k the command line was
+/// given (`request`) over the profile's, and the profile's decoding settings if `profile_sampling`.
+pub fn personalize(
+    dir: &Path,
+    options: &GenerateOptions,
+    request: PersonalizationOverrides,
+    profile_sampling: bool,
+) -> Result<Personalized> {
     pollster::block_on(async {
         let m = open(dir)?;
         let mut options = options.clone();
         if profile_sampling {
             options.sampling = m.profile().await?.sampling;
         }
-        m.personalize(&options).await
+        m.personalize_with(&options, request).await
     })
 }
 
