@@ -1,0 +1,69 @@
+//! The database's schema upgrades: the v2 stores, and v1's feedback moved into `events`.
+
+use idb::{KeyPath, ObjectStoreParams};
+use js_sys::Object;
+use wasm_bindgen::JsValue;
+
+use super::{get, idb_error, set, storage_error, EVENTS, FEEDBACK_V1, HEADS, KEYS, META, PREFERENCES, PROFILE};
+use crate::error::Result;
+
+/// Creates the v2 stores; from v1, moves the thumbs feedback into `events` (the records stay
+/// sealed as v1 wrote them, and are re-sealed once the database is open).
+pub(super) fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Result<()> {
+    use idb::{DatabaseEvent, Event};
+    let db = event.database().map_err(|e| idb_error("upgrade", e))?;
+    let keyed = || {
+        let mut p = ObjectStoreParams::new();
+        p.key_path(Some(KeyPath::new_single("id")));
+        p
+    };
+    let create = |name: &str, params: ObjectStoreParams| {
+        db.create_object_store(name, params).map(|_| ()).map_err(|e| idb_error("upgrade", e))
+    };
+    if old < 1 {
+        create(KEYS, ObjectStoreParams::new())?;
+        create(PREFERENCES, keyed())?;
+    }
+    if old < 2 {
+        create(EVENTS, keyed())?;
+        create(PROFILE, keyed())?;
+        create(HEADS, keyed())?;
+        create(META, keyed())?;
+    }
+    if old == 1 {
+        let target = event.target().map_err(|e| idb_error("upgrade", e))?;
+        let tx =
+            idb::Request::transaction(&target).ok_or_else(|| storage_error("upgrade", "no upgrade transaction"))?;
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Err(e) = move_v1_feedback(&tx).await {
+                web_sys::console::error_1(&format!("padlock: migrating v1 feedback failed: {e}").into());
+                let _ = tx.abort();
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Inside the upgrade transaction: every v1 feedback record goes to `events` under the id
+/// `v1-<key>`, still sealed as v1 sealed it; then the v1 store is deleted.
+async fn move_v1_feedback(tx: &idb::Transaction) -> Result<()> {
+    let from = tx.object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))?;
+    let to = tx.object_store(EVENTS).map_err(|e| idb_error("upgrade", e))?;
+    let keys = from
+        .get_all_keys(None, None)
+        .map_err(|e| idb_error("upgrade", e))?
+        .await
+        .map_err(|e| idb_error("upgrade", e))?;
+    let values =
+        from.get_all(None, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
+    for (key, value) in keys.iter().zip(values.iter()) {
+        let n = key.as_f64().unwrap_or(0.0) as u64;
+        let record = Object::new();
+        set(&record, "id", &crate::memory::schema::v1_event_id(n).into())?;
+        set(&record, "v1key", &JsValue::from(n as f64))?;
+        set(&record, "iv", &get(value, "iv"))?;
+        set(&record, "data", &get(value, "data"))?;
+        to.put(&record, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
+    }
+    tx.database().delete_object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))
+}
