@@ -129,11 +129,8 @@ impl Default for Personalization {
         Personalization {
             method: Method::Base,
             preferences: Vec::new(),
-            // The configuration EVAL.md (round 5) measured best on the default model: the
-            // preference as the PersRM's system message, β = 2, a candidate floor of 0.2 and
-            // the end of turn kept a candidate. The paper's guideline template with β = 1 and a
-            // floor of 0.1 (the earlier default) moved about as many answers but kept only
-            // 0.70–0.80 of base's relevance (0.87–0.97 here).
+            // The configuration EVAL.md's round 5 chose on the default model (its measurements
+            // and the earlier defaults are there).
             beta: 2.0,
             candidates: 10,
             candidate_top_p: 1.0,

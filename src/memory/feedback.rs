@@ -22,14 +22,10 @@
 //! large common part (they all agree with the tokens PAD picked) that says nothing about which
 //! preference the person favours; the step then shifts weight *between* preferences.
 //!
-//! Why this feature: measured before PAD's candidate floor landed (default model, identity
-//! value heads, β = 2, pairs of sampled answers, the shorter one chosen), the centred summed
-//! rewards favoured 'concise' over 'detailed' in 13 of 25 pairs, per-token means in 15, the
-//! stop decision alone in 23, and this feature in 23: summed rewards then mostly measured which
-//! preference steered the answer (PAD picks its tokens to please the weightiest contexts, more
-//! so the longer it runs); the decision to stop is where "concise" shows. With main's PAD
-//! (candidates ≥ 0.1 × the base top-1's probability) all four agree far more often: 12, 12,
-//! 11 and 11 of 13 pairs (`cargo run --release --example feedback_features`, BENCHMARKS.md).
+//! Why this feature rather than the summed rewards: before PAD's candidate floor, the summed
+//! rewards mostly measured which preference steered the answer, and the decision to stop is
+//! where "concise" shows (BENCHMARKS.md, "Which feature of the rewards tells the concise
+//! answer", has the counts and the command).
 //!
 //! Bounds: each step moves a weight by at most [`MAX_STEP`], and a preference's effective
 //! weight (`weight + learned`) stays within [0, `MAX_WEIGHT`]. The harmlessness principle

@@ -6,12 +6,9 @@ use crate::error::Result;
 use crate::generate::GenerateOptions;
 
 /// The PAD settings that stored preferences steer with, where they differ from the API's
-/// defaults. The feedback loop (`memory::feedback`) learns from the rewards of these contexts:
-/// its features were chosen, and its scripted-person scenario measured, on the guideline
-/// template with a 0.1 candidate floor (BENCHMARKS.md, "Feedback"). On the system-message
-/// contexts that became the API's default in EVAL.md's round 5, the features still tell the
-/// shorter answer, but raising 'concise' over 'detailed' no longer shortens greedy answers
-/// (BENCHMARKS.md, "Which feature of the rewards tells the concise answer").
+/// defaults: the guideline template with a 0.1 candidate floor, on which feedback's features
+/// were chosen and steer answers (BENCHMARKS.md, "Feedback" and "Which feature of the rewards
+/// tells the concise answer").
 fn memory_pad_settings() -> Personalization {
     Personalization {
         persrm_context: crate::align::ContextStyle::Guideline,

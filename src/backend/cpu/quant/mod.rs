@@ -364,10 +364,9 @@ const TASKS_PER_THREAD: usize = 2;
 
 /// Splits the output rows over the rayon pool. Called from a pool thread (a forward pass
 /// run inside `ThreadPool::install`), the fork/join is cheap; called from any other thread,
-/// every call injects a job into the pool and sleeps until it is done, which on a 2-core
-/// machine made a decode pass (~200 calls) take 9 ms instead of 5.6 ms. (Having the caller
-/// run one part itself, with `rayon::in_place_scope`, did not help: it then waits for the
-/// workers to wake up.)
+/// every call injects a job into the pool and sleeps until it is done, which costs a decode
+/// pass (~200 calls) a large share of its time. (Having the caller run one part itself, with
+/// `rayon::in_place_scope`, does not help: it then waits for the workers to wake up.)
 #[cfg(not(target_arch = "wasm32"))]
 fn run(p: &Problem, kern: Kernel, y: &mut [f32]) {
     use rayon::prelude::*;

@@ -6,10 +6,8 @@
 //! scales converted two at a time as a vector, products summed as a tree (no more adds
 //! than a running sum, one add on the accumulator's chain). V8 schedules loads early and
 //! then spills, so several tokens are served from a dequantized f32 copy of each weight
-//! row rather than from a register tile (see [`rows_impl`]).
-//!
-//! Measured in headless Chromium on a 2-core Xeon (one thread): Q4_1 mat-vec ~3.6 GB/s
-//! of weights (4× the scalar code), Q8_0 ~4.6 GB/s, a 64-token prefill ~28 GFLOP/s.
+//! row rather than from a register tile (see [`rows_impl`]). Their speed in Chromium:
+//! BENCHMARKS.md, "Kernels alone".
 
 use super::blocks::{BlockQ4_0, BlockQ4_1, BlockQ8_0, GroupF16, GroupF32};
 use super::{per_format, Format, Problem, GROUP};
