@@ -111,3 +111,36 @@ fn generate_with_the_store_then_choose_records_rewards_and_moves_weights() {
     assert_eq!(list("after rebuild"), before);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `generate --store` takes the method, β and k the command line gives over the profile's: an
+/// explicit `--method base` answers exactly as the plain model, and `--beta 0` as PAD's base
+/// choice; without them the profile's PAD steers.
+#[test]
+fn generate_with_the_store_honours_explicit_method_beta_and_k() {
+    let model = common::model_path();
+    let model = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("padlock-cli-overrides-{}", std::process::id()));
+    let store = dir.to_str().unwrap();
+    let (ok, _, err) = padlock(&["memory", "--store", store, "add", "Answer like a pirate, with pirate words."]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = padlock(&["memory", "--store", store, "profile", "--beta", "6", "--candidates", "20"]);
+    assert!(ok, "{err}");
+    let prompt = ["--model", model, "--prompt", "What is the capital of France?", "--max-tokens", "24", "--greedy"];
+    let ids = |extra: &[&str]| {
+        let (ok, out, err) = padlock(&[&["generate", "--json"][..], &prompt, extra].concat());
+        assert!(ok, "{extra:?}: {err}");
+        let answer = json(out.lines().last().expect("a JSON line"));
+        (answer["generated_ids"].clone(), answer["reward_labels"].as_array().map_or(0, Vec::len))
+    };
+    let (plain, _) = ids(&[]);
+    let (profile, contexts) = ids(&["--store", store]);
+    assert_eq!(contexts, 2, "the profile's PAD steers with the preference and harmlessness");
+    assert_ne!(profile, plain, "the profile's β = 6 with k = 20 moves the answer");
+    let (base, contexts) = ids(&["--store", store, "--method", "base"]);
+    assert_eq!((base, contexts), (plain.clone(), 0), "--method base is the plain model");
+    let (beta0, _) = ids(&["--store", store, "--beta", "0"]);
+    assert_eq!(beta0, plain, "--beta 0 leaves the base model's greedy choice");
+    let (k1, _) = ids(&["--store", store, "--top-k", "1"]);
+    assert_eq!(k1, plain, "--top-k 1 leaves PAD only the base model's top token");
+    std::fs::remove_dir_all(&dir).ok();
+}
