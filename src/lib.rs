@@ -11,6 +11,7 @@
 
 pub mod align;
 pub mod backend;
+pub mod chat;
 pub mod error;
 pub mod generate;
 pub mod gguf;

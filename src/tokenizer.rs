@@ -35,6 +35,7 @@ const TEMPLATE_NAME: &str = "chat";
 
 /// One chat message as the template sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,

@@ -46,6 +46,7 @@ impl ContextStyle {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum Method {
     /// The base model alone; preferences are ignored.
     #[default]
@@ -74,6 +75,7 @@ pub enum HarmlessMode {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Preference {
     pub text: String,
     #[serde(default = "one")]

@@ -14,6 +14,7 @@ use crate::logits::{argmax, top_candidates, LogitsWanted};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct SamplingParams {
     /// Always take the most likely token (ignores temperature, top-k, top-p, seed).
     pub greedy: bool,

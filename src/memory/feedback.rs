@@ -74,6 +74,7 @@ pub const MAX_STEP: f64 = 0.5;
 /// How one preference's effective weight changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct WeightChange {
     pub id: String,
     pub before: f64,

@@ -46,6 +46,7 @@ const MAX_ATTEMPTS: usize = 64;
 /// A change the person makes to a preference (`None`: unchanged).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct PreferenceChange {
     pub text: Option<String>,
     pub weight: Option<f64>,
@@ -58,6 +59,7 @@ pub struct PreferenceChange {
 /// Feedback as the page or the command line gives it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FeedbackInput {
     pub kind: FeedbackKind,
     pub prompt: String,
@@ -67,6 +69,7 @@ pub struct FeedbackInput {
 /// What one piece of feedback did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FeedbackOutcome {
     pub event: FeedbackEvent,
     pub changes: Vec<WeightChange>,

@@ -20,6 +20,7 @@ pub const DEFAULT_WEIGHT: f64 = 1.0;
 /// Where a preference came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum Source {
     /// The person wrote it ("remember this", the preferences panel, the command line).
     Explicit,
@@ -35,6 +36,8 @@ pub enum Source {
 /// One thing the person wants, with how much it counts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
+#[serde(rename = "StoredPreference")]
 pub struct Preference {
     pub id: String,
     pub text: String,
@@ -112,6 +115,7 @@ impl Preference {
 /// The kinds of feedback a person gives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum FeedbackKind {
     /// One response, liked.
     ThumbsUp,
@@ -138,6 +142,7 @@ impl FeedbackKind {
 /// recorded when the response was generated (`Generation::sequence_rewards`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Reward {
     pub preference: String,
     pub value: f32,
@@ -146,6 +151,7 @@ pub struct Reward {
 /// A response as feedback sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Response {
     pub text: String,
     /// Generated tokens.
@@ -163,6 +169,7 @@ pub struct Response {
 /// One piece of feedback, as logged.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct FeedbackEvent {
     pub id: String,
     /// Milliseconds since the Unix epoch.
@@ -226,6 +233,7 @@ impl FeedbackEvent {
 /// them in turn (`Memory::personalize_with`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default, deny_unknown_fields)]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Profile {
     /// How preferences enter generation (PAD by default).
     pub method: Method,

@@ -30,11 +30,12 @@ pub struct Llama<B: Backend> {
     rows: std::sync::atomic::AtomicUsize,
 }
 
-/// One sequence's state: its KV cache, how many positions it holds, and the value head
-/// its final hidden states pass through before the LM head (PAD's PersRM contexts).
+/// One sequence's state: its KV cache, the tokens it holds, and the value head its final
+/// hidden states pass through before the LM head (PAD's PersRM contexts). The tokens let a
+/// later request that starts with them reuse the cache (`Llama::truncate`).
 pub struct Sequence<B: Backend> {
     cache: B::KvCache,
-    len: usize,
+    tokens: Vec<u32>,
     head: Option<ValueHead<B>>,
 }
 
@@ -51,11 +52,21 @@ impl<B: Backend> Clone for ValueHead<B> {
 
 impl<B: Backend> Sequence<B> {
     pub fn len(&self) -> usize {
-        self.len
+        self.tokens.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.tokens.is_empty()
+    }
+
+    /// The tokens whose keys and values the cache holds, in order.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Sets the value head the sequence's logits come through.
+    pub fn set_head(&mut self, head: Option<ValueHead<B>>) {
+        self.head = head;
     }
 }
 
@@ -134,7 +145,20 @@ impl<B: Backend> Llama<B> {
     }
 
     pub fn new_sequence(&self) -> Result<Sequence<B>> {
-        Ok(Sequence { cache: self.backend.new_kv_cache(&self.config.attention_shape())?, len: 0, head: None })
+        Ok(Sequence {
+            cache: self.backend.new_kv_cache(&self.config.attention_shape())?,
+            tokens: Vec::new(),
+            head: None,
+        })
+    }
+
+    /// Keeps the first `len` tokens of `seq` (all of them when it holds fewer).
+    pub fn truncate(&self, seq: &mut Sequence<B>, len: usize) -> Result<()> {
+        if len < seq.tokens.len() {
+            self.backend.truncate_kv_cache(&mut seq.cache, len)?;
+            seq.tokens.truncate(len);
+        }
+        Ok(())
     }
 
     /// A sequence whose logits come through `head` (see [`ValueHead`]).
@@ -209,7 +233,7 @@ impl<B: Backend> Llama<B> {
         match result {
             Ok(logits) => {
                 for (seq, toks) in seqs.iter_mut().zip(tokens) {
-                    seq.len += toks.len();
+                    seq.tokens.extend_from_slice(toks);
                 }
                 Ok(logits)
             }
@@ -235,19 +259,19 @@ impl<B: Backend> Llama<B> {
             if toks.is_empty() {
                 crate::bail!(InvalidArgument, "a sequence in the batch has no tokens");
             }
-            if seq.len + toks.len() > cfg.context_length {
+            if seq.len() + toks.len() > cfg.context_length {
                 crate::bail!(
                     PromptTooLong,
                     "{} tokens after {} already in the context exceed its length of {}",
                     toks.len(),
-                    seq.len,
+                    seq.len(),
                     cfg.context_length
                 );
             }
             if let Some(&bad) = toks.iter().find(|&&t| t as usize >= cfg.vocab_size) {
                 crate::bail!(InvalidArgument, "token id {bad} is outside the vocabulary of {}", cfg.vocab_size);
             }
-            segments.push(Segment { start: seq.len, n_tokens: toks.len() });
+            segments.push(Segment { start: seq.len(), n_tokens: toks.len() });
         }
         Ok(segments)
     }

@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
+use super::chat::{chat_request, ChatCompletion};
 use super::{generate_exclusive, js_error, to_js, GenerateResult, Runtime};
 use crate::align::PersonalizationOverrides;
 use crate::error::{Error, ErrorCode};
+use crate::generate::one_turn;
 use crate::memory::idb::IdbStore;
 use crate::memory::{self, FeedbackInput, Preference, PreferenceChange, Profile, Response, Source, ValueHead};
 
@@ -269,8 +271,10 @@ impl Memory {
             let request: PersonalizationOverrides =
                 serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| invalid("options", e))?;
             let plan = m.personalize_with(&options, request).await.map_err(js_error)?;
+            let messages = one_turn(&prompt, plan.options.system.as_deref());
             let result =
-                generate_exclusive(&runtime, &prompt, &plan.options, Some(&plan.plan), on_token.as_ref()).await?;
+                generate_exclusive(&runtime, &messages, false, &plan.options, Some(&plan.plan), on_token.as_ref())
+                    .await?;
             let response = plan.response(
                 result.text.clone(),
                 result.generated_ids.len(),
@@ -283,6 +287,40 @@ impl Memory {
                 preferences: plan.preference_ids(),
                 method: plan.options.personalization.method,
             })
+        })
+    }
+
+    /// Answers an OpenAI-style chat request (as `runtime.chat`) steered by this memory's
+    /// active preferences and profile when `request.personalization.memory` is true: the
+    /// profile's sampling fills what the request leaves out, and the request's method, beta
+    /// and candidates win over the profile's. Resolves to a chat completion whose
+    /// `personalization` also has `preferences` (the ids) and `response` (what `feedback` takes).
+    pub fn chat(&self, runtime: &Runtime, request: JsValue, on_token: Option<js_sys::Function>) -> js_sys::Promise {
+        let runtime = runtime.inner.clone();
+        let request = chat_request(request);
+        self.run(move |m| async move {
+            let request = request?;
+            let profile = m.profile().await.map_err(js_error)?;
+            let options = request.options(&profile.sampling).map_err(js_error)?;
+            let overrides = request.personalization.as_ref().map(|p| p.overrides()).unwrap_or_default();
+            let plan = m.personalize_with(&options, overrides).await.map_err(js_error)?;
+            let result = generate_exclusive(
+                &runtime,
+                &request.messages,
+                true,
+                &plan.options,
+                Some(&plan.plan),
+                on_token.as_ref(),
+            )
+            .await?;
+            let response = plan.response(
+                result.text.clone(),
+                result.generated_ids.len(),
+                &result.sequence_rewards,
+                &result.stop_rewards,
+            );
+            let method = plan.options.personalization.method;
+            Ok(ChatCompletion::new(result, method, Some((plan.preference_ids(), response))))
         })
     }
 

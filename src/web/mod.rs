@@ -23,10 +23,12 @@ use crate::backend::cpu::{quant, CpuBackend};
 use crate::backend::gpu::GpuBackend;
 use crate::backend::{Backend, BackendChoice};
 use crate::error::{Error, ErrorCode};
-use crate::generate::{now_seconds, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
+use crate::generate::{now_seconds, one_turn, BestOfN, Engine, GenerateOptions, Generation, Sample, StopReason};
 use crate::memory::feedback::StopRewards;
 use crate::model::llama::Logits;
+use crate::tokenizer::ChatMessage;
 
+mod chat;
 mod memory;
 pub use memory::Memory;
 
@@ -103,28 +105,32 @@ pub struct Runtime {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GenerateResult {
-    prompt_ids: Vec<u32>,
+    pub(crate) prompt_ids: Vec<u32>,
     pub(crate) generated_ids: Vec<u32>,
     pub(crate) text: String,
-    stop_reason: StopReason,
-    prefill_tokens_per_second: f64,
-    decode_tokens_per_second: f64,
+    pub(crate) stop_reason: StopReason,
+    pub(crate) prefill_tokens_per_second: f64,
+    pub(crate) decode_tokens_per_second: f64,
     /// What each PersRM context is (preference text; the harmlessness principle included).
-    reward_labels: Vec<String>,
+    pub(crate) reward_labels: Vec<String>,
     /// Σ_t r_p(y_t) per PersRM context (PAD; best-of-n: of the kept sample).
     pub(crate) sequence_rewards: Vec<f32>,
     /// PAD: per PersRM context, the end-of-turn token's reward if the answer ended there
     /// (else empty; see `feedback::StopRewards`).
     pub(crate) stop_rewards: Vec<f32>,
+    /// Per context (base first), the prompt tokens prefill fed; the rest came from the
+    /// caches the last chat turn kept.
+    pub(crate) prefilled_tokens: Vec<usize>,
     /// Best-of-n: every sample with its reward, and which one was kept.
     #[serde(skip_serializing_if = "Option::is_none")]
-    samples: Option<Vec<Sample>>,
+    pub(crate) samples: Option<Vec<Sample>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    best: Option<usize>,
+    pub(crate) best: Option<usize>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 struct Info {
     architecture: &'static str,
     layers: usize,
@@ -231,7 +237,8 @@ impl Runtime {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let options = generate_options(options)?;
-            to_js(&generate_exclusive(&inner, &prompt, &options, None, on_token.as_ref()).await?)
+            let messages = one_turn(&prompt, options.system.as_deref());
+            to_js(&generate_exclusive(&inner, &messages, false, &options, None, on_token.as_ref()).await?)
         })
     }
 
@@ -287,11 +294,14 @@ pub(crate) fn generate_options(options: JsValue) -> Result<GenerateOptions, JsVa
         .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("options: {e}"))))
 }
 
-/// One generation at a time per runtime (`BUSY` otherwise), on `plan` (the memory's), or
-/// on the plan of `options.personalization`.
+/// One generation at a time per runtime (`BUSY` otherwise) answering the last user message
+/// of `messages`, on `plan` (the memory's), or on the plan of `options.personalization`.
+/// With `keep`, the contexts reuse the caches the last kept generation left and are kept
+/// for the next (a chat's turns).
 pub(crate) async fn generate_exclusive(
     inner: &Inner,
-    prompt: &str,
+    messages: &[ChatMessage],
+    keep: bool,
     options: &GenerateOptions,
     plan: Option<&Plan>,
     on_token: Option<&js_sys::Function>,
@@ -306,7 +316,7 @@ pub(crate) async fn generate_exclusive(
     };
     let result = match plan {
         Ok(plan) => {
-            with_engine!(&inner.engine, e => run_generation(e, &inner.cancel, prompt, options, plan, on_token).await)
+            with_engine!(&inner.engine, e => run_generation(e, &inner.cancel, messages, keep, options, plan, on_token).await)
         }
         Err(e) => Err(e),
     };
@@ -317,16 +327,23 @@ pub(crate) async fn generate_exclusive(
 async fn run_generation<B: Backend>(
     engine: &Engine<B>,
     cancel: &Cell<bool>,
-    prompt: &str,
+    messages: &[ChatMessage],
+    keep: bool,
     options: &GenerateOptions,
     plan: Plan,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
     if plan.personalization.method == Method::BestOfN {
-        return run_best_of_n(engine, cancel, prompt, options, &plan, on_token).await;
+        return run_best_of_n(engine, cancel, messages, options, &plan, on_token).await;
     }
     let t0 = now_seconds();
-    let mut gen = Generation::chat_planned(engine, prompt, options, plan).await.map_err(js_error)?;
+    let mut gen = if keep {
+        Generation::conversation(engine, messages, options, plan).await
+    } else {
+        let prompts = engine.conversation_prompts(messages, &plan).map_err(js_error)?;
+        Generation::start_planned(engine, prompts, options, plan).await
+    }
+    .map_err(js_error)?;
     let t1 = now_seconds();
     let mut stop = StopRewards::default();
     loop {
@@ -355,6 +372,7 @@ async fn run_generation<B: Backend>(
         reward_labels: gen.reward_labels().to_vec(),
         sequence_rewards: gen.sequence_rewards().to_vec(),
         stop_rewards: stop.finish(&gen),
+        prefilled_tokens: gen.prefilled().to_vec(),
         samples: None,
         best: None,
     })
@@ -365,13 +383,13 @@ async fn run_generation<B: Backend>(
 async fn run_best_of_n<B: Backend>(
     engine: &Engine<B>,
     cancel: &Cell<bool>,
-    prompt: &str,
+    messages: &[ChatMessage],
     options: &GenerateOptions,
     plan: &Plan,
     on_token: Option<&js_sys::Function>,
 ) -> Result<GenerateResult, JsValue> {
     let t0 = now_seconds();
-    let mut bon = BestOfN::planned(engine, prompt, options, plan).map_err(js_error)?;
+    let mut bon = BestOfN::conversation(engine, messages.to_vec(), options, plan).map_err(js_error)?;
     let mut cancelled = false;
     loop {
         yield_to_event_loop().await?;
@@ -395,7 +413,7 @@ async fn run_best_of_n<B: Backend>(
     }
     let total: usize = bon.samples().iter().map(|s| s.generated_ids.len()).sum();
     Ok(GenerateResult {
-        prompt_ids: engine.prompts(prompt, options.system.as_deref(), plan).map_err(js_error)?.swap_remove(0),
+        prompt_ids: engine.conversation_prompts(messages, plan).map_err(js_error)?.swap_remove(0),
         generated_ids: kept.as_ref().map(|s| s.generated_ids.clone()).unwrap_or_default(),
         text: kept.as_ref().map(|s| s.text.clone()).unwrap_or_default(),
         stop_reason: if cancelled {
@@ -408,6 +426,7 @@ async fn run_best_of_n<B: Backend>(
         reward_labels: bon.reward_labels().to_vec(),
         sequence_rewards: kept.as_ref().map(|s| s.rewards.clone()).unwrap_or_default(),
         stop_rewards: Vec::new(),
+        prefilled_tokens: Vec::new(),
         samples: Some(bon.samples().to_vec()),
         best,
     })

@@ -11,12 +11,17 @@ use crate::align::head::parse_head;
 use crate::align::pad::{pad_step, PadParams};
 use crate::align::plan::Plan;
 use crate::align::sampler::{apply_repetition_penalty, logits_wanted, Sampler, SamplingParams};
-use crate::align::{conditioned_turns, ContextStyle, Method, Personalization, RewardContext};
+use crate::align::{ContextStyle, Method, Personalization, RewardContext};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::gguf::GgufFile;
 use crate::model::llama::{Llama, Logits, Sequence, ValueHead};
 use crate::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
+
+mod best_of_n;
+mod prompts;
+pub use best_of_n::{BestOfN, Sample};
+pub use prompts::{check_conversation, one_turn};
 
 /// A model ready to generate: weights on a backend, the tokenizer from the same file, and
 /// the value heads loaded for it (by name; a preference names the head its PersRM uses).
@@ -24,6 +29,9 @@ pub struct Engine<B: Backend> {
     pub model: Llama<B>,
     pub tokenizer: Tokenizer,
     heads: Mutex<BTreeMap<String, LoadedHead<B>>>,
+    /// The contexts the last kept generation left (`Generation::start_kept`), for the next
+    /// one to reuse where its prompts start with their tokens.
+    kept: Mutex<Vec<Sequence<B>>>,
 }
 
 /// A value head and the PersRM contexts it was trained on (its metadata's `persrm_context`,
@@ -49,7 +57,7 @@ impl<B: Backend> Engine<B> {
                 model.config.vocab_size
             );
         }
-        Ok(Engine { model, tokenizer, heads: Mutex::new(BTreeMap::new()) })
+        Ok(Engine { model, tokenizer, heads: Mutex::new(BTreeMap::new()), kept: Mutex::new(Vec::new()) })
     }
 
     /// Reads a value head (safetensors, see `align::head`) and keeps it under `name`,
@@ -108,56 +116,35 @@ impl<B: Backend> Engine<B> {
             .collect()
     }
 
-    /// The token ids of a one-turn chat, rendered with the file's own chat template.
-    pub fn chat_prompt(&self, user: &str, system: Option<&str>) -> Result<Vec<u32>> {
-        let mut messages = Vec::new();
-        if let Some(system) = system {
-            messages.push(ChatMessage { role: "system".into(), content: system.into() });
-        }
-        messages.push(ChatMessage { role: "user".into(), content: user.into() });
-        let text = self.tokenizer.apply_chat_template(&messages, true)?;
-        self.tokenizer.encode(&text)
-    }
-
-    /// The prompts of every context a generation advances: the base context first, then
-    /// (for PAD and best-of-n) one per reward context (`Personalization::reward_contexts`),
-    /// then the unconditioned reference context if the base context is conditioned
-    /// (`Personalization::uses_reference_context`).
-    pub fn contexts(&self, user: &str, options: &GenerateOptions) -> Result<Vec<Vec<u32>>> {
-        self.prompts(user, options.system.as_deref(), &Plan::new(&options.personalization)?)
-    }
-
-    /// [`contexts`](Self::contexts) for a plan made already.
-    pub fn prompts(&self, user: &str, system: Option<&str>, plan: &Plan) -> Result<Vec<Vec<u32>>> {
-        let mut contexts = vec![match &plan.base {
-            Some((principles, style)) => self.conditioned_prompt(*style, principles, user, system)?,
-            None => self.chat_prompt(user, system)?,
-        }];
-        let style = plan.personalization.persrm_context;
-        for c in &plan.contexts {
-            contexts.push(self.conditioned_prompt(style, &c.principles, user, system)?);
-        }
-        if plan.reference {
-            contexts.push(self.chat_prompt(user, system)?);
-        }
-        Ok(contexts)
-    }
-
-    /// The token ids of a one-turn chat conditioned on `principles` in `style` (see
-    /// `align::conditioned_turns`). Without a system message of the caller's, the principles
-    /// follow the template's default one: replacing it would make the context differ from the
-    /// plain chat by more than the principles (SmolLM2 loses its assistant persona), and PAD's
-    /// rewards and preference prompting would carry that difference too.
-    pub fn conditioned_prompt<S: AsRef<str>>(
+    /// One sequence per prompt, with `heads[i]` on the i-th. With `reuse`, each takes the
+    /// kept context sharing the longest start with its prompt, cut back to that start (and
+    /// at least one token short of the prompt, which prefill must end on); the kept contexts
+    /// left over are dropped.
+    fn sequences(
         &self,
-        style: ContextStyle,
-        principles: &[S],
-        user: &str,
-        system: Option<&str>,
-    ) -> Result<Vec<u32>> {
-        let system = system.or(self.tokenizer.default_system_message());
-        let (system, user) = conditioned_turns(style, principles, user, system);
-        self.chat_prompt(&user, system.as_deref())
+        prompts: &[Vec<u32>],
+        heads: Vec<Option<ValueHead<B>>>,
+        reuse: bool,
+    ) -> Result<Vec<Sequence<B>>> {
+        let mut kept =
+            if reuse { std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner())) } else { Vec::new() };
+        let mut seqs = Vec::with_capacity(prompts.len());
+        for (prompt, head) in prompts.iter().zip(heads) {
+            let shared = |s: &Sequence<B>| s.tokens().iter().zip(prompt).take_while(|(a, b)| a == b).count();
+            let best = (0..kept.len()).max_by_key(|&i| (shared(&kept[i]), std::cmp::Reverse(i)));
+            let mut seq = match best {
+                Some(i) if shared(&kept[i]) > 0 => {
+                    let mut seq = kept.swap_remove(i);
+                    let len = shared(&seq).min(prompt.len().saturating_sub(1));
+                    self.model.truncate(&mut seq, len)?;
+                    seq
+                }
+                _ => self.model.new_sequence()?,
+            };
+            seq.set_head(head);
+            seqs.push(seq);
+        }
+        Ok(seqs)
     }
 
     /// The tokens a generation sets to −∞ before choosing: end-of-turn when it is ignored.
@@ -205,6 +192,7 @@ impl Default for GenerateOptions {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub enum StopReason {
     /// The model produced an end-of-turn or end-of-text token.
     Eos,
@@ -217,6 +205,7 @@ pub enum StopReason {
 /// What one PAD step decided, for the page's explanation view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
 pub struct Explanation {
     pub chosen: u32,
     /// The base model's own top-1 at this step, and its text.
@@ -259,6 +248,10 @@ pub struct Generation<'e, B: Backend> {
     /// Whether the last sequence is the unconditioned reference context.
     reference: bool,
     plan: Plan,
+    /// Per context, the prompt tokens prefill fed (the rest came from kept caches).
+    prefilled: Vec<usize>,
+    /// Whether the contexts go back to the engine for the next generation to reuse.
+    keep: bool,
 }
 
 impl<'e, B: Backend> Generation<'e, B> {
@@ -280,6 +273,19 @@ impl<'e, B: Backend> Generation<'e, B> {
         Self::start_planned(engine, prompts, options, plan).await
     }
 
+    /// Answers the last user message of `messages` on `plan`, reusing the caches the last
+    /// kept generation left where this conversation's prompts start with their tokens (the
+    /// usual next turn of a chat: only the new tokens are prefilled), and keeping its own.
+    pub async fn conversation(
+        engine: &'e Engine<B>,
+        messages: &[ChatMessage],
+        options: &GenerateOptions,
+        plan: Plan,
+    ) -> Result<Self> {
+        let prompts = engine.conversation_prompts(messages, &plan)?;
+        Self::begin(engine, prompts, options, plan, true).await
+    }
+
     /// Checks the request and runs the prompts through the model (prefill). `prompts[0]` is
     /// the base context; the reward contexts follow (`Personalization::reward_contexts`), then
     /// the reference context if there is one (`Engine::contexts` makes them all).
@@ -295,6 +301,17 @@ impl<'e, B: Backend> Generation<'e, B> {
         prompts: Vec<Vec<u32>>,
         options: &GenerateOptions,
         plan: Plan,
+    ) -> Result<Self> {
+        Self::begin(engine, prompts, options, plan, false).await
+    }
+
+    /// [`start_planned`](Self::start_planned), on the engine's kept contexts when `keep`.
+    async fn begin(
+        engine: &'e Engine<B>,
+        prompts: Vec<Vec<u32>>,
+        options: &GenerateOptions,
+        plan: Plan,
+        keep: bool,
     ) -> Result<Self> {
         if plan.personalization.method == Method::BestOfN {
             crate::bail!(InvalidArgument, "best-of-n runs several generations: use BestOfN");
@@ -323,15 +340,15 @@ impl<'e, B: Backend> Generation<'e, B> {
             ..plan.pad.clone()
         });
         let sampler = Sampler::new(options.sampling.clone())?;
-        let mut seqs = vec![engine.model.new_sequence()?];
-        for head in heads {
-            seqs.push(engine.model.new_sequence_with_head(head)?);
-        }
+        let mut all_heads = vec![None];
+        all_heads.extend(heads);
         if plan.reference {
-            seqs.push(engine.model.new_sequence()?);
+            all_heads.push(None);
         }
+        let mut seqs = engine.sequences(&prompts, all_heads, keep)?;
         let wanted = logits_wanted(sampler.params(), pad.as_ref(), &prompts[0], engine.banned(options.ignore_eos));
-        let tokens: Vec<&[u32]> = prompts.iter().map(|p| p.as_slice()).collect();
+        let tokens: Vec<&[u32]> = prompts.iter().zip(&seqs).map(|(p, s)| &p[s.len()..]).collect();
+        let prefilled = tokens.iter().map(|t| t.len()).collect();
         let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
@@ -351,6 +368,8 @@ impl<'e, B: Backend> Generation<'e, B> {
             decoder: StreamDecoder::new(),
             logits: Some(logits),
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
+            prefilled,
+            keep,
         })
     }
 
@@ -456,101 +475,19 @@ impl<'e, B: Backend> Generation<'e, B> {
     pub fn text(&self) -> Result<String> {
         self.engine.tokenizer.decode(self.generated())
     }
+
+    /// Per context (base first, in the order of the prompts), how many prompt tokens prefill
+    /// fed; the others came from the caches a kept generation left.
+    pub fn prefilled(&self) -> &[usize] {
+        &self.prefilled
+    }
 }
 
-/// One answer sampled by best-of-n, with its reward.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Sample {
-    pub seed: u64,
-    pub generated_ids: Vec<u32>,
-    pub text: String,
-    pub stop_reason: StopReason,
-    /// Σ_t r_p(y_t) per reward context.
-    pub rewards: Vec<f32>,
-    /// Σ_p w_p Σ_t r_p(y_t): what best-of-n ranks by.
-    pub reward: f32,
-}
-
-/// Best-of-n: `best_of` answers sampled from the base model (seeds `seed`, `seed + 1`, …),
-/// each scored by its summed PersRM reward Σ_p w_p Σ_t r_p(y_t), the best kept. A sample is
-/// a PAD generation at β = 0 (exactly the base model's sampling over its top-k candidates)
-/// whose reward contexts only score.
-pub struct BestOfN<'e, B: Backend> {
-    engine: &'e Engine<B>,
-    user: String,
-    options: GenerateOptions,
-    /// The samples' plan (`Plan::best_of_n_samples`).
-    plan: Plan,
-    labels: Vec<String>,
-    samples: Vec<Sample>,
-}
-
-impl<'e, B: Backend> BestOfN<'e, B> {
-    pub fn new(engine: &'e Engine<B>, user: &str, options: &GenerateOptions) -> Result<Self> {
-        Self::planned(engine, user, options, &Plan::new(&options.personalization)?)
-    }
-
-    /// [`new`](Self::new) with a plan made already: `options.personalization` is not read.
-    pub fn planned(engine: &'e Engine<B>, user: &str, options: &GenerateOptions, plan: &Plan) -> Result<Self> {
-        if plan.personalization.method != Method::BestOfN {
-            crate::bail!(InvalidArgument, "BestOfN needs method best-of-n");
+impl<B: Backend> Drop for Generation<'_, B> {
+    fn drop(&mut self) {
+        if self.keep {
+            *self.engine.kept.lock().unwrap_or_else(|e| e.into_inner()) = std::mem::take(&mut self.seqs);
         }
-        if options.sampling.greedy || options.sampling.temperature == 0.0 {
-            crate::bail!(InvalidArgument, "best-of-n samples its answers: greedy decoding would give n equal ones");
-        }
-        let samples = plan.best_of_n_samples()?;
-        let mut options = options.clone();
-        options.personalization = samples.personalization.clone();
-        Ok(BestOfN {
-            engine,
-            user: user.to_string(),
-            labels: samples.labels(),
-            plan: samples,
-            options,
-            samples: Vec::new(),
-        })
-    }
-
-    /// The next sample (one whole answer), or `None` once all `best_of` are done.
-    pub async fn next_sample(&mut self) -> Result<Option<&Sample>> {
-        if self.samples.len() >= self.plan.personalization.best_of {
-            return Ok(None);
-        }
-        let mut options = self.options.clone();
-        options.sampling.seed = self.options.sampling.seed.wrapping_add(self.samples.len() as u64);
-        let mut gen = Generation::chat_planned(self.engine, &self.user, &options, self.plan.clone()).await?;
-        while gen.next().await?.is_some() {}
-        let rewards = gen.sequence_rewards().to_vec();
-        let reward = rewards.iter().zip(&self.plan.pad.weights).map(|(r, w)| r * w).sum();
-        self.samples.push(Sample {
-            seed: options.sampling.seed,
-            generated_ids: gen.generated().to_vec(),
-            text: gen.text()?,
-            stop_reason: gen.stop_reason().unwrap_or(StopReason::Length),
-            rewards,
-            reward,
-        });
-        Ok(self.samples.last())
-    }
-
-    /// Runs every remaining sample.
-    pub async fn run(&mut self) -> Result<()> {
-        while self.next_sample().await?.is_some() {}
-        Ok(())
-    }
-
-    pub fn samples(&self) -> &[Sample] {
-        &self.samples
-    }
-
-    /// Index of the sample with the highest reward (the first on a tie); `None` before any.
-    pub fn best(&self) -> Option<usize> {
-        (0..self.samples.len()).reduce(|b, i| if self.samples[i].reward > self.samples[b].reward { i } else { b })
-    }
-
-    pub fn reward_labels(&self) -> &[String] {
-        &self.labels
     }
 }
 
