@@ -2,7 +2,9 @@
 #
 #   make demo    set up, build pkg/ (wasm), serve the demo on http://127.0.0.1:$(PORT)/www/
 #   make test    set up, lint (fmt, clippy, code shape), native tests, wasm tests in headless
-#                Chromium (wasm-pack test), build pkg/, browser e2e tests
+#                Chromium (wasm-pack test), the npm package (make package), browser e2e tests,
+#                and a new Vite + TypeScript app that installs the package (make consumer)
+#   make package pkg/ as the npm package padlock-llm, packed into dist/
 #   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
 #                PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium,
 #                and the WebGPU backend against the CPU backend (natively and in Chromium)
@@ -34,7 +36,7 @@ NATIVE_PROFILE ?= release
 NATIVE_DIR := target/$(NATIVE_PROFILE)
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup lint native native-test wasm-test pkg serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
+.PHONY: all setup lint native native-test wasm-test pkg package consumer serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -72,7 +74,21 @@ ifeq ($(PKG_BUILDER),cargo)
 else
 	wasm-pack build --release --target web --mode no-install --no-opt --out-dir pkg .
 endif
+	node scripts/package.mjs
 	@ls -l pkg/padlock.js pkg/padlock_bg.wasm
+
+# The npm package: pkg/ packed into dist/padlock-llm-<version>.tgz.
+package: pkg
+	mkdir -p dist
+	rm -f dist/padlock-llm-*.tgz
+	npm pack --pack-destination dist ./pkg
+	@ls -l dist/padlock-llm-*.tgz
+
+# A new Vite + TypeScript app installs the packed package and chats with the default model in
+# headless Chromium (tests/consumer/run.mjs).
+consumer:
+	@ls dist/padlock-llm-*.tgz >/dev/null 2>&1 || { echo "dist/padlock-llm-*.tgz is missing: run 'make package'" >&2; exit 1; }
+	node tests/consumer/run.mjs
 
 serve:
 	node scripts/serve.mjs
@@ -87,7 +103,7 @@ e2e:
 
 # Every stage runs even when an earlier one failed (so one run shows everything); the target
 # fails at the end if any did.
-TEST_STAGES := lint native-test native wasm-test pkg e2e
+TEST_STAGES := lint native-test native wasm-test package e2e consumer
 # make test builds pkg/ with wasm-pack, as `make pkg` does (wasm-pack is installed for the wasm
 # tests anyway).
 test: export NATIVE_PROFILE := release-nolto

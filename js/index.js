@@ -1,19 +1,20 @@
-// Promise API over the padlock worker (worker.js). The page never runs the model itself.
+// padlock-llm: on-device personalized chat. The engine runs in its own Web Worker (worker.js);
+// this module is what a page imports.
 //
-//   import { PadlockClient } from './client.js';
-//   const client = new PadlockClient();
-//   const { info } = await client.load('/models/SmolLM2-135M-Instruct.Q4_1.gguf',
-//                                      ({ phase, fraction, loaded, total }) => {});
-//   const r = await client.generate('Hello', { temperature: 0.5 }, (piece, id) => {});
-//   client.cancel();          // a running generate resolves with stopReason 'cancelled'
-//   await client.memory.add('Keep answers short.', { weight: 1.5 });   // preference memory
-//   const r = await client.generateWithMemory('Hello', {}, onToken);   // steered by it
-//   await client.memory.feedback({ kind: 'thumbs_up', prompt: 'Hello', responses: [r.response] });
-//   await client.forget();    // deletes the memory (other tabs close theirs) and the cached model
-//   client.onMemoryClosed = () => {};   // another tab forgot the memory
+//   import { createEngine } from 'padlock-llm';
+//   const engine = await createEngine({ model: '/models/SmolLM2-135M-Instruct.Q4_1.gguf',
+//                                       onProgress: ({ phase, loaded, total }) => {} });
+//   const r = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }] });
+//   for await (const chunk of await engine.chat.completions.create({ ...request, stream: true })) {}
 //
-// Rejections are Errors with a string `.code` (the Rust side's stable code, or one of
-// PKG_MISSING, MODEL_FETCH_FAILED, NOT_LOADED, BUSY, WORKER_CRASHED, TERMINATED).
+// Requests and results are the Rust types' (src/chat.rs, src/web/chat.rs); index.d.ts says them
+// in TypeScript. Every rejection is a PadlockError with a stable string `.code` (the Rust side's,
+// or one of MODEL_FETCH_FAILED, MODEL_INTEGRITY, QUOTA_EXCEEDED, NOT_LOADED, BUSY,
+// WORKER_CRASHED, TERMINATED); an aborted request rejects with a DOMException named AbortError.
+
+import { listModels, deleteModel } from './models.js';
+
+export { listModels, deleteModel };
 
 export class PadlockError extends Error {
   constructor({ code, message, name }) {
@@ -26,9 +27,35 @@ export class PadlockError extends Error {
   }
 }
 
-export class PadlockClient {
-  constructor(workerUrl = new URL('./worker.js', import.meta.url)) {
-    this.worker = new Worker(workerUrl, { type: 'module', name: 'padlock' });
+/**
+ * Starts the engine's worker and loads a model. `options`: { model (a URL, or an ArrayBuffer /
+ * Uint8Array / Blob / File), sha256 (checked before use; the key the model is kept under),
+ * backend ('auto' | 'webgpu' | 'cpu'), onProgress({ phase, loaded, total, fraction }),
+ * persist (ask the browser not to evict the kept model; default true) }.
+ */
+export async function createEngine(options = {}) {
+  const { model, sha256, backend = 'auto', onProgress = () => {}, persist = true, ...rest } = options;
+  const unknown = Object.keys(rest);
+  if (unknown.length) throw new PadlockError({ code: 'INVALID_ARGUMENT', message: `createEngine: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}` });
+  if (model === undefined) throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'createEngine: `model` (a URL or the file\'s bytes) is required' });
+  if (persist && typeof navigator !== 'undefined' && navigator.storage?.persist) {
+    navigator.storage.persist().catch(() => {});
+  }
+  const engine = new Engine();
+  try {
+    await engine.load(model, onProgress, { backend, sha256 });
+  } catch (e) {
+    engine.terminate();
+    throw e;
+  }
+  return engine;
+}
+
+/** The engine: a model in its own worker. */
+export class Engine {
+  constructor() {
+    // Written out in full: this is the pattern bundlers recognise and bundle as a worker.
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'padlock' });
     this.nextId = 1;
     this.pending = new Map(); // id -> { resolve, reject, onEvent }
     this.worker.onmessage = (e) => this.#onMessage(e.data);
@@ -40,6 +67,8 @@ export class PadlockClient {
     this.loaded = false;
     this.lastInfo = null;
     this.onMemoryClosed = null;
+    /** OpenAI-style chat completions: `chat.completions.create(request)`. */
+    this.chat = { completions: { create: (request) => this.#create(request) } };
     // memory.list(), memory.add(text, options), ... : the worker's Memory, by name.
     this.memory = new Proxy({}, {
       get: (_, op) => (typeof op === 'string' ? (...args) => this.#call('memory', { op, args }) : undefined),
@@ -90,7 +119,7 @@ export class PadlockClient {
    * Resolves to { info, bytes, loadMs }; info.backend is 'webgpu' or 'cpu', and
    * info.backendNotice says why the CPU runs when 'auto' could not use WebGPU.
    */
-  async load(source, onProgress = () => {}, { backend = 'auto' } = {}) {
+  async load(source, onProgress = () => {}, { backend = 'auto', sha256 } = {}) {
     const onEvent = (m) => {
       if (m.type === 'progress') onProgress({ phase: m.phase, fraction: m.fraction, loaded: m.loaded, total: m.total });
     };
@@ -107,10 +136,13 @@ export class PadlockClient {
     } else if (ArrayBuffer.isView(source)) {
       payload = { bytes: new Uint8Array(source.buffer, source.byteOffset, source.byteLength) };
     } else {
-      throw new PadlockError({ code: 'BAD_REQUEST', message: 'load() takes a URL, Uint8Array, ArrayBuffer or Blob' });
+      throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'model: a URL, Uint8Array, ArrayBuffer or Blob' });
+    }
+    if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(String(sha256))) {
+      throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'sha256: 64 hexadecimal digits' });
     }
     this.loaded = false;
-    const r = await this.#call('load', { ...payload, backend }, onEvent, transfer);
+    const r = await this.#call('load', { ...payload, backend, sha256 }, onEvent, transfer);
     this.loaded = true;
     this.lastInfo = r.info;
     return r;
@@ -149,6 +181,47 @@ export class PadlockClient {
     return this.#call('generate', request, onEvent);
   }
 
+  /**
+   * A chat completion (OpenAI's request and response shapes; padlock's additions under
+   * `personalization`). With `stream: true`, resolves to an async iterable of chunks. An
+   * aborted `signal` stops the answer within one token and rejects (or ends the iteration)
+   * with an AbortError; the engine is ready for the next request.
+   */
+  async #create(request) {
+    if (!request || typeof request !== 'object') {
+      throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'chat.completions.create takes a request object' });
+    }
+    const { signal, ...body } = request;
+    signal?.throwIfAborted();
+    const explain = body.personalization?.explain === true;
+    const queue = new ChunkQueue();
+    const meta = { id: `chatcmpl-${Date.now().toString(16)}`, created: Math.floor(Date.now() / 1000) };
+    const onEvent = (m) => {
+      if (m.type !== 'token') return;
+      const delta = { content: m.piece };
+      const chunk = chunkOf(meta, delta, null);
+      if (explain && m.explanation) chunk.choices[0].explanation = m.explanation;
+      queue.push(chunk);
+    };
+    const onAbort = () => this.cancel().catch(() => {});
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const done = this.#call('chat', { request: body }, onEvent).then((r) => {
+      if (signal?.aborted || r.choices[0].finish_reason === 'cancelled') throw abortError(signal);
+      return r;
+    }).finally(() => signal?.removeEventListener('abort', onAbort));
+    if (!body.stream) return done;
+    done.then((r) => {
+      const last = chunkOf(meta, {}, r.choices[0].finish_reason);
+      last.usage = r.usage;
+      last.personalization = r.personalization;
+      queue.push(last);
+      queue.end();
+    }, (e) => queue.fail(e));
+    // The first chunk carries the role, as OpenAI's streams do.
+    queue.unshift(chunkOf(meta, { role: 'assistant', content: '' }, null));
+    return queue;
+  }
+
   /** Deletes the preference memory (telling other tabs to close it first) and the cached model. */
   forget() {
     return this.#call('forget');
@@ -185,6 +258,70 @@ export class PadlockClient {
   terminate() {
     this.worker.terminate();
     this.#failAll('TERMINATED', 'the padlock worker was terminated');
+  }
+}
+
+function chunkOf(meta, delta, finishReason) {
+  return {
+    id: meta.id,
+    object: 'chat.completion.chunk',
+    created: meta.created,
+    model: 'padlock',
+    choices: [{ index: 0, delta, finish_reason: finishReason }],
+  };
+}
+
+function abortError(signal) {
+  const reason = signal?.reason;
+  if (reason instanceof Error && reason.name === 'AbortError') return reason;
+  return new DOMException('the request was aborted', 'AbortError');
+}
+
+/** The chunks of a streamed answer, as an async iterable that ends, or throws, with the answer. */
+class ChunkQueue {
+  #items = [];
+  #waiting = null;
+  #ended = false;
+  #error = null;
+
+  push(item) {
+    this.#items.push(item);
+    this.#wake();
+  }
+
+  unshift(item) {
+    this.#items.unshift(item);
+    this.#wake();
+  }
+
+  end() {
+    this.#ended = true;
+    this.#wake();
+  }
+
+  fail(error) {
+    this.#error = error;
+    this.#wake();
+  }
+
+  #wake() {
+    const w = this.#waiting;
+    this.#waiting = null;
+    w?.();
+  }
+
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      if (this.#items.length) {
+        yield this.#items.shift();
+      } else if (this.#error) {
+        throw this.#error;
+      } else if (this.#ended) {
+        return;
+      } else {
+        await new Promise((resolve) => { this.#waiting = resolve; });
+      }
+    }
   }
 }
 

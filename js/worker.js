@@ -1,41 +1,41 @@
 // padlock worker: owns the wasm Runtime so that loading and generating never block the page.
 //
-// Started by client.js as `new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })`.
+// Started by index.js as `new Worker(new URL('./worker.js', import.meta.url), { type: 'module' })`.
 // Protocol (page -> worker): { id, type, ... }; (worker -> page): { id, type: 'result' | 'error' |
 // 'progress' | 'token', ... }. Errors keep the Rust side's stable `.code`.
 //
-//   { type: 'load', url, backend }       fetch the GGUF (streamed, with progress), then Runtime.load;
-//                                        backend: 'auto' (default: WebGPU when there is an adapter,
-//                                        else the CPU), 'webgpu' or 'cpu'
-//   { type: 'load', bytes, backend }     Runtime.load on bytes the page already has (transferred)
-//   { type: 'info' }                     rt.info()
-//   { type: 'generate', prompt, options } streams { type: 'token', piece, tokenId, explanation }, then the result
+//   { type: 'load', url, sha256, backend } fetch the GGUF (streamed, with progress) or take it from
+//                                        this device's model cache, check its SHA-256 when given,
+//                                        then Runtime.load; backend: 'auto' | 'webgpu' | 'cpu'
+//   { type: 'load', bytes, sha256, backend } the same on bytes the page already has (transferred)
+//   { type: 'chat', request }            Runtime.chat (or Memory.chat when request.personalization
+//                                        .memory): streams { type: 'token', piece, tokenId,
+//                                        explanation }, then the chat completion
+//   { type: 'generate', prompt, options, useMemory } the one-prompt API (Runtime.generate / Memory.generate)
+//   { type: 'info' } { type: 'cancel' } { type: 'unload' } { type: 'ping' }
 //   { type: 'loadHead', name, url | bytes } rt.loadHead(name, bytes): a value head for preferences to name
 //   { type: 'logits', ids }              Float32Array of logits after feeding ids (fresh context)
-//   { type: 'cancel' }                   rt.cancel(): a running generate stops at the next token
-//   { type: 'unload' }                   drops the loaded model
-//   { type: 'generate', prompt, options, useMemory: true }   steered by the preference memory;
-//                                        the result also has { response, preferences }
 //   { type: 'memory', op, args }         memory[op](...args) on the preference memory (IndexedDB,
 //                                        encrypted): list, add, remember, update, remove, profile,
 //                                        setProfile, events, feedback, rebuild, active, export,
 //                                        import, putValueHead, valueHeads, removeValueHead
 //   { type: 'forget' }                   deletes the memory (other tabs close theirs first) and the
-//                                        cached model
+//                                        kept models
 // Unprompted (worker -> page): { type: 'memory-closed' } when another tab forgot the memory.
 //
-// The model is cached on this device (Cache Storage, "padlock-models") after its first download,
-// so later visits load it without any network request; 'forget' deletes that cache too.
+// Models are kept on this device in the Cache API ("padlock-models", see models.js): under their
+// SHA-256 when one is given, else under their URL; the next load makes no network request.
 
-const PKG_URL = new URL('../pkg/padlock.js', import.meta.url).href;
+// Static imports, so that bundlers (Vite, webpack 5, esbuild) follow them and copy the wasm
+// file that padlock.js finds with `new URL('padlock_bg.wasm', import.meta.url)`.
+import init, { Runtime, Memory } from './padlock.js';
+import { MODEL_CACHE, modelKey } from './models.js';
 
-let wasm = null; // the imported pkg module, after init()
 let runtime = null; // the loaded Runtime
 let busy = null; // name of the running operation, if any
 let memory = null; // the opened Memory, on first use
 let memoryOpening = null; // the Memory.open in flight, so concurrent calls share one connection
 const MEMORY_NAME = 'padlock-memory';
-const MODEL_CACHE = 'padlock-models';
 const MEMORY_OPS = new Set(['list', 'add', 'remember', 'update', 'remove', 'profile', 'setProfile', 'events',
   'feedback', 'rebuild', 'active', 'export', 'import', 'putValueHead', 'valueHeads', 'removeValueHead']);
 
@@ -58,17 +58,12 @@ function serializeError(err) {
   return { code: 'INTERNAL', message: String(err), name: 'Error' };
 }
 
+let initialized = null;
+
+/** The wasm module, instantiated once. */
 async function ensureWasm() {
-  if (wasm) return wasm;
-  let mod;
-  try {
-    mod = await import(PKG_URL);
-  } catch (e) {
-    throw new CodedError('PKG_MISSING', `cannot load ${PKG_URL} (build it with 'make pkg'): ${e.message || e}`);
-  }
-  await mod.default();
-  wasm = mod;
-  return wasm;
+  initialized ??= init().then(() => ({ Runtime, Memory }));
+  return initialized;
 }
 
 /** Streams `url` into one Uint8Array, reporting { phase: 'download', loaded, total, fraction }. */
@@ -117,21 +112,57 @@ async function download(url, progress) {
   return out;
 }
 
-/** The model from this device's cache, else downloaded (and then cached). */
-async function cachedDownload(url, progress) {
+/** The lowercase hex SHA-256 of `bytes`. */
+async function sha256Hex(bytes) {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Rejects with MODEL_INTEGRITY unless `bytes` hash to `sha256` (when one is given). */
+async function verify(bytes, sha256, progress) {
+  if (!sha256) return;
+  progress({ phase: 'verify', loaded: 0, total: bytes.length, fraction: 0 });
+  const actual = await sha256Hex(bytes);
+  progress({ phase: 'verify', loaded: bytes.length, total: bytes.length, fraction: 1 });
+  if (actual !== sha256.toLowerCase()) {
+    throw new CodedError('MODEL_INTEGRITY', `the model's SHA-256 is ${actual}, not the ${sha256} asked for; nothing was kept`);
+  }
+}
+
+function isQuotaError(e) {
+  return e && (e.name === 'QuotaExceededError' || e.code === 22 || /quota/i.test(String(e.message)));
+}
+
+/**
+ * The model from this device's cache, else downloaded, checked and then kept. A cached copy
+ * is checked too (a damaged one is dropped and fetched again). A full quota rejects with
+ * QUOTA_EXCEEDED and keeps what was already stored.
+ */
+async function cachedDownload(url, sha256, progress) {
+  const key = modelKey({ url, sha256 });
   const cache = self.caches ? await self.caches.open(MODEL_CACHE).catch(() => null) : null;
-  const hit = cache ? await cache.match(url).catch(() => null) : null;
+  const hit = cache ? await cache.match(key).catch(() => null) : null;
   if (hit) {
     const bytes = new Uint8Array(await hit.arrayBuffer());
     progress({ phase: 'cache', loaded: bytes.length, total: bytes.length, fraction: 1 });
-    return { bytes, cached: true };
+    try {
+      await verify(bytes, sha256, progress);
+      return { bytes, cached: true };
+    } catch (e) {
+      await cache.delete(key).catch(() => {});
+    }
   }
   const bytes = await download(url, progress);
+  await verify(bytes, sha256, progress);
   if (cache) {
+    const headers = { 'Content-Type': 'application/octet-stream', 'X-Padlock-Url': url, 'X-Padlock-Sha256': sha256 || '' };
     try {
-      await cache.put(url, new Response(bytes, { headers: { 'Content-Type': 'application/octet-stream' } }));
+      await cache.put(key, new Response(bytes, { headers }));
     } catch (e) {
-      console.warn(`padlock: the model was not cached (${e.message || e})`);
+      if (isQuotaError(e)) {
+        throw new CodedError('QUOTA_EXCEEDED', `the model (${bytes.length} bytes) does not fit in this site's storage quota; the models kept before are still there`);
+      }
+      console.warn(`padlock: the model was not kept on this device (${e.message || e})`);
     }
   }
   return { bytes, cached: false };
@@ -175,8 +206,14 @@ async function handle(msg, reply) {
       try {
         const progress = (p) => reply({ type: 'progress', ...p });
         const { Runtime } = await ensureWasm();
-        const { bytes, cached } = msg.bytes ? { bytes: new Uint8Array(msg.bytes), cached: false }
-          : await cachedDownload(msg.url, progress);
+        let bytes;
+        let cached = false;
+        if (msg.bytes) {
+          bytes = new Uint8Array(msg.bytes);
+          await verify(bytes, msg.sha256, progress);
+        } else {
+          ({ bytes, cached } = await cachedDownload(msg.url, msg.sha256, progress));
+        }
         if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
         progress({ phase: 'load', fraction: 0, loaded: 0, total: bytes.length });
         const t0 = performance.now();
@@ -204,6 +241,23 @@ async function handle(msg, reply) {
           ? await (await openMemory()).generate(runtime, String(msg.prompt), msg.options || {}, onToken)
           : await runtime.generate(String(msg.prompt), msg.options || {}, onToken);
         return { ...normalizeResult(r), wallMs: performance.now() - t0 };
+      } finally {
+        busy = null;
+      }
+    }
+    case 'chat': {
+      if (!runtime) throw new CodedError('NOT_LOADED', 'no model is loaded');
+      if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
+      busy = 'generate';
+      try {
+        const request = msg.request;
+        const onToken = (piece, tokenId, explanation) =>
+          reply({ type: 'token', piece, tokenId, explanation: explanation ? toPlain(explanation) : undefined });
+        const memoryChat = request && typeof request === 'object' && request.personalization?.memory === true;
+        const r = memoryChat
+          ? await (await openMemory()).chat(runtime, request, onToken)
+          : await runtime.chat(request, onToken);
+        return toPlain(r);
       } finally {
         busy = null;
       }

@@ -59,7 +59,9 @@ const DEMO_CSP = [
   "frame-ancestors 'none'",
 ].join('; ');
 
+// The demo's pages and the package's worker (whose own response sets the worker's policy).
 function wantsCsp(pathname) {
+  if (pathname === '/pkg/worker.js') return true;
   return pathname.startsWith('/www/') && !path.posix.basename(pathname).startsWith('bench');
 }
 

@@ -1,6 +1,6 @@
 // The padlock demo page: loads the model in a worker, streams answers, shows tokens/s.
 // Everything stays in this tab; the only requests are for the page itself, the wasm and the model.
-import { PadlockClient } from './client.js';
+import { Engine } from '../pkg/index.js';
 import { setupMemoryPanel } from './memory-panel.js';
 
 const DEFAULT_MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
@@ -57,7 +57,7 @@ const EXPLAIN = {
   VALUE_HEAD: 'That value head file cannot be used with this model.',
 };
 
-const client = new PadlockClient();
+const client = new Engine();
 const app = {
   client,
   state: 'idle',

@@ -8,7 +8,7 @@
 //   prefill excluded), with ignore_eos so it always decodes `tokens` tokens.
 // - both: a JS-clock figure, (tokens - 1) / (time of last token - time of first token) as streamed
 //   to the page, which includes the worker round trip.
-import { PadlockClient } from './client.js';
+import { Engine } from '../pkg/index.js';
 
 const WLLAMA_ESM = '/node_modules/@wllama/wllama/esm/index.js';
 const WLLAMA_WASM = '/node_modules/@wllama/wllama/esm/wasm/wllama.wasm';
@@ -102,7 +102,7 @@ async function benchWllama(buf) {
 
 async function benchPadlock(buf, backend) {
   status(`padlock (${backend}): loading…`);
-  const client = new PadlockClient();
+  const client = new Engine();
   try {
     const t0 = performance.now();
     const { info } = await client.load(buf.slice(0), () => {}, { backend });

@@ -37,7 +37,7 @@ pub enum Source {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
-#[serde(rename = "StoredPreference")]
+#[cfg_attr(target_arch = "wasm32", tsify(rename = "StoredPreference"))]
 pub struct Preference {
     pub id: String,
     pub text: String,

@@ -5,7 +5,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
-use super::{generate_exclusive, js_error, to_js, GenerateResult, Runtime};
+use super::{from_js, generate_exclusive, js_error, to_js, GenerateResult, Runtime};
 use crate::align::sampler::SamplingParams;
 use crate::align::Method;
 use crate::chat::ChatRequest;
@@ -113,8 +113,8 @@ impl ChatCompletion {
 
 /// A chat request from JavaScript; unknown fields and bad values reject with INVALID_ARGUMENT.
 pub(crate) fn chat_request(request: JsValue) -> Result<ChatRequest, JsValue> {
-    serde_wasm_bindgen::from_value(request)
-        .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("chat request: {e}"))))
+    from_js::<Option<ChatRequest>>(request, "chat request")?
+        .ok_or_else(|| js_error(Error::new(ErrorCode::InvalidArgument, "chat request: an object is required")))
 }
 
 #[wasm_bindgen]

@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::chat::{chat_request, ChatCompletion};
-use super::{generate_exclusive, js_error, to_js, GenerateResult, Runtime};
+use super::{from_js, generate_exclusive, js_error, to_js, GenerateResult, Runtime};
 use crate::align::PersonalizationOverrides;
 use crate::error::{Error, ErrorCode};
 use crate::generate::one_turn;
@@ -81,14 +81,6 @@ struct MemoryGenerateResult {
     /// The ids of the preferences whose PersRM contexts scored the answer, in order.
     preferences: Vec<String>,
     method: crate::align::Method,
-}
-
-fn from_js<T: for<'de> Deserialize<'de> + Default>(value: JsValue, what: &str) -> Result<T, JsValue> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(T::default());
-    }
-    serde_wasm_bindgen::from_value(value)
-        .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("{what}: {e}"))))
 }
 
 /// A JSON object from JS, for merging partial settings.
@@ -227,7 +219,8 @@ impl Memory {
     /// responses }` (`responses` as `generate` gave them; for a choice the chosen one first).
     /// Resolves to `{ event, changes: [{ id, before, after }] }`.
     pub fn feedback(&self, input: JsValue) -> js_sys::Promise {
-        let parsed = serde_wasm_bindgen::from_value::<FeedbackInput>(input).map_err(|e| invalid("feedback", e));
+        let parsed = from_js::<Option<FeedbackInput>>(input, "feedback")
+            .and_then(|f| f.ok_or_else(|| invalid("feedback", "an object is required")));
         self.run(move |m| async move { m.feedback(parsed?).await.map_err(js_error) })
     }
 

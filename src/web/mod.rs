@@ -157,12 +157,7 @@ impl Runtime {
         on_progress: Option<js_sys::Function>,
         options: JsValue,
     ) -> Result<Runtime, JsValue> {
-        let options: LoadOptions = if options.is_undefined() || options.is_null() {
-            LoadOptions::default()
-        } else {
-            serde_wasm_bindgen::from_value(options)
-                .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("load options: {e}"))))?
-        };
+        let options: LoadOptions = from_js(options, "load options")?;
         let mut progress = |f: f32| {
             if let Some(cb) = &on_progress {
                 let _ = cb.call1(&JsValue::NULL, &JsValue::from_f64(f as f64));
@@ -287,11 +282,32 @@ impl Runtime {
 }
 
 pub(crate) fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
-    if options.is_undefined() || options.is_null() {
-        return Ok(GenerateOptions::default());
+    from_js(options, "options")
+}
+
+/// A value from JavaScript (`T::default()` for undefined or null; a key set to undefined or
+/// null counts as not given); a bad one rejects with INVALID_ARGUMENT naming `what`. It goes
+/// through JSON's data model: serde-wasm-bindgen looks up only the fields a struct names, so
+/// `deny_unknown_fields` would never see a misspelt key.
+pub(crate) fn from_js<T: serde::de::DeserializeOwned + Default>(value: JsValue, what: &str) -> Result<T, JsValue> {
+    if value.is_undefined() || value.is_null() {
+        return Ok(T::default());
     }
-    serde_wasm_bindgen::from_value(options)
-        .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("options: {e}"))))
+    let invalid = |e: &dyn std::fmt::Display| js_error(Error::new(ErrorCode::InvalidArgument, format!("{what}: {e}")));
+    let mut json: serde_json::Value = serde_wasm_bindgen::from_value(value).map_err(|e| invalid(&e))?;
+    drop_null_keys(&mut json);
+    serde_json::from_value(json).map_err(|e| invalid(&e))
+}
+
+fn drop_null_keys(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(drop_null_keys);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_null_keys),
+        _ => {}
+    }
 }
 
 /// One generation at a time per runtime (`BUSY` otherwise) answering the last user message

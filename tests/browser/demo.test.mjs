@@ -122,7 +122,7 @@ test('PAD in the demo: two preferences, a per-token explanation, and unsafe pref
 test('after the model has loaded, generating sends no request anywhere', { timeout: GEN_TIMEOUT_MS + 30_000 }, async () => {
   const { page, serverRequests, server } = env;
   // The page and its worker are served with a CSP that allows this origin only.
-  for (const f of ['/www/', '/www/worker.js']) {
+  for (const f of ['/www/', '/pkg/worker.js']) {
     const csp = (await fetch(server.url + f)).headers.get('content-security-policy') || '';
     assert.match(csp, /connect-src 'self'/, `${f}: CSP ${csp}`);
     assert.match(csp, /default-src 'self'/, `${f}: CSP ${csp}`);

@@ -1,0 +1,169 @@
+// The types of padlock-llm's public API. The request, result and record types are generated
+// from their Rust definitions (tsify, into padlock.d.ts); what is declared here is what only
+// the JavaScript side has: the engine, its options, progress, chunks and errors.
+import type {
+  ChatCompletion,
+  ChatMessage,
+  ChatRequest,
+  Explanation,
+  FeedbackEvent,
+  FeedbackInput,
+  FeedbackOutcome,
+  Info,
+  PreferenceChange,
+  Profile,
+  Source,
+  StoredPreference,
+  WeightChange,
+} from './padlock.js';
+
+export type {
+  ChatChoice,
+  ChatCompletion,
+  ChatMessage,
+  ChatPersonalization,
+  ChatRequest,
+  ChatUsage,
+  Explanation,
+  FeedbackEvent,
+  FeedbackInput,
+  FeedbackKind,
+  FeedbackOutcome,
+  Info,
+  Method,
+  PersonalizationReport,
+  Preference,
+  PreferenceChange,
+  Profile,
+  Response,
+  Reward,
+  SamplingParams,
+  Source,
+  StopReason,
+  StoredPreference,
+  WeightChange,
+} from './padlock.js';
+
+/** The stable error codes a PadlockError carries (the Rust side's and the package's own). */
+export type ErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'PROMPT_TOO_LONG'
+  | 'UNSAFE_PREFERENCE'
+  | 'GPU_UNAVAILABLE'
+  | 'BUSY'
+  | 'MODEL_FETCH_FAILED'
+  | 'MODEL_INTEGRITY'
+  | 'QUOTA_EXCEEDED'
+  | 'NOT_LOADED'
+  | 'WORKER_CRASHED'
+  | 'TERMINATED'
+  | (string & {});
+
+export class PadlockError extends Error {
+  readonly code: ErrorCode;
+  readonly name: 'PadlockError';
+}
+
+/** Where loading stands: downloading, reading the device's copy, checking the SHA-256, preparing the weights. */
+export interface Progress {
+  phase: 'download' | 'cache' | 'verify' | 'load';
+  /** 0..1 */
+  fraction: number;
+  loaded?: number;
+  total?: number;
+}
+
+export type ModelSource = string | URL | ArrayBuffer | ArrayBufferView | Blob;
+
+export interface EngineOptions {
+  /** A URL (downloaded once, then kept on the device), or the file's bytes. */
+  model: ModelSource;
+  /** The file's SHA-256 (hex): checked before use (MODEL_INTEGRITY otherwise) and the key it is kept under. */
+  sha256?: string;
+  /** 'auto' (default): WebGPU when the browser has an adapter, else the CPU. */
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  onProgress?: (progress: Progress) => void;
+  /** Ask the browser not to evict the kept model (navigator.storage.persist()); default true. */
+  persist?: boolean;
+}
+
+/** A chat request as `create` takes it: the Rust `ChatRequest` plus an AbortSignal. */
+export type CreateRequest = ChatRequest & { signal?: AbortSignal };
+
+/** One streamed piece of the answer, in OpenAI's chunk shape. */
+export interface ChatCompletionChunk {
+  id: string;
+  object: 'chat.completion.chunk';
+  created: number;
+  model: string;
+  choices: Array<{
+    index: number;
+    delta: { role?: 'assistant'; content?: string };
+    finish_reason: 'stop' | 'length' | null;
+    /** PAD's decision for this token, with `personalization.explain`. */
+    explanation?: Explanation;
+  }>;
+  /** On the last chunk. */
+  usage?: ChatCompletion['usage'];
+  /** On the last chunk. */
+  personalization?: ChatCompletion['personalization'];
+}
+
+export interface ChatCompletions {
+  create(request: CreateRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+  create(request: CreateRequest & { stream?: false }): Promise<ChatCompletion>;
+}
+
+/** The person's preference memory (IndexedDB, encrypted), running in the engine's worker. */
+export interface MemoryApi {
+  list(): Promise<Array<StoredPreference & { effectiveWeight: number }>>;
+  add(text: string, options?: { weight?: number; source?: Source }): Promise<StoredPreference>;
+  remember(text: string): Promise<StoredPreference>;
+  update(id: string, change: PreferenceChange): Promise<StoredPreference>;
+  remove(id: string): Promise<boolean>;
+  profile(): Promise<Profile>;
+  setProfile(change: Partial<Profile>): Promise<Profile>;
+  active(): Promise<Array<StoredPreference & { effectiveWeight: number }>>;
+  events(): Promise<FeedbackEvent[]>;
+  feedback(input: FeedbackInput): Promise<FeedbackOutcome>;
+  rebuild(): Promise<WeightChange[]>;
+  export(options?: { passphrase?: string; skipUnreadable?: boolean }): Promise<string>;
+  import(file: string, options?: { passphrase?: string }): Promise<unknown>;
+}
+
+export interface KeptModel {
+  key: string;
+  url: string;
+  sha256: string | null;
+  bytes: number;
+}
+
+export class Engine {
+  readonly chat: { completions: ChatCompletions };
+  readonly memory: MemoryApi;
+  /** Called when another tab forgot the memory. */
+  onMemoryClosed: (() => void) | null;
+  load(
+    source: ModelSource,
+    onProgress?: (progress: Progress) => void,
+    options?: { backend?: EngineOptions['backend']; sha256?: string },
+  ): Promise<{ info: Info; bytes: number; loadMs: number; cached: boolean }>;
+  info(): Promise<Info>;
+  /** Stops the running answer at its next token. */
+  cancel(): Promise<{ cancelled: boolean }>;
+  unload(): Promise<{ unloaded: true }>;
+  /** Deletes the preference memory (other tabs close theirs first) and the kept models. */
+  forget(): Promise<{ forgotten: true; modelCacheDeleted: boolean }>;
+  /** Ends the worker; every pending call rejects with TERMINATED. */
+  terminate(): void;
+}
+
+/** Starts the engine's worker and loads the model. */
+export function createEngine(options: EngineOptions): Promise<Engine>;
+
+/** The models kept on this device. */
+export function listModels(): Promise<KeptModel[]>;
+
+/** Deletes a kept model, named by its key, SHA-256 or URL; resolves to whether there was one. */
+export function deleteModel(which: string): Promise<boolean>;
+

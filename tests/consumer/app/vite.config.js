@@ -1,0 +1,2 @@
+// Exactly the setting the package's README gives for Vite (it matters to the dev server only).
+export default { optimizeDeps: { exclude: ['padlock-llm'] } };
