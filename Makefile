@@ -7,6 +7,7 @@
 #   make package pkg/ as the npm package padlock-llm, packed into dist/
 #   make bench   native `padlock bench` + padlock vs @wllama/wllama in one headless Chromium,
 #                PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium,
+#                time to first token over a chat's turns with the caches kept and not,
 #                and the WebGPU backend against the CPU backend (natively and in Chromium)
 #   make heads   the value heads in heads/ (scripts/train-heads.sh; long, CPU-heavy)
 #   make eval    the evaluation in EVAL.md (scripts/eval.sh; hours on 2 cores, resumable)
@@ -36,7 +37,7 @@ NATIVE_PROFILE ?= release
 NATIVE_DIR := target/$(NATIVE_PROFILE)
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup lint native native-test wasm-test pkg package consumer serve demo e2e test bench bench-native bench-browser bench-pad bench-gpu heads eval clean-pkg help
+.PHONY: all setup lint native native-test wasm-test pkg package consumer serve demo e2e test bench bench-native bench-browser bench-pad bench-chat bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -139,6 +140,15 @@ bench-pad:
 	@test -f pkg/padlock.js || { echo "pkg/padlock.js is missing: run 'make pkg'" >&2; exit 1; }
 	node scripts/bench-pad-browser.mjs
 
+# Time to first token over a five-turn chat, caches kept between turns and not, plain and with
+# one preference: natively and in Chromium (the package's engine, CPU backend).
+bench-chat:
+	@test -f pkg/index.js || { echo "pkg/index.js is missing: run 'make pkg'" >&2; exit 1; }
+	cargo build --release -p padlock-cli
+	target/release/padlock bench-chat --model $(MODEL) --turns 5 --preferences 0,1
+	RAYON_NUM_THREADS=1 target/release/padlock bench-chat --model $(MODEL) --turns 5 --preferences 0,1
+	node scripts/bench-chat-browser.mjs --turns 5 --preferences 0,1
+
 # The WebGPU backend against the CPU backend in the same run, for B = 1 and B = 4 sequences per
 # step: natively (wgpu on whatever adapter there is; lavapipe on the project's machines) and in
 # Chromium (SwiftShader). Software adapters are slow, hence the short runs; on a real GPU use
@@ -158,6 +168,7 @@ bench: setup
 	$(MAKE) bench-native
 	$(MAKE) bench-browser
 	$(MAKE) bench-pad
+	$(MAKE) bench-chat
 	$(MAKE) bench-gpu
 
 heads: setup native

@@ -149,6 +149,8 @@ export class Engine {
     options?: { backend?: EngineOptions['backend']; sha256?: string },
   ): Promise<{ info: Info; bytes: number; loadMs: number; cached: boolean }>;
   info(): Promise<Info>;
+  /** Frees the caches the last chat turn kept (the next turn prefills its whole prompt). */
+  releaseCaches(): Promise<{ released: number }>;
   /** Stops the running answer at its next token. */
   cancel(): Promise<{ cancelled: boolean }>;
   unload(): Promise<{ unloaded: true }>;

@@ -241,6 +241,11 @@ export class Engine {
     return this.#call('logits', { ids: Array.from(ids) });
   }
 
+  /** Frees the caches the last chat turn kept (the next turn prefills its whole prompt). */
+  releaseCaches() {
+    return this.#call('releaseCaches');
+  }
+
   /** Stops a running generate at the next token. */
   cancel() {
     return this.#call('cancel');

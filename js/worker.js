@@ -13,6 +13,7 @@
 //                                        explanation }, then the chat completion
 //   { type: 'generate', prompt, options, useMemory } the one-prompt API (Runtime.generate / Memory.generate)
 //   { type: 'info' } { type: 'cancel' } { type: 'unload' } { type: 'ping' }
+//   { type: 'releaseCaches' }            frees the caches the last chat turn kept
 //   { type: 'loadHead', name, url | bytes } rt.loadHead(name, bytes): a value head for preferences to name
 //   { type: 'logits', ids }              Float32Array of logits after feeding ids (fresh context)
 //   { type: 'memory', op, args }         memory[op](...args) on the preference memory (IndexedDB,
@@ -286,6 +287,10 @@ async function handle(msg, reply) {
       }
       return toPlain(runtime.loadHead(String(msg.name), bytes));
     }
+    case 'releaseCaches':
+      if (!runtime) throw new CodedError('NOT_LOADED', 'no model is loaded');
+      if (busy) throw new CodedError('BUSY', `the runtime is busy (${busy})`);
+      return { released: runtime.releaseCaches() };
     case 'cancel':
       if (runtime) runtime.cancel();
       return { cancelled: busy === 'generate' };

@@ -3,6 +3,7 @@
 //!       [--method base|prompt|pad|best-of-n --prefer TEXT ... --weight W ... --head PATH --beta B --top-k K]
 //!       [--explain] [--json] [--backend cpu|gpu|auto]
 //!   padlock bench --model PATH [--preferences 0,1,4] [--backend cpu|gpu|auto] [--batch B]
+//!   padlock bench-chat --model PATH [--turns 5] [--preferences 0,1]   (time to first token per turn)
 //!   padlock generate --model PATH --prompt TEXT --store DIR [--answers 2]   (preferences from memory)
 //!   padlock memory --store DIR ...; padlock feedback --store DIR ...   (commands/memory.rs, commands/feedback.rs)
 //!   padlock make-pairs | train-head | eval   (value heads and the evaluation: research/)
@@ -25,6 +26,8 @@ enum Command {
     Generate(commands::generate::GenerateArgs),
     /// Measure prefill and decode speed.
     Bench(commands::bench::BenchArgs),
+    /// Measure the time to first token over the turns of a chat, caches kept and not.
+    BenchChat(commands::bench_chat::BenchChatArgs),
     /// The preference memory in a directory: list, add, update, remove, export, import, forget.
     Memory(commands::memory::MemoryArgs),
     /// Feedback on the last answers of `generate --store DIR`: up, down, choose, remember.
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
     let run = || match cli.command {
         Command::Generate(a) => commands::generate::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::BenchChat(a) => commands::bench_chat::run(a),
         Command::Memory(a) => commands::memory::run(a),
         Command::Feedback(a) => commands::feedback::run(a),
         Command::MakePairs(a) => research::make_pairs::run(a),

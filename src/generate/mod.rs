@@ -116,6 +116,12 @@ impl<B: Backend> Engine<B> {
             .collect()
     }
 
+    /// Drops the contexts the last kept generation left (the next chat turn starts fresh);
+    /// returns how many there were.
+    pub fn release_kept(&self) -> usize {
+        std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner())).len()
+    }
+
     /// One sequence per prompt, with `heads[i]` on the i-th. With `reuse`, each takes the
     /// kept context sharing the longest start with its prompt, cut back to that start (and
     /// at least one token short of the prompt, which prefill must end on); the kept contexts

@@ -140,4 +140,11 @@ impl Runtime {
             to_js(&ChatCompletion::new(result, method, None))
         })
     }
+
+    /// Frees the caches the last chat turn kept (the next turn starts fresh); returns how
+    /// many contexts there were.
+    #[wasm_bindgen(js_name = releaseCaches)]
+    pub fn release_caches(&self) -> usize {
+        self.inner.release_kept()
+    }
 }

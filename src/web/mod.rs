@@ -90,6 +90,13 @@ pub(crate) struct Inner {
     busy: Cell<bool>,
 }
 
+impl Inner {
+    /// Drops the caches the last chat turn kept; how many contexts there were.
+    fn release_kept(&self) -> usize {
+        with_engine!(&self.engine, e => e.release_kept())
+    }
+}
+
 /// `Runtime.load`'s options: `{ backend: 'auto' | 'webgpu' | 'cpu' }`.
 #[derive(serde::Deserialize, Default)]
 #[serde(default, rename_all = "camelCase", deny_unknown_fields)]
