@@ -19,7 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 
 use super::chat::{chat_request, ChatCompletion};
-use super::{from_js, generate_exclusive, js_error, to_js, GenerateResult, Runtime};
+use super::{check_generate_keys, from_js, generate_exclusive, js_error, to_js, GenerateResult, Runtime};
 use crate::align::PersonalizationOverrides;
 use crate::error::{Error, ErrorCode};
 use crate::generate::one_turn;
@@ -257,7 +257,9 @@ impl Memory {
                 Ok(serde_json::Value::Object(map)) => map,
                 _ => Default::default(),
             };
-            merged.extend(parsed?);
+            let parsed = parsed?;
+            check_generate_keys(&parsed)?;
+            merged.extend(parsed);
             let options: crate::generate::GenerateOptions =
                 serde_json::from_value(serde_json::Value::Object(merged.clone())).map_err(|e| invalid("options", e))?;
             // The method, β, k and baseWithGuideline the caller gave win over the profile's.

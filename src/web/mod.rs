@@ -289,7 +289,28 @@ impl Runtime {
 }
 
 pub(crate) fn generate_options(options: JsValue) -> Result<GenerateOptions, JsValue> {
-    from_js(options, "options")
+    let options: serde_json::Map<String, serde_json::Value> = from_js(options, "options")?;
+    check_generate_keys(&options)?;
+    serde_json::from_value(serde_json::Value::Object(options))
+        .map_err(|e| js_error(Error::new(ErrorCode::InvalidArgument, format!("options: {e}"))))
+}
+
+/// Refuses a key `GenerateOptions` does not have. It flattens its parts, which serde cannot
+/// combine with `deny_unknown_fields`: the keys it knows are those it writes.
+pub(crate) fn check_generate_keys(options: &serde_json::Map<String, serde_json::Value>) -> Result<(), JsValue> {
+    let Ok(serde_json::Value::Object(known)) = serde_json::to_value(GenerateOptions::default()) else {
+        return Ok(());
+    };
+    match options.keys().find(|k| !known.contains_key(*k)) {
+        None => Ok(()),
+        Some(key) => {
+            let known: Vec<&str> = known.keys().map(String::as_str).collect();
+            Err(js_error(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("options: unknown field `{key}`, expected one of {}", known.join(", ")),
+            )))
+        }
+    }
 }
 
 /// A value from JavaScript (`T::default()` for undefined or null; a key set to undefined or

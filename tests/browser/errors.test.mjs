@@ -124,6 +124,26 @@ test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works 
       assert.equal(r.code, 'PROMPT_TOO_LONG', JSON.stringify(r));
     });
 
+    await t.test('a misspelt option rejects with INVALID_ARGUMENT naming it, memory-steered too', async () => {
+      const r = await env.page.evaluate(async () => {
+        const codes = [];
+        for (const call of [() => window.padlock.generate('Hi', { max_tokens: 8 }),
+          () => window.padlock.generateWithMemory('Hi', { maxTokens: 8, betta: 2 })]) {
+          try {
+            await call();
+            codes.push({ ok: true });
+          } catch (e) {
+            codes.push({ code: e.code, message: e.message });
+          }
+        }
+        return codes;
+      });
+      assert.equal(r[0].code, 'INVALID_ARGUMENT', JSON.stringify(r));
+      assert.match(r[0].message, /max_tokens/);
+      assert.equal(r[1].code, 'INVALID_ARGUMENT', JSON.stringify(r));
+      assert.match(r[1].message, /betta/);
+    });
+
     await t.test('cancel stops a running generate with stopReason "cancelled"', async () => {
       const r = await env.page.evaluate(async () => {
         let n = 0;

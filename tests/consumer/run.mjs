@@ -4,7 +4,7 @@
 // as max_tokens fails), builds with `vite build`, and the build, served with COOP/COEP, loads
 // the default model in headless Chromium and chats: two turns plain and streamed, a
 // personalized turn, an abort then a request that succeeds, a wrong SHA-256, and a reload that
-// takes the model from the device without a network request.
+// takes the model from the device without a network request; then the kept model is deleted.
 //
 //   node tests/consumer/run.mjs        (after `make package`; `make consumer` runs it)
 import assert from 'node:assert/strict';
@@ -109,6 +109,8 @@ try {
   assert.deepEqual(again.phases, ['cache', 'load']);
   const modelRequests = requests.slice(afterReload).filter((r) => r.url.includes('/models/'));
   assert.deepEqual(modelRequests, [], 'no network request for the model after the reload');
+  const deleted = await call('deleteModels');
+  assert.deepEqual(deleted, { deleted: [true], left: 0 }, 'kept models can be deleted');
   step('all consumer checks passed');
 } finally {
   await browser.close().catch(() => {});

@@ -1,7 +1,7 @@
 // A page as a developer would write it with padlock-llm: load with progress, a two-turn chat
 // (plain and streamed), a personalized turn, an abort, a wrong SHA-256. The test driver
 // (tests/consumer/run.mjs) calls window.consumer.* and reads what they return.
-import { createEngine, PadlockError, listModels, type ChatMessage, type Engine, type Progress } from 'padlock-llm';
+import { createEngine, PadlockError, deleteModel, listModels, type ChatMessage, type Engine, type Progress } from 'padlock-llm';
 
 const MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
 const greedy = { temperature: 0, max_tokens: 24 } as const;
@@ -105,10 +105,16 @@ async function unknownKey() {
   }
 }
 
+async function deleteModels() {
+  const deleted: boolean[] = [];
+  for (const m of await listModels()) deleted.push(await deleteModel(m.key));
+  return { deleted, left: (await listModels()).length };
+}
+
 declare global {
   interface Window {
     consumer: Record<string, () => Promise<unknown>>;
   }
 }
-window.consumer = { load, chat, personalized, abort, wrongSha256, unknownKey, models: listModels };
+window.consumer = { load, chat, personalized, abort, wrongSha256, unknownKey, models: listModels, deleteModels };
 document.getElementById('log')!.textContent = 'ready';
