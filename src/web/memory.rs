@@ -96,6 +96,11 @@ fn invalid(what: &str, e: impl std::fmt::Display) -> JsValue {
     js_error(Error::new(ErrorCode::InvalidArgument, format!("{what}: {e}")))
 }
 
+/// The answer as feedback will see it, with the rewards of the preferences that steered it.
+fn response_of(plan: &memory::Personalized, result: &GenerateResult) -> Response {
+    plan.response(result.text.clone(), result.generated_ids.len(), &result.sequence_rewards, &result.stop_rewards)
+}
+
 impl Memory {
     /// Runs `op` on the memory as a Promise resolving to its JSON-compatible result.
     fn run<F, Fut, T>(&self, op: F) -> js_sys::Promise
@@ -270,12 +275,7 @@ impl Memory {
             let result =
                 generate_exclusive(&runtime, &messages, false, &plan.options, Some(&plan.plan), on_token.as_ref())
                     .await?;
-            let response = plan.response(
-                result.text.clone(),
-                result.generated_ids.len(),
-                &result.sequence_rewards,
-                &result.stop_rewards,
-            );
+            let response = response_of(&plan, &result);
             Ok(MemoryGenerateResult {
                 result,
                 response,
@@ -308,12 +308,7 @@ impl Memory {
                 on_token.as_ref(),
             )
             .await?;
-            let response = plan.response(
-                result.text.clone(),
-                result.generated_ids.len(),
-                &result.sequence_rewards,
-                &result.stop_rewards,
-            );
+            let response = response_of(&plan, &result);
             let method = plan.options.personalization.method;
             Ok(ChatCompletion::new(result, method, Some((plan.preference_ids(), response))))
         })
