@@ -84,6 +84,8 @@ try {
   assert.equal(pers.method, 'pad');
   assert.deepEqual(pers.labels.length, 2, 'the preference and the harmlessness principle');
   assert.ok(pers.text.length > 0);
+  assert.equal(pers.streamedText, pers.text);
+  assert.equal(pers.explained, pers.tokens, 'every streamed token carries its explanation (β·w·r per context)');
 
   const aborted = await call('abort');
   assert.equal(aborted.error, 'AbortError');

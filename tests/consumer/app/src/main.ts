@@ -58,7 +58,28 @@ async function personalized() {
     ...greedy,
     personalization: { preferences: [{ text: 'Answer like a pirate.', weight: 1 }], beta: 2, method: 'pad' },
   });
-  return { text: r.choices[0].message.content, labels: r.personalization.labels, method: r.personalization.method };
+  // The same request streamed, with each token's explanation on its chunk.
+  let streamedText = '';
+  let explained = 0;
+  const stream = await engine.chat.completions.create({
+    messages: [{ role: 'user', content: 'Describe the sea.' }],
+    ...greedy,
+    stream: true,
+    personalization: { preferences: [{ text: 'Answer like a pirate.', weight: 1 }], beta: 2, method: 'pad', explain: true },
+  });
+  for await (const chunk of stream) {
+    streamedText += chunk.choices[0].delta.content ?? '';
+    const e = chunk.choices[0].explanation;
+    if (e && e.contributions.length === 2) explained += 1;
+  }
+  return {
+    text: r.choices[0].message.content,
+    labels: r.personalization.labels,
+    method: r.personalization.method,
+    tokens: r.usage.completion_tokens,
+    streamedText,
+    explained,
+  };
 }
 
 async function abort() {
