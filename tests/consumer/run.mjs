@@ -4,7 +4,8 @@
 // as max_tokens fails), builds with `vite build`, and the build, served with COOP/COEP, loads
 // the default model in headless Chromium and chats: two turns plain and streamed, a
 // personalized turn, an abort then a request that succeeds, a wrong SHA-256, and a reload that
-// takes the model from the device without a network request; then the kept model is deleted.
+// takes the model from the device without a network request; then the kept model is deleted, and
+// a site whose quota is smaller than the model is refused with QUOTA_EXCEEDED.
 //
 //   node tests/consumer/run.mjs        (after `make package`; `make consumer` runs it)
 import assert from 'node:assert/strict';
@@ -113,6 +114,18 @@ try {
   assert.deepEqual(modelRequests, [], 'no network request for the model after the reload');
   const deleted = await call('deleteModels');
   assert.deepEqual(deleted, { deleted: [true], left: 0 }, 'kept models can be deleted');
+
+  step('a site whose quota cannot hold the model');
+  const small = await browser.newContext();
+  const smallPage = await small.newPage();
+  const cdp = await small.newCDPSession(smallPage);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: server.url, quotaSize: 32 << 20 });
+  await smallPage.goto(`${server.url}/index.html`);
+  await smallPage.waitForFunction(() => !!window.consumer, null, { timeout: 60_000 });
+  const full = await smallPage.evaluate(() => window.consumer.loadCode());
+  assert.equal(full.code, 'QUOTA_EXCEEDED', JSON.stringify(full));
+  assert.deepEqual(await smallPage.evaluate(() => window.consumer.models()), [], 'nothing half-kept');
+  await small.close();
   step('all consumer checks passed');
 } finally {
   await browser.close().catch(() => {});

@@ -105,6 +105,15 @@ async function abort() {
   return { chunks, error, after: after.choices[0].message.content };
 }
 
+async function loadCode() {
+  try {
+    await load();
+    return { code: null, message: '' };
+  } catch (e) {
+    return { code: e instanceof PadlockError ? e.code : String(e), message: (e as Error).message };
+  }
+}
+
 async function wrongSha256() {
   try {
     const other = await createEngine({ model: MODEL, backend: 'cpu', sha256: '0'.repeat(64) });
@@ -137,5 +146,5 @@ declare global {
     consumer: Record<string, () => Promise<unknown>>;
   }
 }
-window.consumer = { load, chat, personalized, abort, wrongSha256, unknownKey, models: listModels, deleteModels };
+window.consumer = { load, chat, personalized, abort, wrongSha256, unknownKey, models: listModels, deleteModels, loadCode };
 document.getElementById('log')!.textContent = 'ready';
