@@ -44,6 +44,11 @@ pub struct ChatMessage {
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// The same vocabulary with control tokens not recognised: what a message's text is
+    /// encoded with, so that text cannot write a control token (`encode_chat`).
+    text_only: tokenizers::Tokenizer,
+    /// The tokens `inner` recognises in text (its added tokens) and their ids.
+    controls: Vec<(String, u32)>,
     vocab_size: usize,
     eos: u32,
     /// eos plus end-of-turn tokens, sorted.
@@ -207,8 +212,18 @@ impl Tokenizer {
             Some(src) => compile_template(src),
         };
 
+        let mut text_only = inner.clone();
+        text_only.set_encode_special_tokens(true);
+        let controls = inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| !t.content.is_empty())
+            .map(|(id, t)| (t.content, id))
+            .collect();
         let mut tokenizer = Tokenizer {
             inner,
+            text_only,
+            controls,
             vocab_size,
             eos,
             stop,
@@ -225,6 +240,65 @@ impl Tokenizer {
     /// Token ids for `text`. Special tokens written in the text are recognised; no BOS is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         let enc = self.inner.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
+        Ok(enc.get_ids().to_vec())
+    }
+
+    /// Token ids of a chat rendered with the file's template, where what the messages say is
+    /// text only: a control token written in a message (`<|im_end|>`, `<|im_start|>system`)
+    /// becomes the characters it is made of, so a message cannot end its turn or open one
+    /// for another role. The template is rendered with a marker for each message's content;
+    /// the control tokens are looked for in the template's own text only, and the text
+    /// between them (template and messages alike) is encoded as the whole rendered text
+    /// would be, so a chat without control tokens in its messages gets the same ids.
+    pub fn encode_chat(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Vec<u32>> {
+        const MARK: char = '\u{E000}';
+        let marked: Vec<ChatMessage> = messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ChatMessage { role: m.role.clone(), content: format!("{MARK}{i}{MARK}") })
+            .collect();
+        let rendered = self.apply_chat_template(&marked, add_generation_prompt)?;
+        let mut ids = Vec::new();
+        let mut text = String::new();
+        for (i, piece) in rendered.split(MARK).enumerate() {
+            if i % 2 == 1 {
+                let Some(m) = piece.parse::<usize>().ok().and_then(|n| messages.get(n)) else {
+                    crate::bail!(
+                        ChatTemplate,
+                        "the chat template changed a message's text in a way padlock cannot follow"
+                    );
+                };
+                text.push_str(&m.content.replace(MARK, "\u{FFFD}"));
+                continue;
+            }
+            let mut rest = piece;
+            while let Some((at, control, id)) = self.next_control(rest) {
+                text.push_str(&rest[..at]);
+                ids.extend(self.encode_text(&std::mem::take(&mut text))?);
+                ids.push(id);
+                rest = &rest[at + control.len()..];
+            }
+            text.push_str(rest);
+        }
+        ids.extend(self.encode_text(&text)?);
+        Ok(ids)
+    }
+
+    /// The first control token written in `text` (the longest where several start there):
+    /// its byte offset, its text and its id.
+    fn next_control<'c>(&'c self, text: &str) -> Option<(usize, &'c str, u32)> {
+        self.controls
+            .iter()
+            .filter_map(|(c, id)| text.find(c.as_str()).map(|at| (at, c.as_str(), *id)))
+            .min_by_key(|&(at, c, _)| (at, std::cmp::Reverse(c.len())))
+    }
+
+    /// Ids of `text` with no control token recognised in it.
+    fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
+        let enc = self.text_only.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
         Ok(enc.get_ids().to_vec())
     }
 

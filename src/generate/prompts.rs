@@ -50,8 +50,7 @@ impl<B: Backend> Engine<B> {
     /// The token ids of a conversation, rendered with the file's own chat template and the
     /// assistant's turn opened.
     pub fn conversation_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let text = self.tokenizer.apply_chat_template(messages, true)?;
-        self.tokenizer.encode(&text)
+        self.tokenizer.encode_chat(messages, true)
     }
 
     /// The token ids of a one-turn chat.
