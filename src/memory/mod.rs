@@ -117,21 +117,27 @@ impl<S: Store> Memory<S> {
     }
 
     /// Adds a preference (screened first: text that asks to switch safety off is refused).
+    /// Its `created` time is later than every stored one's, so that the list keeps the order
+    /// preferences were made in even when two come within one millisecond.
     pub async fn add(&self, text: &str, weight: Option<f64>, source: Source) -> Result<Preference> {
-        let now = now_millis();
-        let p = Preference {
-            id: new_id()?,
-            text: text.trim().to_string(),
-            weight: weight.unwrap_or(DEFAULT_WEIGHT),
-            learned: 0.0,
-            enabled: true,
-            source,
-            created: now,
-            updated: now,
-        };
-        p.validate()?;
-        self.store.write(&[Write::PutPreference(p.clone())], None).await?;
-        Ok(p)
+        let id = new_id()?;
+        self.modify(|loaded| {
+            let last = loaded.items.iter().filter(|p| !p.is_universal()).map(|p| p.created).max();
+            let now = now_millis().max(last.map_or(0, |t| t + 1));
+            let p = Preference {
+                id: id.clone(),
+                text: text.trim().to_string(),
+                weight: weight.unwrap_or(DEFAULT_WEIGHT),
+                learned: 0.0,
+                enabled: true,
+                source,
+                created: now,
+                updated: now,
+            };
+            p.validate()?;
+            Ok((vec![Write::PutPreference(p.clone())], p))
+        })
+        .await
     }
 
     /// Changes a preference's text, weight or enabled state.
