@@ -8,6 +8,7 @@
 //
 //   node scripts/serve.mjs            # prints "padlock demo: http://127.0.0.1:8080/www/"
 //   import { startServer } from './scripts/serve.mjs'; const s = await startServer({ port: 0 });
+import crypto from 'node:crypto';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,11 +45,18 @@ function securityHeaders() {
   };
 }
 
+// The demo page's one inline script: the import map that names the package (its hash lets it run).
+function importMapHash() {
+  const html = fs.readFileSync(path.join(ROOT, 'www/index.html'), 'utf8');
+  const m = html.match(/<script type="importmap">([\s\S]*?)<\/script>/);
+  return m ? ` 'sha256-${crypto.createHash('sha256').update(m[1]).digest('base64')}'` : '';
+}
+
 // The demo page and its worker may talk to this origin only (bench pages load wllama, which
 // starts its worker from a blob: URL, so they are left without it).
 const DEMO_CSP = [
   "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
+  `script-src 'self' 'wasm-unsafe-eval'${importMapHash()}`,
   "connect-src 'self'",
   "worker-src 'self'",
   "style-src 'self'",

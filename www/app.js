@@ -1,6 +1,6 @@
 // The padlock demo page: loads the model in a worker, streams answers, shows tokens/s.
 // Everything stays in this tab; the only requests are for the page itself, the wasm and the model.
-import { Engine } from '../pkg/index.js';
+import { Engine } from 'padlock-llm';
 import { setupMemoryPanel } from './memory-panel.js';
 
 const DEFAULT_MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';

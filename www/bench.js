@@ -8,7 +8,7 @@
 //   prefill excluded), with ignore_eos so it always decodes `tokens` tokens.
 // - both: a JS-clock figure, (tokens - 1) / (time of last token - time of first token) as streamed
 //   to the page, which includes the worker round trip.
-import { Engine } from '../pkg/index.js';
+import { Engine } from 'padlock-llm';
 
 const WLLAMA_ESM = '/node_modules/@wllama/wllama/esm/index.js';
 const WLLAMA_WASM = '/node_modules/@wllama/wllama/esm/wasm/wllama.wasm';
