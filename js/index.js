@@ -71,7 +71,8 @@ export class Engine {
     this.chat = { completions: { create: (request) => this.#create(request) } };
     // memory.list(), memory.add(text, options), ... : the worker's Memory, by name.
     this.memory = new Proxy({}, {
-      get: (_, op) => (typeof op === 'string' ? (...args) => this.#call('memory', { op, args }) : undefined),
+      // Not a thenable: `await engine.memory` must not call the worker.
+      get: (_, op) => (typeof op === 'string' && op !== 'then' ? (...args) => this.#call('memory', { op, args }) : undefined),
     });
   }
 
