@@ -114,21 +114,33 @@ export interface ChatCompletions {
   create(request: CreateRequest & { stream?: false }): Promise<ChatCompletion>;
 }
 
+/** A stored preference as the memory API returns it: the record and the weight PAD uses. */
+export type PreferenceView = StoredPreference & { effectiveWeight: number };
+
+/** A record the memory could not read (it stays until removed). */
+export interface Unreadable {
+  kind: 'preferences' | 'events' | 'valueHeads' | 'profile';
+  id: string;
+  error: { code: ErrorCode; message: string };
+}
+
 /** The person's preference memory (IndexedDB, encrypted), running in the engine's worker. */
 export interface MemoryApi {
-  list(): Promise<Array<StoredPreference & { effectiveWeight: number }>>;
-  add(text: string, options?: { weight?: number; source?: Source }): Promise<StoredPreference>;
-  remember(text: string): Promise<StoredPreference>;
-  update(id: string, change: PreferenceChange): Promise<StoredPreference>;
-  remove(id: string): Promise<boolean>;
+  list(): Promise<{ preferences: PreferenceView[]; unreadable: Unreadable[] }>;
+  add(text: string, options?: { weight?: number; source?: Source }): Promise<PreferenceView>;
+  remember(text: string): Promise<PreferenceView>;
+  update(id: string, change: PreferenceChange): Promise<PreferenceView>;
+  remove(id: string): Promise<null>;
   profile(): Promise<Profile>;
   setProfile(change: Partial<Profile>): Promise<Profile>;
-  active(): Promise<Array<StoredPreference & { effectiveWeight: number }>>;
-  events(): Promise<FeedbackEvent[]>;
+  /** The preferences that steer the next answer (the harmlessness principle first). */
+  active(): Promise<PreferenceView[]>;
+  events(): Promise<{ events: FeedbackEvent[]; unreadable: Unreadable[] }>;
   feedback(input: FeedbackInput): Promise<FeedbackOutcome>;
   rebuild(): Promise<WeightChange[]>;
+  /** The whole memory as an export file (sealed with the passphrase when given). */
   export(options?: { passphrase?: string; skipUnreadable?: boolean }): Promise<string>;
-  import(file: string, options?: { passphrase?: string }): Promise<unknown>;
+  import(file: string, options?: { passphrase?: string }): Promise<{ preferences: number; events: number; valueHeads: number }>;
 }
 
 export interface KeptModel {

@@ -3,7 +3,8 @@
 // temporary folder installs dist/padlock-llm-*.tgz, type-checks (a typed usage passes, a string
 // as max_tokens fails), builds with `vite build`, and the build, served with COOP/COEP, loads
 // the default model in headless Chromium and chats: two turns plain and streamed, a
-// personalized turn, an abort then a request that succeeds, a wrong SHA-256, and a reload that
+// personalized turn, one steered by the stored preferences (engine.memory), an abort then a
+// request that succeeds, a wrong SHA-256, and a reload that
 // takes the model from the device without a network request; then the kept model is deleted, and
 // a site whose quota is smaller than the model is refused with QUOTA_EXCEEDED.
 //
@@ -87,6 +88,12 @@ try {
   assert.ok(pers.text.length > 0);
   assert.equal(pers.streamedText, pers.text);
   assert.equal(pers.explained, pers.tokens, 'every streamed token carries its explanation (β·w·r per context)');
+
+  const mem = await call('memoryChat');
+  assert.ok(mem.stored.some(([text, w]) => text === 'Answer like a pirate.' && w === 1.5), JSON.stringify(mem.stored));
+  assert.equal(mem.method, 'pad');
+  assert.ok(mem.steeredBy.includes(mem.added), `the stored preference steered the answer: ${JSON.stringify(mem)}`);
+  assert.equal(mem.rewards, mem.labels.length, 'the response feedback takes has a reward per context');
 
   const aborted = await call('abort');
   assert.equal(aborted.error, 'AbortError');

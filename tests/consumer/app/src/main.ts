@@ -82,6 +82,26 @@ async function personalized() {
   };
 }
 
+async function memoryChat() {
+  if (!engine) throw new Error('not loaded');
+  const added = await engine.memory.add('Answer like a pirate.', { weight: 1.5 });
+  const { preferences } = await engine.memory.list();
+  const r = await engine.chat.completions.create({
+    messages: [{ role: 'user', content: 'Describe the sea.' }],
+    ...greedy,
+    personalization: { memory: true, beta: 3 },
+  });
+  await engine.memory.remove(added.id);
+  return {
+    stored: preferences.map((p) => [p.text, p.effectiveWeight]),
+    steeredBy: r.personalization.preferences ?? [],
+    added: added.id,
+    labels: r.personalization.labels,
+    method: r.personalization.method,
+    rewards: r.personalization.response?.rewards?.length ?? 0,
+  };
+}
+
 async function abort() {
   if (!engine) throw new Error('not loaded');
   const controller = new AbortController();
@@ -146,5 +166,5 @@ declare global {
     consumer: Record<string, () => Promise<unknown>>;
   }
 }
-window.consumer = { load, chat, personalized, abort, wrongSha256, unknownKey, models: listModels, deleteModels, loadCode };
+window.consumer = { load, chat, personalized, abort, wrongSha256, unknownKey, models: listModels, deleteModels, loadCode, memoryChat };
 document.getElementById('log')!.textContent = 'ready';
