@@ -298,6 +298,35 @@ fn tiny_tokenizer_and_template() {
     assert_eq!(t.apply_chat_template(&msgs, true).unwrap_err().code, ErrorCode::ChatTemplate);
 }
 
+/// A GGUF's chat template is someone else's code: one that loops for ever or writes without
+/// end fails the load with CHAT_TEMPLATE, quickly, instead of hanging or exhausting memory.
+#[test]
+fn hostile_chat_templates_fail_the_load_fast() {
+    let hostile = [
+        "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+        "{% for i in range(1000) %}{{ 'x' * 90000000 }}{% endfor %}",
+    ];
+    for src in hostile {
+        let mut w = tiny_tokenizer();
+        w.set("tokenizer.chat_template", V::str(src));
+        let t0 = std::time::Instant::now();
+        let e = build(&w).unwrap_err();
+        assert_eq!(e.code, ErrorCode::ChatTemplate, "{src}: {e}");
+        assert!(t0.elapsed().as_secs_f64() < 10.0, "{src}: took {:?}", t0.elapsed());
+    }
+    // A template that only misbehaves on long chats loads, and fails the chat that trips it.
+    let mut w = tiny_tokenizer();
+    w.set(
+        "tokenizer.chat_template",
+        V::str("{% for m in messages %}{% for n in messages %}{% for i in range(100) %}.{% endfor %}{% endfor %}{% endfor %}"),
+    );
+    let t = build(&w).unwrap();
+    let long: Vec<ChatMessage> = (0..200).map(|_| ChatMessage { role: "user".into(), content: "hi".into() }).collect();
+    let e = t.apply_chat_template(&long, true).unwrap_err();
+    assert_eq!(e.code, ErrorCode::ChatTemplate);
+    assert!(e.message.contains("limit"), "{e}");
+}
+
 #[test]
 fn unsupported_tokenizers() {
     let check = |f: &dyn Fn(&mut GgufWriter), what: &str| {

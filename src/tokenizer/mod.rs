@@ -14,8 +14,7 @@
 
 use std::fmt;
 
-use minijinja::value::{Value, ValueKind};
-use minijinja::{Environment, ErrorKind, State};
+use minijinja::Environment;
 use serde::{Deserialize, Serialize};
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::{Vocab, BPE};
@@ -27,12 +26,13 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgufFile, MetaValue};
 
+mod template;
+use template::compile_template;
+
 /// llama.cpp's token type for control tokens.
 const TOKEN_TYPE_CONTROL: i64 = 3;
 /// End-of-turn markers of the common chat templates (ChatML, Llama 3, Phi-3).
 const END_OF_TURN: [&str; 3] = ["<|im_end|>", "<|eot_id|>", "<|end|>"];
-const TEMPLATE_NAME: &str = "chat";
-
 /// One chat message as the template sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
@@ -233,6 +233,7 @@ impl Tokenizer {
             chat,
             default_system: None,
         };
+        tokenizer.check_template_limits()?;
         tokenizer.default_system = tokenizer.find_default_system();
         Ok(tokenizer)
     }
@@ -334,37 +335,6 @@ impl Tokenizer {
         self.default_system.as_deref()
     }
 
-    /// Renders a chat with and without a system message of our own: the default is what
-    /// stands where ours stood.
-    fn find_default_system(&self) -> Option<String> {
-        const SYSTEM: &str = "\u{1}system\u{1}";
-        const USER: &str = "\u{1}user\u{1}";
-        let user = ChatMessage { role: "user".into(), content: USER.into() };
-        let system = ChatMessage { role: "system".into(), content: SYSTEM.into() };
-        let plain = self.apply_chat_template(std::slice::from_ref(&user), false).ok()?;
-        let with_ours = self.apply_chat_template(&[system, user], false).ok()?;
-        let (before, after) = with_ours.split_once(SYSTEM)?;
-        let default = plain.strip_prefix(before)?.strip_suffix(after)?;
-        (!default.trim().is_empty()).then(|| default.to_string())
-    }
-
-    /// Renders the GGUF's chat template (Jinja, as Hugging Face renders it).
-    pub fn apply_chat_template(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let env = self.chat.as_ref().map_err(Clone::clone)?;
-        let template = env
-            .get_template(TEMPLATE_NAME)
-            .map_err(|e| Error::new(ErrorCode::ChatTemplate, format!("chat template: {e:#}")))?;
-        let ctx = minijinja::context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => &self.bos_token,
-            eos_token => &self.eos_token,
-        };
-        template
-            .render(ctx)
-            .map_err(|e| Error::new(ErrorCode::ChatTemplate, format!("cannot render the chat template: {e:#}")))
-    }
-
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
         match ids.iter().find(|&&id| id as usize >= self.vocab_size) {
             Some(id) => Err(tok_err(format!("token id {id} is not below the vocabulary size {}", self.vocab_size))),
@@ -420,80 +390,6 @@ fn byte_level_byte(c: char) -> Option<u8> {
         0x143 => Some(0xAD),
         _ => None,
     }
-}
-
-fn compile_template(src: &str) -> std::result::Result<Environment<'static>, Error> {
-    let mut env = Environment::new();
-    // Hugging Face renders chat templates with these two settings.
-    env.set_trim_blocks(true);
-    env.set_lstrip_blocks(true);
-    env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
-        Err(minijinja::Error::new(ErrorKind::InvalidOperation, msg))
-    });
-    env.set_unknown_method_callback(python_methods);
-    env.add_template_owned(TEMPLATE_NAME, src.to_owned())
-        .map_err(|e| Error::new(ErrorCode::ChatTemplate, format!("cannot compile the chat template: {e:#}")))?;
-    Ok(env)
-}
-
-/// The Python string and dict methods chat templates commonly call (templates are written
-/// for Jinja2 in Python; minijinja has no such methods of its own).
-fn python_methods(
-    state: &State,
-    value: &Value,
-    method: &str,
-    args: &[Value],
-) -> std::result::Result<Value, minijinja::Error> {
-    let arg_str = |i: usize| -> std::result::Result<Option<&str>, minijinja::Error> {
-        match args.get(i) {
-            None => Ok(None),
-            Some(v) if v.is_none() => Ok(None),
-            Some(v) => v.as_str().map(Some).ok_or_else(|| {
-                minijinja::Error::new(ErrorKind::InvalidOperation, format!("{method}: expected a string argument"))
-            }),
-        }
-    };
-    if let Some(s) = value.as_str() {
-        let chars_arg = arg_str(0)?;
-        let is_strip = |c: char| chars_arg.map_or(c.is_whitespace(), |set| set.contains(c));
-        return Ok(match method {
-            "strip" => Value::from(s.trim_matches(is_strip)),
-            "lstrip" => Value::from(s.trim_start_matches(is_strip)),
-            "rstrip" => Value::from(s.trim_end_matches(is_strip)),
-            "startswith" => Value::from(s.starts_with(arg_str(0)?.unwrap_or(""))),
-            "endswith" => Value::from(s.ends_with(arg_str(0)?.unwrap_or(""))),
-            "upper" => Value::from(s.to_uppercase()),
-            "lower" => Value::from(s.to_lowercase()),
-            "title" => state.apply_filter("title", std::slice::from_ref(value))?,
-            "capitalize" => state.apply_filter("capitalize", std::slice::from_ref(value))?,
-            "replace" => Value::from(s.replace(arg_str(0)?.unwrap_or(""), arg_str(1)?.unwrap_or(""))),
-            "split" => match arg_str(0)? {
-                Some(sep) if !sep.is_empty() => Value::from(s.split(sep).map(Value::from).collect::<Vec<_>>()),
-                _ => Value::from(s.split_whitespace().map(Value::from).collect::<Vec<_>>()),
-            },
-            _ => return Err(minijinja::Error::from(ErrorKind::UnknownMethod)),
-        });
-    }
-    if value.kind() == ValueKind::Map {
-        return match method {
-            "items" => state.apply_filter("items", std::slice::from_ref(value)),
-            "keys" => Ok(Value::from(value.try_iter()?.collect::<Vec<_>>())),
-            "values" => {
-                let mut out = Vec::new();
-                for k in value.try_iter()? {
-                    out.push(value.get_item(&k)?);
-                }
-                Ok(Value::from(out))
-            }
-            "get" => {
-                let key = args.first().cloned().unwrap_or_default();
-                let v = value.get_item(&key)?;
-                Ok(if v.is_undefined() { args.get(1).cloned().unwrap_or_default() } else { v })
-            }
-            _ => Err(minijinja::Error::from(ErrorKind::UnknownMethod)),
-        };
-    }
-    Err(minijinja::Error::from(ErrorKind::UnknownMethod))
 }
 
 /// Turns a stream of token ids into text pieces that are always whole UTF-8 (a multi-byte
