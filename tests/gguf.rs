@@ -160,6 +160,28 @@ fn empty_magic_version() {
     assert!(parse_err(&w.to_bytes()).message.contains("big-endian"));
 }
 
+/// The error text of a metadata value is built only when there is an error: a file with a
+/// 1 MiB key over an array of eight million bytes used to format the key once per element
+/// (about 8·10^12 bytes of text, hours); now it parses at once. The bound is loose on purpose.
+#[test]
+fn a_long_key_over_a_long_array_parses_at_once() {
+    let key = "k".repeat(1 << 20);
+    let count: u64 = (1 << 23) - 16;
+    let mut b = b"GGUF".to_vec();
+    b.extend(3u32.to_le_bytes());
+    b.extend(0u64.to_le_bytes()); // tensors
+    b.extend(1u64.to_le_bytes()); // metadata entries
+    b.extend(enc_str(key.as_bytes()));
+    b.extend(9u32.to_le_bytes()); // array
+    b.extend(0u32.to_le_bytes()); // of u8
+    b.extend(count.to_le_bytes());
+    b.resize(b.len() + count as usize, 7);
+    let t0 = std::time::Instant::now();
+    let g = parse(&b).expect("a valid file");
+    assert!(t0.elapsed().as_secs() < 30, "took {:?}", t0.elapsed());
+    assert!(matches!(g.metadata(&key), Some(MetaValue::Array(items)) if items.len() == count as usize));
+}
+
 #[test]
 fn synthetic_model_parses_and_configures() {
     let bytes = mini_llama().to_bytes();

@@ -41,6 +41,31 @@ pub(super) struct Reader<'a> {
     array_budget: usize,
 }
 
+/// What is being read, for an error message: text, or a function that writes it, so that
+/// the text is only built when there is an error (a million array elements must not each
+/// format their key).
+pub(super) trait What {
+    fn text(&self) -> String;
+}
+
+impl What for &str {
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl What for &String {
+    fn text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl<F: Fn() -> String> What for &F {
+    fn text(&self) -> String {
+        self()
+    }
+}
+
 impl<'a> Reader<'a> {
     pub(super) fn new(buf: &'a [u8]) -> Self {
         Reader { buf, pos: 0, array_budget: MAX_ARRAY_ELEMENTS }
@@ -61,27 +86,27 @@ impl<'a> Reader<'a> {
         )
     }
 
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8]> {
+    fn take(&mut self, n: usize, what: impl What) -> Result<&'a [u8]> {
         if n > self.remaining() {
-            return Err(self.truncated(what, n as u64));
+            return Err(self.truncated(&what.text(), n as u64));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N]> {
+    fn array<const N: usize>(&mut self, what: impl What) -> Result<[u8; N]> {
         let s = self.take(N, what)?;
         let mut a = [0u8; N];
         a.copy_from_slice(s);
         Ok(a)
     }
 
-    pub(super) fn u32(&mut self, what: &str) -> Result<u32> {
+    pub(super) fn u32(&mut self, what: impl What) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array(what)?))
     }
 
-    pub(super) fn u64(&mut self, what: &str) -> Result<u64> {
+    pub(super) fn u64(&mut self, what: impl What) -> Result<u64> {
         Ok(u64::from_le_bytes(self.array(what)?))
     }
 
@@ -107,11 +132,11 @@ impl<'a> Reader<'a> {
 
     /// A GGUF string: u64 length then UTF-8 bytes.
     pub(super) fn string(&mut self, what: impl Fn() -> String) -> Result<String> {
-        let len = self.u64(&what())?;
+        let len = self.u64(&what)?;
         if len > self.remaining() as u64 {
             return Err(self.truncated(&what(), len));
         }
-        let bytes = self.take(len as usize, &what())?;
+        let bytes = self.take(len as usize, &what)?;
         match std::str::from_utf8(bytes) {
             Ok(s) => Ok(s.to_owned()),
             Err(e) => Err(Error::new(ErrorCode::GgufBadMetadata, format!("{} is not valid UTF-8 ({e})", what()))),
@@ -121,14 +146,14 @@ impl<'a> Reader<'a> {
     pub(super) fn value(&mut self, tag: u32, key: &str, depth: usize) -> Result<MetaValue> {
         let what = || format!("metadata value of {key:?}");
         Ok(match tag {
-            0 => MetaValue::U8(self.array::<1>(&what())?[0]),
-            1 => MetaValue::I8(self.array::<1>(&what())?[0] as i8),
-            2 => MetaValue::U16(u16::from_le_bytes(self.array(&what())?)),
-            3 => MetaValue::I16(i16::from_le_bytes(self.array(&what())?)),
-            4 => MetaValue::U32(u32::from_le_bytes(self.array(&what())?)),
-            5 => MetaValue::I32(i32::from_le_bytes(self.array(&what())?)),
-            6 => MetaValue::F32(f32::from_le_bytes(self.array(&what())?)),
-            7 => match self.array::<1>(&what())?[0] {
+            0 => MetaValue::U8(self.array::<1>(&what)?[0]),
+            1 => MetaValue::I8(self.array::<1>(&what)?[0] as i8),
+            2 => MetaValue::U16(u16::from_le_bytes(self.array(&what)?)),
+            3 => MetaValue::I16(i16::from_le_bytes(self.array(&what)?)),
+            4 => MetaValue::U32(u32::from_le_bytes(self.array(&what)?)),
+            5 => MetaValue::I32(i32::from_le_bytes(self.array(&what)?)),
+            6 => MetaValue::F32(f32::from_le_bytes(self.array(&what)?)),
+            7 => match self.array::<1>(&what)?[0] {
                 0 => MetaValue::Bool(false),
                 1 => MetaValue::Bool(true),
                 b => {
@@ -146,9 +171,9 @@ impl<'a> Reader<'a> {
                         format!("metadata {key:?}: arrays nested deeper than {MAX_ARRAY_DEPTH}"),
                     ));
                 }
-                let elem_tag = self.u32(&what())?;
+                let elem_tag = self.u32(&what)?;
                 let min = min_value_bytes(elem_tag).ok_or_else(|| bad_tag(key, elem_tag))?;
-                let count = self.u64(&what())?;
+                let count = self.u64(&what)?;
                 let count = self.check_count(count, min, &format!("array elements of {key:?}"))?;
                 self.array_budget = self.array_budget.checked_sub(count).ok_or_else(|| {
                     Error::new(
@@ -162,9 +187,9 @@ impl<'a> Reader<'a> {
                 }
                 MetaValue::Array(items)
             }
-            10 => MetaValue::U64(u64::from_le_bytes(self.array(&what())?)),
-            11 => MetaValue::I64(i64::from_le_bytes(self.array(&what())?)),
-            12 => MetaValue::F64(f64::from_le_bytes(self.array(&what())?)),
+            10 => MetaValue::U64(u64::from_le_bytes(self.array(&what)?)),
+            11 => MetaValue::I64(i64::from_le_bytes(self.array(&what)?)),
+            12 => MetaValue::F64(f64::from_le_bytes(self.array(&what)?)),
             other => return Err(bad_tag(key, other)),
         })
     }
