@@ -93,14 +93,13 @@ impl ChatRequest {
             None => {}
         }
         if let Some(p) = self.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                crate::bail!(InvalidArgument, "top_p: {p} is outside (0, 1]");
-            }
             sampling.top_p = p;
         }
         if let Some(seed) = self.seed {
             sampling.seed = seed;
         }
+        // The sampler's own checks (top_p in (0, 1], ...), before anything runs.
+        sampling.validate()?;
         let mut options = GenerateOptions { sampling, ..GenerateOptions::default() };
         if let Some(n) = self.max_tokens {
             options.max_tokens = n;

@@ -134,6 +134,8 @@ fn chat_requests_refuse_unknown_fields_and_bad_conversations() {
     assert_eq!(code(options(late_system)), ErrorCode::InvalidArgument);
     let hot = serde_json::json!({ "messages": [{ "role": "user", "content": "Hi" }], "temperature": -1 });
     assert_eq!(code(options(hot)), ErrorCode::InvalidArgument);
+    let wide = serde_json::json!({ "messages": [{ "role": "user", "content": "Hi" }], "top_p": 1.5 });
+    assert_eq!(code(options(wide)), ErrorCode::InvalidArgument);
     let beta = serde_json::json!({ "messages": [{ "role": "user", "content": "Hi" }],
         "personalization": { "preferences": [{ "text": "Be brief." }], "beta": 99 } });
     assert_eq!(code(options(beta)), ErrorCode::InvalidArgument);

@@ -119,7 +119,11 @@ impl<B: Backend> Engine<B> {
     /// Drops the contexts the last kept generation left (the next chat turn starts fresh);
     /// returns how many there were.
     pub fn release_kept(&self) -> usize {
-        std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner())).len()
+        self.take_kept().len()
+    }
+
+    fn take_kept(&self) -> Vec<Sequence<B>> {
+        std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// One sequence per prompt, with `heads[i]` on the i-th. With `reuse`, each takes the
@@ -132,17 +136,15 @@ impl<B: Backend> Engine<B> {
         heads: Vec<Option<ValueHead<B>>>,
         reuse: bool,
     ) -> Result<Vec<Sequence<B>>> {
-        let mut kept =
-            if reuse { std::mem::take(&mut *self.kept.lock().unwrap_or_else(|e| e.into_inner())) } else { Vec::new() };
+        let mut kept = if reuse { self.take_kept() } else { Vec::new() };
         let mut seqs = Vec::with_capacity(prompts.len());
         for (prompt, head) in prompts.iter().zip(heads) {
             let shared = |s: &Sequence<B>| s.tokens().iter().zip(prompt).take_while(|(a, b)| a == b).count();
-            let best = (0..kept.len()).max_by_key(|&i| (shared(&kept[i]), std::cmp::Reverse(i)));
+            let best = kept.iter().map(shared).enumerate().max_by_key(|&(i, n)| (n, std::cmp::Reverse(i)));
             let mut seq = match best {
-                Some(i) if shared(&kept[i]) > 0 => {
+                Some((i, n)) if n > 0 => {
                     let mut seq = kept.swap_remove(i);
-                    let len = shared(&seq).min(prompt.len().saturating_sub(1));
-                    self.model.truncate(&mut seq, len)?;
+                    self.model.truncate(&mut seq, n.min(prompt.len().saturating_sub(1)))?;
                     seq
                 }
                 _ => self.model.new_sequence()?,
