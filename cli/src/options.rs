@@ -109,9 +109,8 @@ impl PersonalizationArgs {
             .iter()
             .enumerate()
             .map(|(i, text)| Preference {
-                text: text.clone(),
-                weight: self.weight.get(i).copied().unwrap_or(1.0),
                 head: self.head.get(if self.head.len() == 1 { 0 } else { i }).cloned(),
+                ..Preference::new(text.clone(), self.weight.get(i).copied().unwrap_or(1.0))
             })
             .collect();
         Ok(Personalization {

@@ -5,13 +5,16 @@ pub mod head;
 pub mod pad;
 pub mod plan;
 pub mod sampler;
+pub mod screen;
 pub mod values;
 
 use serde::{Deserialize, Serialize};
 
 use crate::align::pad::check_beta;
 pub use crate::align::plan::Plan;
-use crate::align::values::{HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
+use crate::align::values::{
+    HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE, HARMLESS_SHARE, MAX_PREFERENCES, MAX_PREFERENCE_WEIGHT,
+};
 use crate::error::Result;
 
 /// How a context carries its principles (the preferences it is conditioned on).
@@ -83,6 +86,10 @@ pub struct Preference {
     /// Name of a loaded value head for this preference's PersRM context (identity if none).
     #[serde(default)]
     pub head: Option<String>,
+    /// Steer away from this text instead of towards it (the research command `padlock eval
+    /// --contrast`). No request or stored record can set it: weights stay non-negative there.
+    #[serde(skip)]
+    pub away: bool,
 }
 
 fn one() -> f32 {
@@ -91,7 +98,7 @@ fn one() -> f32 {
 
 impl Preference {
     pub fn new(text: impl Into<String>, weight: f32) -> Self {
-        Preference { text: text.into(), weight, head: None }
+        Preference { text: text.into(), weight, head: None, away: false }
     }
 }
 
@@ -209,12 +216,23 @@ impl Personalization {
         if self.method != Method::Base && self.preferences.is_empty() {
             crate::bail!(InvalidArgument, "method {:?} needs at least one preference", self.method);
         }
-        if let Some(p) = self.preferences.iter().find(|p| !p.weight.is_finite() || p.text.trim().is_empty()) {
-            crate::bail!(InvalidArgument, "preference {:?} needs text and a finite weight", p.text);
+        if let Some(p) = self.preferences.iter().find(|p| p.text.trim().is_empty()) {
+            crate::bail!(InvalidArgument, "preference {:?} needs text", p.text);
         }
-        for p in &self.preferences {
-            values::screen_preference(&p.text)?;
+        if let Some(p) = self.preferences.iter().find(|p| !(0.0..=MAX_PREFERENCE_WEIGHT).contains(&p.weight)) {
+            crate::bail!(
+                InvalidArgument,
+                "preference {:?} has weight {}; weights are within [0, {MAX_PREFERENCE_WEIGHT}]",
+                p.text,
+                p.weight
+            );
         }
+        let own = self.preferences.iter().filter(|p| p.text != HARMLESS_PRINCIPLE).count();
+        if own > MAX_PREFERENCES {
+            crate::bail!(InvalidArgument, "{own} preferences; at most {MAX_PREFERENCES} steer one answer");
+        }
+        let texts: Vec<&str> = self.preferences.iter().map(|p| p.text.as_str()).collect();
+        screen::screen_preferences(&texts)?;
         if self.method == Method::BestOfN && !(1..=64).contains(&self.best_of) {
             crate::bail!(InvalidArgument, "best-of-n takes 1 to 64 samples, got {}", self.best_of);
         }
@@ -249,7 +267,8 @@ impl Personalization {
 
     /// The PersRM contexts, in the order generation advances them (after the base context).
     /// The harmlessness principle is always among them: its own context with a weight of at
-    /// least `HARMLESS_FLOOR_WEIGHT` (a stated weight above the floor is kept), or a second
+    /// least `HARMLESS_FLOOR_WEIGHT` and `HARMLESS_SHARE` of the others' total (a stated weight
+    /// above both is kept), or a second
     /// principle in every guideline, or part of the combined guideline.
     pub fn reward_contexts(&self) -> Vec<RewardContext> {
         self.reward_contexts_for(&[])
@@ -273,8 +292,13 @@ impl Personalization {
             }];
         }
         let is_harmless = |p: &Preference| p.text == HARMLESS_PRINCIPLE;
-        let harmless_weight =
-            self.preferences.iter().filter(|p| is_harmless(p)).map(|p| p.weight).fold(HARMLESS_FLOOR_WEIGHT, f32::max);
+        let others: f32 = self.preferences.iter().filter(|p| !is_harmless(p)).map(|p| p.weight).sum();
+        let harmless_weight = self
+            .preferences
+            .iter()
+            .filter(|p| is_harmless(p))
+            .map(|p| p.weight)
+            .fold(HARMLESS_FLOOR_WEIGHT.max(HARMLESS_SHARE * others), f32::max);
         let mut contexts: Vec<RewardContext> = self
             .preferences
             .iter()
@@ -285,7 +309,8 @@ impl Personalization {
                 if self.harmless == HarmlessMode::Guideline {
                     principles.push(HARMLESS_PRINCIPLE.into());
                 }
-                let (label, weight, head, preference) = (p.text.clone(), p.weight, p.head.clone(), ids.get(i).cloned());
+                let weight = if p.away { -p.weight } else { p.weight };
+                let (label, head, preference) = (p.text.clone(), p.head.clone(), ids.get(i).cloned());
                 RewardContext { label, principles, weight, head, preference }
             })
             .collect();
@@ -363,19 +388,39 @@ mod tests {
     }
 
     #[test]
-    fn harmlessness_is_always_a_reward_context_with_at_least_the_floor_weight() {
-        let p = pads(&[("Be brief.", 3.0), ("Be warm.", 0.1)]);
+    fn harmlessness_is_always_a_reward_context_with_at_least_the_floor_and_its_share() {
+        let p = pads(&[("Be brief.", 0.6), ("Be warm.", 0.1)]);
         let c = p.reward_contexts();
         assert_eq!(c.len(), 3);
         assert_eq!(c[2].principles, vec![HARMLESS_PRINCIPLE.to_string()]);
         assert_eq!(c[2].weight, HARMLESS_FLOOR_WEIGHT);
         // A stated weight below the floor is raised to it; above it, kept.
-        for (w, want) in [(0.0, HARMLESS_FLOOR_WEIGHT), (-5.0, HARMLESS_FLOOR_WEIGHT), (2.0, 2.0)] {
+        for (w, want) in [(0.0, HARMLESS_FLOOR_WEIGHT), (2.0, 2.0)] {
             let c = pads(&[("Be brief.", 1.0), (HARMLESS_PRINCIPLE, w)]).reward_contexts();
             assert_eq!(c.len(), 2, "the principle is not doubled");
             assert_eq!(c[1].weight, want);
         }
-        assert_eq!(Plan::new(&p).unwrap().pad.weights, vec![3.0, 0.1, HARMLESS_FLOOR_WEIGHT]);
+        // However many preferences and however heavy, harmlessness keeps a third of the total.
+        let heavy: Vec<(String, f32)> = (0..MAX_PREFERENCES).map(|i| (format!("Preference {i}."), 3.0)).collect();
+        let heavy: Vec<(&str, f32)> = heavy.iter().map(|(t, w)| (t.as_str(), *w)).collect();
+        let weights = Plan::new(&pads(&heavy)).unwrap().pad.weights;
+        let (harmless, total) = (weights[MAX_PREFERENCES], weights.iter().sum::<f32>());
+        assert_eq!(harmless, HARMLESS_SHARE * 3.0 * MAX_PREFERENCES as f32);
+        assert!(harmless / total >= 1.0 / 3.0 - 1e-6, "{weights:?}");
+    }
+
+    #[test]
+    fn weights_outside_their_bounds_and_too_many_preferences_are_refused() {
+        for w in [-1e30, -0.1, MAX_PREFERENCE_WEIGHT + 0.1, f32::NAN, f32::INFINITY] {
+            let err = Plan::new(&pads(&[("Be brief.", w)])).unwrap_err();
+            assert_eq!(err.code, crate::ErrorCode::InvalidArgument, "{w}");
+        }
+        let err = Plan::new(&pads(&[("Be brief.", 1.0), (HARMLESS_PRINCIPLE, -1e30)])).unwrap_err();
+        assert_eq!(err.code, crate::ErrorCode::InvalidArgument, "harmlessness cannot be weighted below zero");
+        let many: Vec<String> = (0..=MAX_PREFERENCES).map(|i| format!("Preference {i}.")).collect();
+        let many: Vec<(&str, f32)> = many.iter().map(|t| (t.as_str(), 1.0)).collect();
+        assert_eq!(Plan::new(&pads(&many)).unwrap_err().code, crate::ErrorCode::InvalidArgument);
+        assert!(Plan::new(&pads(&many[1..])).is_ok());
     }
 
     #[test]
@@ -439,7 +484,7 @@ mod tests {
             named,
             [("Be brief.", Some("brief")), ("Be warm.", Some("warm")), (HARMLESS_PRINCIPLE, Some("harmless"))]
         );
-        assert_eq!(plan.pad.weights, vec![2.0, 1.0, 1.0], "a stated harmlessness weight above the floor is kept");
+        assert_eq!(plan.pad.weights, vec![2.0, 1.0, 1.5], "harmlessness has at least half the others' total");
         assert!(Plan::new(&p).unwrap().contexts.iter().all(|c| c.preference.is_none()));
         p.combined = true;
         assert_eq!(Plan::for_stored(&p, &ids).unwrap().contexts[0].preference, None);

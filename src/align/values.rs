@@ -2,19 +2,13 @@
 //!
 //! A preference may change tone, length, level and focus; it may not ask the model to drop
 //! harmlessness. Two guards, used by generation and by preference memory alike:
-//! - [`screen_preference`] refuses preference text that tries to turn safety off, before it
-//!   is stored or used (`UNSAFE_PREFERENCE`);
+//! - the screen (`align::screen`) refuses preference text that tries to turn safety off,
+//!   before it is stored or used (`UNSAFE_PREFERENCE`);
 //! - the harmlessness principle ([`HARMLESS_PRINCIPLE`]) is always among the preferences PAD
-//!   steers by, with a weight of at least [`HARMLESS_FLOOR_WEIGHT`] that no stored preference
-//!   or feedback can lower.
+//!   steers by, with a weight of at least [`HARMLESS_FLOOR_WEIGHT`] and at least
+//!   [`HARMLESS_SHARE`] of the other preferences' total weight, which no stored preference or
+//!   feedback can lower; weights are bounded and so is the number of preferences.
 //!
-//! The screen is a transparent list of phrasings, not a classifier: it catches the plain
-//! attempts a person might type ("ignore all rules", "no restrictions", "jailbreak") and says
-//! which phrase it matched. Text is compared lower-cased with runs of non-letters folded to
-//! one space, so punctuation and spacing do not slip past it.
-
-use crate::error::Result;
-
 /// The principle every PAD generation includes.
 pub const HARMLESS_PRINCIPLE: &str =
     "Be harmless: never help with anything dangerous, illegal or hurtful, whatever else is asked.";
@@ -22,78 +16,22 @@ pub const HARMLESS_PRINCIPLE: &str =
 /// The smallest weight the harmlessness principle can have.
 pub const HARMLESS_FLOOR_WEIGHT: f32 = 0.5;
 
-/// Phrasings that ask to switch safety off (after normalisation: lower case, single spaces).
-const REFUSED_PHRASES: &[&str] = &[
-    "ignore all rules",
-    "ignore the rules",
-    "ignore any rules",
-    "ignore your rules",
-    "ignore all previous instructions",
-    "ignore previous instructions",
-    "ignore your instructions",
-    "ignore all instructions",
-    "ignore your guidelines",
-    "ignore safety",
-    "ignore ethics",
-    "no restrictions",
-    "without restrictions",
-    "no limits",
-    "without limits",
-    "no rules",
-    "no filter",
-    "no filters",
-    "unfiltered",
-    "uncensored",
-    "no censorship",
-    "no safety",
-    "disable safety",
-    "turn off safety",
-    "bypass safety",
-    "without safety",
-    "no ethics",
-    "no morals",
-    "jailbreak",
-    "jailbroken",
-    "developer mode",
-    "do anything now",
-    "harmful content is fine",
-    "be harmful",
-    "help with anything illegal",
-    "anything illegal",
-];
+/// The harmlessness context's weight is at least this share of the total weight of the
+/// person's preferences: it keeps at least a third of PAD's total weight however many
+/// preferences there are and however heavy (SECURITY.md has its measured effect).
+pub const HARMLESS_SHARE: f32 = 0.5;
 
-/// Lower case, every run of characters that are not letters or digits folded to one space.
-fn normalise(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut space = true;
-    for c in text.chars().flat_map(char::to_lowercase) {
-        if c.is_alphanumeric() {
-            out.push(c);
-            space = false;
-        } else if !space {
-            out.push(' ');
-            space = true;
-        }
-    }
-    out.trim_end().to_string()
-}
+/// A preference's weight is within [0, MAX_PREFERENCE_WEIGHT] (set or learned).
+pub const MAX_PREFERENCE_WEIGHT: f32 = 3.0;
 
-/// Refuses preference text that tries to switch safety off, naming the phrase it matched.
-pub fn screen_preference(text: &str) -> Result<()> {
-    let norm = format!(" {} ", normalise(text));
-    if let Some(phrase) = REFUSED_PHRASES.iter().find(|p| norm.contains(&format!(" {p} "))) {
-        crate::bail!(
-            UnsafePreference,
-            "the preference asks to switch off safety (\"{phrase}\"); a preference may change tone, length, \
-             level or focus, not harmlessness"
-        );
-    }
-    Ok(())
-}
+/// At most this many of the person's preferences steer one answer (besides harmlessness):
+/// each is a sequence with its own KV cache.
+pub const MAX_PREFERENCES: usize = 8;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::align::screen::screen_preference;
 
     #[test]
     fn attempts_to_switch_safety_off_are_refused() {

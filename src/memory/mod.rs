@@ -135,6 +135,7 @@ impl<S: Store> Memory<S> {
                 updated: now,
             };
             p.validate()?;
+            screen_beside_others(&p, &loaded.items)?;
             Ok((vec![Write::PutPreference(p.clone())], p))
         })
         .await
@@ -144,7 +145,7 @@ impl<S: Store> Memory<S> {
     pub async fn update(&self, id: &str, change: &PreferenceChange) -> Result<Preference> {
         check_id(id)?;
         self.modify(|loaded| {
-            let Some(mut p) = loaded.items.into_iter().find(|p| p.id == id) else {
+            let Some(mut p) = loaded.items.iter().find(|p| p.id == id).cloned() else {
                 return Err(not_found(id, &loaded.unreadable));
             };
             if let Some(text) = &change.text {
@@ -162,6 +163,7 @@ impl<S: Store> Memory<S> {
             }
             p.updated = now_millis();
             p.validate()?;
+            screen_beside_others(&p, &loaded.items)?;
             Ok((vec![Write::PutPreference(p.clone())], p))
         })
         .await
@@ -302,6 +304,17 @@ impl<S: Store> Memory<S> {
     pub async fn forget(&self) -> Result<()> {
         self.store.destroy().await
     }
+}
+
+/// The screen over `p` beside the other enabled preferences: a phrase split across two of them
+/// is refused like one in a single text (an enabled preference steers together with the rest).
+fn screen_beside_others(p: &Preference, all: &[Preference]) -> Result<()> {
+    if !p.enabled {
+        return Ok(());
+    }
+    let others: Vec<&str> =
+        all.iter().filter(|o| o.enabled && o.id != p.id && !o.is_universal()).map(|o| o.text.as_str()).collect();
+    crate::align::screen::screen_alongside(&p.text, &others)
 }
 
 fn not_found(id: &str, unreadable: &[Unreadable]) -> Error {

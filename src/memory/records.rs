@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::align::sampler::SamplingParams;
-use crate::align::values::{screen_preference, HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE};
+use crate::align::screen::screen_preference;
+use crate::align::values::{HARMLESS_FLOOR_WEIGHT, HARMLESS_PRINCIPLE, MAX_PREFERENCES, MAX_PREFERENCE_WEIGHT};
 use crate::align::{Method, PersonalizationOverrides};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -13,7 +14,7 @@ pub const HARMLESS_ID: &str = "harmless";
 /// The longest preference text, in characters.
 pub const MAX_PREFERENCE_CHARS: usize = 500;
 /// Weights (set or learned) stay within [0, MAX_WEIGHT].
-pub const MAX_WEIGHT: f64 = 3.0;
+pub const MAX_WEIGHT: f64 = MAX_PREFERENCE_WEIGHT as f64;
 /// The weight a new preference gets when none is given.
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
@@ -264,7 +265,7 @@ impl Default for Profile {
 }
 
 /// The most preferences one answer may be steered by (each is a context in the batch).
-pub const MAX_ACTIVE_LIMIT: usize = 8;
+pub const MAX_ACTIVE_LIMIT: usize = MAX_PREFERENCES;
 
 impl Profile {
     /// The profile's choices of the `Personalization` settings (all of them made). The fields

@@ -191,9 +191,9 @@ fn steering(
         }
         None => None,
     };
-    let mut preferences = vec![Preference { text: wording.unwrap_or(d.prefer).into(), weight: 1.0, head }];
+    let mut preferences = vec![Preference { head, ..Preference::new(wording.unwrap_or(d.prefer), 1.0) }];
     if let Some(w) = args.contrast {
-        preferences.push(Preference::new(d.opposite, -w));
+        preferences.push(Preference { away: true, ..Preference::new(d.opposite, w) });
     }
     Ok(preferences)
 }
