@@ -47,6 +47,7 @@ export type {
 /** The stable error codes a PadlockError carries (the Rust side's and the package's own). */
 export type ErrorCode =
   | 'INVALID_ARGUMENT'
+  | 'MODEL_WEIGHTS'
   | 'PROMPT_TOO_LONG'
   | 'UNSAFE_PREFERENCE'
   | 'GPU_UNAVAILABLE'

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     UnsupportedArchitecture,
     /// Metadata or tensors the model needs are missing or have the wrong shape.
     ModelConfig,
+    /// A weight tensor holds values that are not finite (NaN or infinity; the message names it).
+    ModelWeights,
     /// The tokenizer could not be built or could not encode/decode.
     Tokenizer,
     /// The chat template could not be compiled or rendered.
@@ -84,6 +86,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedDtype => "UNSUPPORTED_DTYPE",
             ErrorCode::UnsupportedArchitecture => "UNSUPPORTED_ARCHITECTURE",
             ErrorCode::ModelConfig => "MODEL_CONFIG",
+            ErrorCode::ModelWeights => "MODEL_WEIGHTS",
             ErrorCode::Tokenizer => "TOKENIZER",
             ErrorCode::ChatTemplate => "CHAT_TEMPLATE",
             ErrorCode::PromptTooLong => "PROMPT_TOO_LONG",

@@ -794,3 +794,30 @@ fn random_byte_flips_never_panic() {
     // Both outcomes must occur, or the test is not testing anything.
     assert!(ok > 0 && errs > 0, "ok {ok}, errors {errs}");
 }
+
+#[test]
+fn a_weight_that_is_not_finite_fails_the_load_naming_the_tensor() {
+    use padlock::backend::cpu::CpuBackend;
+    use padlock::model::llama::Llama;
+    // The writer's filler bytes make arbitrary f16 scales (some NaN): zero every tensor's data.
+    let mut clean = mini_llama().to_bytes();
+    for t in parse(&clean.clone()).unwrap().tensors() {
+        clean[t.offset..t.offset + t.n_bytes].fill(0);
+    }
+    if let Err(e) = Llama::load(CpuBackend::new(), &parse(&clean).unwrap(), &mut |_| {}) {
+        panic!("the clean file does not load: {e}");
+    }
+    // A Q4_1 block's scale, a Q4_1 block's minimum, an F32 norm: each NaN or infinite.
+    for (tensor, at, value) in [
+        ("blk.1.ffn_down.weight", 0, half::f16::NAN.to_le_bytes().to_vec()),
+        ("blk.0.attn_q.weight", 22, half::f16::INFINITY.to_le_bytes().to_vec()),
+        ("blk.1.attn_norm.weight", 8, f32::NAN.to_le_bytes().to_vec()),
+    ] {
+        let mut bytes = clean.clone();
+        let info = parse(&clean).unwrap().tensor(tensor).unwrap().clone();
+        bytes[info.offset + at..info.offset + at + value.len()].copy_from_slice(&value);
+        let err = Llama::load(CpuBackend::new(), &parse(&bytes).unwrap(), &mut |_| {}).err().unwrap();
+        assert_eq!(err.code, ErrorCode::ModelWeights, "{err}");
+        assert!(err.message.contains(tensor), "{err}");
+    }
+}

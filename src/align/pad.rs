@@ -56,8 +56,8 @@ impl PadParams {
         if self.weights.iter().any(|w| !w.is_finite()) {
             crate::bail!(InvalidArgument, "preference weights must be finite");
         }
-        if self.k == 0 {
-            crate::bail!(InvalidArgument, "PAD needs at least one candidate token (k ≥ 1)");
+        if !(1..=MAX_CANDIDATES).contains(&self.k) {
+            crate::bail!(InvalidArgument, "PAD takes 1 to {MAX_CANDIDATES} candidate tokens (k), got {}", self.k);
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             crate::bail!(InvalidArgument, "candidate top-p must be in (0, 1], got {}", self.top_p);
@@ -68,6 +68,9 @@ impl PadParams {
         Ok(())
     }
 }
+
+/// The most candidate tokens PAD scores per step (each is a reward read from every context).
+pub const MAX_CANDIDATES: usize = 1024;
 
 /// The scored candidates of one step (what the demo's explanation shows).
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +160,9 @@ pub fn pad_step(base: &[f32], reference: &[f32], persrm: &[&[f32]], params: &Pad
         crate::bail!(InvalidArgument, "PAD needs logits to choose from");
     }
     let top = candidates(base, params.k, params.top_p, params.min_p, &params.keep);
+    if top.is_empty() || top.iter().any(|c| !c.1.is_finite()) {
+        crate::bail!(Backend, "the model produced logits that are not finite (NaN or infinity)");
+    }
     let candidates: Vec<u32> = top.iter().map(|&(id, _)| id).collect();
     let base_logits: Vec<f32> = top.iter().map(|&(_, l)| l).collect();
     let reference_lp = log_softmax_over(reference, &candidates);
@@ -191,6 +197,20 @@ mod tests {
                 (s >> 8) as f32 / (1 << 24) as f32 * 10.0 - 5.0
             })
             .collect()
+    }
+
+    #[test]
+    fn logits_that_are_not_finite_are_an_error_not_a_panic() {
+        let m = logits(3, 50);
+        for bad in [f32::NAN, f32::INFINITY] {
+            let mut base = logits(1, 50);
+            base[7] = bad;
+            let err = pad_step(&base, &base, &[&m], &PadParams::new(vec![1.0], 1.0, 10)).unwrap_err();
+            assert_eq!(err.code, crate::ErrorCode::Backend);
+        }
+        let nan = vec![f32::NAN; 50];
+        let params = PadParams { min_p: 0.2, ..PadParams::new(vec![1.0], 1.0, 10) };
+        assert_eq!(pad_step(&nan, &nan, &[&m], &params).unwrap_err().code, crate::ErrorCode::Backend);
     }
 
     #[test]

@@ -56,12 +56,33 @@ impl SamplingParams {
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             crate::bail!(InvalidArgument, "top_p must be in (0, 1], got {}", self.top_p);
         }
-        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
-            crate::bail!(InvalidArgument, "repetition_penalty must be > 0, got {}", self.repetition_penalty);
+        if !(MIN_REPETITION_PENALTY..=MAX_REPETITION_PENALTY).contains(&self.repetition_penalty) {
+            crate::bail!(
+                InvalidArgument,
+                "repetition_penalty must be within [{MIN_REPETITION_PENALTY}, {MAX_REPETITION_PENALTY}], got {}",
+                self.repetition_penalty
+            );
+        }
+        if self.top_k > MAX_TOP_K {
+            crate::bail!(InvalidArgument, "top_k must be within [0, {MAX_TOP_K}] (0: off), got {}", self.top_k);
+        }
+        if self.repetition_window > MAX_REPETITION_WINDOW {
+            crate::bail!(
+                InvalidArgument,
+                "repetition_window must be within [0, {MAX_REPETITION_WINDOW}], got {}",
+                self.repetition_window
+            );
         }
         Ok(())
     }
 }
+
+/// The bounds of the sampling options: past them a penalty makes logits infinite, and a top-k
+/// or window only costs memory (a vocabulary is far smaller).
+pub const MIN_REPETITION_PENALTY: f32 = 0.1;
+pub const MAX_REPETITION_PENALTY: f32 = 10.0;
+pub const MAX_TOP_K: usize = 1 << 20;
+pub const MAX_REPETITION_WINDOW: usize = 1 << 20;
 
 pub struct Sampler {
     params: SamplingParams,
@@ -205,6 +226,23 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn options_past_their_bounds_are_refused() {
+        let bad = [
+            SamplingParams { top_k: u32::MAX as usize, ..Default::default() },
+            SamplingParams { repetition_penalty: 1e-30, ..Default::default() },
+            SamplingParams { repetition_penalty: 1e30, ..Default::default() },
+            SamplingParams { repetition_penalty: f32::NAN, ..Default::default() },
+            SamplingParams { repetition_window: usize::MAX, ..Default::default() },
+        ];
+        for p in bad {
+            assert_eq!(Sampler::new(p.clone()).err().map(|e| e.code), Some(crate::ErrorCode::InvalidArgument), "{p:?}");
+        }
+        assert!(Sampler::new(SamplingParams { top_k: MAX_TOP_K, ..Default::default() }).is_ok());
+        let pad = PadParams::new(vec![1.0], 1.0, usize::MAX);
+        assert_eq!(pad.validate().unwrap_err().code, crate::ErrorCode::InvalidArgument);
     }
 
     #[test]

@@ -68,6 +68,21 @@ impl GgmlDType {
         }
     }
 
+    /// The index of the first element (for a quantized type, the first block) of `data` whose
+    /// value or scale is not finite. Quantized blocks store their scales (and Q4_1 its minimum)
+    /// as f16 at the start of the block; the quants themselves are small integers.
+    pub fn first_non_finite(self, data: &[u8]) -> Option<usize> {
+        let f16_at = |b: &[u8], at: usize| half::f16::from_le_bytes([b[at], b[at + 1]]).is_finite();
+        let chunks = data.chunks_exact(self.block_bytes());
+        match self {
+            GgmlDType::F32 => {
+                chunks.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()).position(|ok| !ok)
+            }
+            GgmlDType::F16 | GgmlDType::Q4_0 | GgmlDType::Q8_0 => chunks.map(|b| f16_at(b, 0)).position(|ok| !ok),
+            GgmlDType::Q4_1 => chunks.map(|b| f16_at(b, 0) && f16_at(b, 2)).position(|ok| !ok),
+        }
+    }
+
     /// `row_bytes` with overflow checking, for sizes read from a file.
     pub(super) fn checked_row_bytes(self, n_elements: usize) -> Option<usize> {
         (n_elements / self.block_size()).checked_mul(self.block_bytes())

@@ -3,7 +3,7 @@
 
 use crate::backend::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::Result;
-use crate::gguf::GgufFile;
+use crate::gguf::{GgufFile, TensorInfo};
 use crate::model::config::LlamaConfig;
 
 struct Layer<W> {
@@ -82,6 +82,21 @@ pub enum Logits {
     Hidden,
 }
 
+/// A weight with a NaN or infinite value would turn every answer into NaN logits: the load
+/// fails instead, naming the tensor.
+fn check_finite(file: &GgufFile, info: &TensorInfo) -> Result<()> {
+    if let Some(at) = info.dtype.first_non_finite(file.tensor_data(info)) {
+        let what = if info.dtype.block_size() == 1 { "element" } else { "block" };
+        crate::bail!(
+            ModelWeights,
+            "tensor {} ({}) holds a value that is not finite at {what} {at}",
+            info.name,
+            info.dtype.name()
+        );
+    }
+    Ok(())
+}
+
 impl<B: Backend> Llama<B> {
     /// Validates the file's configuration and hands every weight to the backend.
     /// `progress` receives the fraction of weights loaded, from 0 to 1.
@@ -100,6 +115,9 @@ impl<B: Backend> Llama<B> {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
+            for info in &infos {
+                check_finite(file, info)?;
+            }
             let ws = backend.load_weights(file, &infos)?;
             if ws.len() != names.len() {
                 crate::bail!(Backend, "{} weights loaded for {} names", ws.len(), names.len());
