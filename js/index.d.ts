@@ -139,7 +139,8 @@ export interface MemoryApi {
   events(): Promise<{ events: FeedbackEvent[]; unreadable: Unreadable[] }>;
   feedback(input: FeedbackInput): Promise<FeedbackOutcome>;
   rebuild(): Promise<WeightChange[]>;
-  /** The whole memory as an export file (sealed with the passphrase when given). */
+  /** The whole memory as an export file, sealed with the passphrase when given; without one it holds every
+   * preference and feedback prompt and answer in plain text (and warns on the console). */
   export(options?: { passphrase?: string; skipUnreadable?: boolean }): Promise<string>;
   import(file: string, options?: { passphrase?: string }): Promise<{ preferences: number; events: number; valueHeads: number }>;
 }

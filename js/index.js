@@ -16,6 +16,13 @@ import { listModels, deleteModel } from './models.js';
 
 export { listModels, deleteModel };
 
+/** The largest memory export an import reads (the Rust side's MAX_IMPORT_BYTES). */
+const MAX_IMPORT_CHARS = 256 * 1024 * 1024;
+
+/** What an export without a passphrase gives away (memory.export warns with it). */
+const UNSEALED_EXPORT_WARNING = 'padlock: this memory export has no passphrase: it holds every preference and every '
+  + 'feedback prompt and answer in plain text. Pass { passphrase } to seal it.';
+
 export class PadlockError extends Error {
   constructor({ code, message, name }) {
     super(message);
@@ -72,7 +79,14 @@ export class Engine {
     // memory.list(), memory.add(text, options), ... : the worker's Memory, by name.
     this.memory = new Proxy({}, {
       // Not a thenable: `await engine.memory` must not call the worker.
-      get: (_, op) => (typeof op === 'string' && op !== 'then' ? (...args) => this.#call('memory', { op, args }) : undefined),
+      get: (_, op) => (typeof op === 'string' && op !== 'then' ? (...args) => {
+        if (op === 'export' && !args[0]?.passphrase) console.warn(UNSEALED_EXPORT_WARNING);
+        // Checked here too: a huge file would be copied into the worker and the wasm memory first.
+        if (op === 'import' && typeof args[0] === 'string' && args[0].length > MAX_IMPORT_CHARS) {
+          return Promise.reject(new PadlockError({ code: 'INVALID_IMPORT', message: `the file is larger than ${MAX_IMPORT_CHARS} characters` }));
+        }
+        return this.#call('memory', { op, args });
+      } : undefined),
     });
   }
 

@@ -144,3 +144,28 @@ fn generate_with_the_store_honours_explicit_method_beta_and_k() {
     assert_eq!(k1, plain, "--top-k 1 leaves PAD only the base model's top token");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn an_unsealed_export_warns_is_owner_only_and_refuses_a_passphrase_on_import() {
+    let dir = std::env::temp_dir().join(format!("padlock-cli-export-{}", std::process::id()));
+    let (store, file) = (dir.join("store"), dir.join("memory.json"));
+    let (store, file) = (store.to_str().unwrap(), file.to_str().unwrap());
+    assert!(padlock(&["memory", "--store", store, "add", "Keep answers short."]).0);
+    let (ok, _, err) = padlock(&["memory", "--store", store, "export", file]);
+    assert!(ok && err.contains("not protected by a passphrase"), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the export is readable by its owner only");
+    }
+    let (ok, _, err) = padlock(&["memory", "--store", store, "import", file, "--passphrase", "correct horse"]);
+    assert!(!ok && err.contains("INVALID_IMPORT"), "{err}");
+    let (ok, _, err) = padlock(&["memory", "--store", store, "import", file]);
+    assert!(ok, "{err}");
+    let sealed = dir.join("sealed.json");
+    let (ok, _, err) =
+        padlock(&["memory", "--store", store, "export", sealed.to_str().unwrap(), "--passphrase", "correct horse"]);
+    assert!(ok && !err.contains("warning"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

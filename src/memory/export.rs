@@ -28,6 +28,8 @@ pub const CIPHER: &str = "AES-256-GCM";
 pub const PBKDF2_ITERATIONS: u32 = 600_000;
 /// Iteration counts an import accepts (a file asking for more would stall the page).
 const ITERATIONS_ACCEPTED: std::ops::RangeInclusive<u32> = 100_000..=10_000_000;
+/// The largest export an import reads (checked before parsing).
+pub const MAX_IMPORT_BYTES: usize = 256 << 20;
 /// Associated data of a sealed export: binds the ciphertext to this format.
 pub const SEALED_AAD: &[u8] = b"padlock-memory/1";
 
@@ -98,6 +100,9 @@ pub async fn export(contents: &Contents, passphrase: Option<&str>) -> Result<Str
 /// Reads and checks an export file completely; `contents` only if all of it is valid.
 pub async fn import(text: &str, passphrase: Option<&str>) -> Result<Contents> {
     let invalid = |m: String| Error::new(ErrorCode::InvalidImport, m);
+    if text.len() > MAX_IMPORT_BYTES {
+        return Err(invalid(format!("the file is {} bytes; an export is at most {MAX_IMPORT_BYTES}", text.len())));
+    }
     let file: ExportFile =
         serde_json::from_str(text).map_err(|e| invalid(format!("not a padlock memory export: {e}")))?;
     if file.format != FORMAT {
@@ -110,6 +115,12 @@ pub async fn import(text: &str, passphrase: Option<&str>) -> Result<Contents> {
         )));
     }
     let contents = match (file.contents, file.sealed) {
+        (Some(_), None) if passphrase.is_some() => {
+            crate::bail!(
+                InvalidImport,
+                "this export is not protected by a passphrase, but one was given: is it the file you meant?"
+            );
+        }
         (Some(contents), None) => contents,
         (None, Some(sealed)) => {
             let Some(passphrase) = passphrase else {

@@ -128,7 +128,7 @@ pub fn apply(preferences: &mut [Preference], event: &FeedbackEvent) -> Vec<Weigh
     let mut changes = Vec::new();
     for (i, v) in present {
         let p = &mut preferences[i];
-        if p.is_universal() {
+        if p.is_universal() || event.seq < p.learned_since {
             continue;
         }
         let before = p.effective_weight();

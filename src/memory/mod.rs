@@ -35,8 +35,8 @@ pub use personalize::{active, Personalized};
 use records::check_weight;
 pub use records::{
     check_id, new_id, now_millis, random_bytes, Contents, FeedbackEvent, FeedbackKind, Preference, Profile, Response,
-    Reward, Source, ValueHead, DEFAULT_WEIGHT, HARMLESS_ID, MAX_ACTIVE_LIMIT, MAX_FEEDBACK_CHARS, MAX_PREFERENCE_CHARS,
-    MAX_VALUE_HEAD_BYTES, MAX_WEIGHT,
+    Reward, Source, ValueHead, DEFAULT_WEIGHT, HARMLESS_ID, MAX_ACTIVE_LIMIT, MAX_FEEDBACK_CHARS, MAX_IMPORTED_EVENTS,
+    MAX_PREFERENCE_CHARS, MAX_STORED_PREFERENCES, MAX_VALUE_HEADS, MAX_VALUE_HEAD_BYTES, MAX_WEIGHT,
 };
 pub use store::{Loaded, Store, Unreadable, Write};
 
@@ -122,6 +122,9 @@ impl<S: Store> Memory<S> {
     pub async fn add(&self, text: &str, weight: Option<f64>, source: Source) -> Result<Preference> {
         let id = new_id()?;
         self.modify(|loaded| {
+            if loaded.items.iter().filter(|p| !p.is_universal()).count() >= MAX_STORED_PREFERENCES {
+                crate::bail!(InvalidArgument, "the memory holds {MAX_STORED_PREFERENCES} preferences, its most");
+            }
             let last = loaded.items.iter().filter(|p| !p.is_universal()).map(|p| p.created).max();
             let now = now_millis().max(last.map_or(0, |t| t + 1));
             let p = Preference {
@@ -129,6 +132,7 @@ impl<S: Store> Memory<S> {
                 text: text.trim().to_string(),
                 weight: weight.unwrap_or(DEFAULT_WEIGHT),
                 learned: 0.0,
+                learned_since: 0,
                 enabled: true,
                 source,
                 created: now,
@@ -160,6 +164,8 @@ impl<S: Store> Memory<S> {
             }
             if change.reset_learned {
                 p.learned = 0.0;
+                // This write raises the revision by one; feedback computed before it is past.
+                p.learned_since = loaded.revision + 1;
             }
             p.updated = now_millis();
             p.validate()?;

@@ -15,6 +15,11 @@ pub const HARMLESS_ID: &str = "harmless";
 pub const MAX_PREFERENCE_CHARS: usize = 500;
 /// Weights (set or learned) stay within [0, MAX_WEIGHT].
 pub const MAX_WEIGHT: f64 = MAX_PREFERENCE_WEIGHT as f64;
+/// The most preferences a memory keeps (besides harmlessness).
+pub const MAX_STORED_PREFERENCES: usize = 1000;
+/// The most feedback events and value heads an import brings.
+pub const MAX_IMPORTED_EVENTS: usize = 100_000;
+pub const MAX_VALUE_HEADS: usize = 16;
 /// The weight a new preference gets when none is given.
 pub const DEFAULT_WEIGHT: f64 = 1.0;
 
@@ -47,6 +52,10 @@ pub struct Preference {
     /// What feedback added to (or took from) `weight`; see [`Preference::effective_weight`].
     #[serde(default)]
     pub learned: f64,
+    /// Feedback from before this store revision does not move this preference: it was reset
+    /// (`resetLearned`) then, and replaying the log must not undo the reset.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub learned_since: u64,
     pub enabled: bool,
     pub source: Source,
     /// Milliseconds since the Unix epoch.
@@ -81,6 +90,7 @@ impl Preference {
             text: HARMLESS_PRINCIPLE.into(),
             weight: DEFAULT_WEIGHT,
             learned: 0.0,
+            learned_since: 0,
             enabled: true,
             source: Source::Universal,
             created: now,
@@ -111,6 +121,10 @@ impl Preference {
         }
         Ok(())
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The kinds of feedback a person gives.
@@ -343,6 +357,15 @@ impl Contents {
     /// Every record valid, ids unique, the harmlessness principle present: what an import needs.
     pub fn validate(&self) -> Result<()> {
         self.profile.validate()?;
+        for (what, n, max) in [
+            ("preferences", self.preferences.len(), MAX_STORED_PREFERENCES + 1),
+            ("feedback events", self.events.len(), MAX_IMPORTED_EVENTS),
+            ("value heads", self.value_heads.len(), MAX_VALUE_HEADS),
+        ] {
+            if n > max {
+                crate::bail!(InvalidArgument, "{n} {what}; a memory holds at most {max}");
+            }
+        }
         let mut ids = std::collections::HashSet::new();
         for p in &self.preferences {
             p.validate()?;

@@ -48,6 +48,7 @@ impl PreferenceV1 {
             text: self.text,
             weight: self.weight,
             learned: 0.0,
+            learned_since: 0,
             enabled: true,
             source: Source::Explicit,
             created: now,

@@ -205,8 +205,22 @@ fn bad_files(good_plain: &str, good_sealed: &str) -> Vec<(String, Option<&'stati
         e.encode(bytes)
     };
     let pass = Some("correct horse battery staple");
+    // More preferences than a memory keeps (each one valid, with its own id).
+    let too_many = edit(&plain, &|v| {
+        let p = v["contents"]["preferences"][1].clone();
+        let list = v["contents"]["preferences"].as_array_mut().unwrap();
+        for i in 0..padlock::memory::MAX_STORED_PREFERENCES {
+            let mut p = p.clone();
+            p["id"] = format!("many{i}").into();
+            list.push(p);
+        }
+    });
     vec![
         ("not json at all".into(), None, ErrorCode::InvalidImport),
+        // A passphrase for a file that has none: probably the wrong file.
+        (good_plain.into(), pass, ErrorCode::InvalidImport),
+        (too_many, None, ErrorCode::InvalidImport),
+        (" ".repeat(padlock::memory::export::MAX_IMPORT_BYTES + 1), None, ErrorCode::InvalidImport),
         (good_plain[..good_plain.len() / 2].into(), None, ErrorCode::InvalidImport),
         ("{}".into(), None, ErrorCode::InvalidImport),
         (edit(&plain, &|v| v["format"] = "something-else".into()), None, ErrorCode::InvalidImport),
@@ -501,18 +515,23 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
     assert_eq!(after.preferences, before.preferences);
     assert_eq!(after.events.len(), before.events.len() + 2);
 
-    // The stored weights are exactly the replay of the log; forgetting what was learned and
-    // rebuilding gives them back.
+    // The stored weights are exactly the replay of the log.
     assert_eq!(m.rebuild().await.unwrap(), vec![]);
+    // A reset forgets what was learned, and rebuilding does not bring it back; feedback after
+    // the reset counts, from the set weight, and replays exactly.
     for id in [&concise, &detailed] {
         m.update(id, &PreferenceChange { reset_learned: true, ..Default::default() }).await.unwrap();
     }
-    assert_ne!(m.contents(false).await.unwrap().preferences, after.preferences);
-    assert!(!m.rebuild().await.unwrap().is_empty());
-    assert_eq!(
-        m.contents(false).await.unwrap().preferences.iter().map(|p| p.effective_weight()).collect::<Vec<_>>(),
-        after.preferences.iter().map(|p| p.effective_weight()).collect::<Vec<_>>()
-    );
+    let reset = m.contents(false).await.unwrap();
+    assert!(reset.preferences.iter().all(|p| p.learned == 0.0), "{:?}", reset.preferences);
+    assert_eq!(m.rebuild().await.unwrap(), vec![], "rebuild honours the reset");
+    assert_eq!(m.contents(false).await.unwrap().preferences, reset.preferences);
+    m.feedback(choice("q", short.clone(), long.clone())).await.unwrap();
+    let again = m.contents(false).await.unwrap();
+    assert!((weight_of(&again, &concise) - (1.0 + first)).abs() < 1e-6, "{}", weight_of(&again, &concise));
+    assert!((weight_of(&again, &detailed) - (1.0 - first)).abs() < 1e-6);
+    assert_eq!(m.rebuild().await.unwrap(), vec![]);
+    assert_eq!(m.contents(false).await.unwrap().preferences, again.preferences);
 
     // Far stronger evidence against the current weights moves a weight by at most MAX_STEP,
     // and never past the bounds [0, MAX_WEIGHT].

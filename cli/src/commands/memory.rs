@@ -159,8 +159,12 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             }
             MemoryCommand::Remove { id } => open(dir)?.remove(&id).await,
             MemoryCommand::Export { file, passphrase, skip_unreadable } => {
-                let text = open(dir)?.export(passphrase.get()?.as_deref(), skip_unreadable).await?;
-                std::fs::write(&file, text).map_err(|e| Error::new(ErrorCode::Io, format!("{}: {e}", file.display())))
+                let passphrase = passphrase.get()?;
+                let text = open(dir)?.export(passphrase.as_deref(), skip_unreadable).await?;
+                if passphrase.is_none() {
+                    eprintln!("{UNSEALED_WARNING}");
+                }
+                write_private(&file, &text)
             }
             MemoryCommand::Import { file, passphrase } => {
                 let c = open(dir)?.import(&read_file(&file)?, passphrase.get()?.as_deref()).await?;
@@ -177,6 +181,24 @@ pub fn run(args: MemoryArgs) -> Result<()> {
             }
         }
     })
+}
+
+/// What an export without a passphrase gives away.
+const UNSEALED_WARNING: &str = "warning: the export is not protected by a passphrase: it holds every preference and \
+    every feedback prompt and answer in plain text (only you can read the file; --passphrase or --passphrase-env seals it)";
+
+/// Writes an export readable and writable by its owner only (created so, never widened later).
+fn write_private(file: &std::path::Path, text: &str) -> Result<()> {
+    use std::io::Write as _;
+    let io = |e: std::io::Error| Error::new(ErrorCode::Io, format!("{}: {e}", file.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(file).map_err(io)?;
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)
 }
 
 async fn list(m: &Memory<FileStore>, json: bool) -> Result<()> {
