@@ -9,7 +9,7 @@ mod common;
 use padlock::align::plan::Plan;
 use padlock::align::sampler::SamplingParams;
 use padlock::chat::ChatRequest;
-use padlock::generate::{Engine, GenerateOptions, Generation};
+use padlock::generate::{Engine, GenerateOptions, Generation, PREFILL_CHUNK};
 use padlock::tokenizer::ChatMessage;
 use padlock::ErrorCode;
 
@@ -165,4 +165,51 @@ fn control_tokens_in_messages_and_preferences_open_no_turn() {
     for p in &prompts {
         assert_eq!(p.iter().filter(|&&t| t == im_start).count(), 3, "{:?}", engine.tokenizer.decode(p));
     }
+}
+
+/// A prompt longer than one prefill pass is fed in parts of `PREFILL_CHUNK` tokens, each
+/// greedy token is the one a single pass over the whole text ranks first, and a cancel
+/// between the parts stops the prefill there with nothing generated.
+#[test]
+fn a_long_prompt_is_prefilled_in_parts_that_a_cancel_can_stop() {
+    let engine = common::engine();
+    let messages = vec![message("user", &"Tell me a fact about the sea. ".repeat(80))];
+    let options = GenerateOptions {
+        max_tokens: 6,
+        sampling: SamplingParams { greedy: true, repetition_penalty: 1.0, ..SamplingParams::default() },
+        ..GenerateOptions::default()
+    };
+    let plan = Plan::new(&options.personalization).unwrap();
+    let prompt = engine.conversation_prompts(&messages, &plan).unwrap().remove(0);
+    assert!(prompt.len() > 2 * PREFILL_CHUNK, "{} tokens", prompt.len());
+
+    let mut gen = Generation::prepare(&engine, vec![prompt.clone()], &options, plan.clone(), false).unwrap();
+    let mut passes = 1;
+    while !pollster::block_on(gen.prefill_step()).unwrap() {
+        passes += 1;
+        assert_eq!(gen.prefilled(), [PREFILL_CHUNK * (passes - 1)]);
+    }
+    assert_eq!(passes, prompt.len().div_ceil(PREFILL_CHUNK));
+    assert_eq!(gen.prefilled(), [prompt.len()]);
+    while pollster::block_on(gen.next()).unwrap().is_some() {}
+    let generated = gen.generated().to_vec();
+    assert_eq!(generated.len(), 6);
+    drop(gen);
+    let text: Vec<u32> = prompt.iter().chain(&generated[..5]).copied().collect();
+    let logits = pollster::block_on(engine.logits_all(&text)).unwrap();
+    let vocab = logits.len() / text.len();
+    for (i, &id) in generated.iter().enumerate() {
+        let row = &logits[(prompt.len() - 1 + i) * vocab..][..vocab];
+        let best = (0..vocab).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap() as u32;
+        assert_eq!(id, best, "token {i}");
+    }
+
+    let mut gen = Generation::prepare(&engine, vec![prompt.clone()], &options, plan, false).unwrap();
+    assert!(!pollster::block_on(gen.prefill_step()).unwrap());
+    gen.cancel();
+    assert!(pollster::block_on(gen.prefill_step()).unwrap());
+    assert!(pollster::block_on(gen.next()).unwrap().is_none());
+    assert_eq!(gen.stop_reason(), Some(padlock::generate::StopReason::Cancelled));
+    assert_eq!(gen.prefilled(), [PREFILL_CHUNK]);
+    assert!(gen.generated().is_empty());
 }

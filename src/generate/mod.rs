@@ -23,6 +23,10 @@ mod prompts;
 pub use best_of_n::{BestOfN, Sample};
 pub use prompts::{check_conversation, one_turn};
 
+/// The most prompt tokens a context feeds in one prefill pass: between passes a page can
+/// cancel, and the activations of one pass stay small.
+pub const PREFILL_CHUNK: usize = 256;
+
 /// A model ready to generate: weights on a backend, the tokenizer from the same file, and
 /// the value heads loaded for it (by name; a preference names the head its PersRM uses).
 pub struct Engine<B: Backend> {
@@ -234,8 +238,10 @@ pub struct Token {
 }
 
 /// A generation in progress over 1 + P contexts (the base context and, for PAD, the
-/// PersRM contexts). `start` runs every prompt in one batched pass; each `next` advances
-/// every context by the chosen token in one batched pass and yields that token.
+/// PersRM contexts). `start` runs every prompt through the model in batched passes of at most
+/// `PREFILL_CHUNK` tokens a context (`prepare` and `prefill_step` let a caller stop between
+/// them); each `next` advances every context by the chosen token in one batched pass and
+/// yields that token.
 pub struct Generation<'e, B: Backend> {
     engine: &'e Engine<B>,
     seqs: Vec<Sequence<B>>,
@@ -250,13 +256,15 @@ pub struct Generation<'e, B: Backend> {
     decoder: StreamDecoder,
     /// Logits (one row per context) for the next choice; `None` while the last token still has to be fed.
     logits: Option<Vec<f32>>,
+    /// Per context, the prompt tokens prefill has still to feed.
+    pending: Vec<Vec<u32>>,
     stop: Option<StopReason>,
     /// Per PersRM context: Σ over generated tokens of r_p(chosen), what feedback learns from.
     rewards: Vec<f32>,
     /// Whether the last sequence is the unconditioned reference context.
     reference: bool,
     plan: Plan,
-    /// Per context, the prompt tokens prefill fed (the rest came from kept caches).
+    /// Per context, the prompt tokens prefill has fed (the rest came from kept caches).
     prefilled: Vec<usize>,
     /// Whether the contexts go back to the engine for the next generation to reuse.
     keep: bool,
@@ -291,7 +299,7 @@ impl<'e, B: Backend> Generation<'e, B> {
         plan: Plan,
     ) -> Result<Self> {
         let prompts = engine.conversation_prompts(messages, &plan)?;
-        Self::begin(engine, prompts, options, plan, true).await
+        Self::prepare(engine, prompts, options, plan, true)?.prefilled_all().await
     }
 
     /// Checks the request and runs the prompts through the model (prefill). `prompts[0]` is
@@ -310,11 +318,13 @@ impl<'e, B: Backend> Generation<'e, B> {
         options: &GenerateOptions,
         plan: Plan,
     ) -> Result<Self> {
-        Self::begin(engine, prompts, options, plan, false).await
+        Self::prepare(engine, prompts, options, plan, false)?.prefilled_all().await
     }
 
-    /// [`start_planned`](Self::start_planned), on the engine's kept contexts when `keep`.
-    async fn begin(
+    /// [`start_planned`](Self::start_planned) before its prefill, on the engine's kept
+    /// contexts when `keep`: call [`prefill_step`](Self::prefill_step) until it says done
+    /// (or `next` does it), with a chance to [`cancel`](Self::cancel) between the steps.
+    pub fn prepare(
         engine: &'e Engine<B>,
         prompts: Vec<Vec<u32>>,
         options: &GenerateOptions,
@@ -353,11 +363,8 @@ impl<'e, B: Backend> Generation<'e, B> {
         if plan.reference {
             all_heads.push(None);
         }
-        let mut seqs = engine.sequences(&prompts, all_heads, keep)?;
-        let wanted = logits_wanted(sampler.params(), pad.as_ref(), &prompts[0], engine.banned(options.ignore_eos));
-        let tokens: Vec<&[u32]> = prompts.iter().zip(&seqs).map(|(p, s)| &p[s.len()..]).collect();
-        let prefilled = tokens.iter().map(|t| t.len()).collect();
-        let logits = engine.model.forward_batch_wanting(&mut seqs, &tokens, &wanted).await?;
+        let seqs = engine.sequences(&prompts, all_heads, keep)?;
+        let pending = prompts.iter().zip(&seqs).map(|(p, s)| p[s.len()..].to_vec()).collect();
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
         Ok(Generation {
@@ -374,15 +381,61 @@ impl<'e, B: Backend> Generation<'e, B> {
             prompt_len: base.len(),
             context: base,
             decoder: StreamDecoder::new(),
-            logits: Some(logits),
+            logits: None,
+            pending,
             stop: (options.max_tokens == 0).then_some(StopReason::Length),
-            prefilled,
+            prefilled: vec![0; expected],
             keep,
         })
     }
 
+    async fn prefilled_all(mut self) -> Result<Self> {
+        while !self.prefill_step().await? {}
+        Ok(self)
+    }
+
+    /// Feeds the next part of the prompts, at most `PREFILL_CHUNK` tokens a context; true once
+    /// they are all in and the first token's logits are ready (or generation has stopped).
+    /// Every context keeps at least one token for the last pass, which they all take together.
+    pub async fn prefill_step(&mut self) -> Result<bool> {
+        if self.stop.is_some() || self.pending.iter().all(Vec::is_empty) {
+            return Ok(true);
+        }
+        if self.pending.iter().all(|p| p.len() <= PREFILL_CHUNK) {
+            let wanted = logits_wanted(
+                self.sampler.params(),
+                self.pad.as_ref(),
+                &self.context,
+                self.engine.banned(self.ignore_eos),
+            );
+            let tokens: Vec<&[u32]> = self.pending.iter().map(Vec::as_slice).collect();
+            self.logits = Some(self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?);
+            for (fed, p) in self.prefilled.iter_mut().zip(std::mem::take(&mut self.pending)) {
+                *fed += p.len();
+            }
+            return Ok(true);
+        }
+        let mut seqs = Vec::new();
+        let mut tokens = Vec::new();
+        for (seq, p) in self.seqs.iter_mut().zip(&self.pending) {
+            if p.len() > PREFILL_CHUNK {
+                seqs.push(seq);
+                tokens.push(&p[..PREFILL_CHUNK]);
+            }
+        }
+        self.engine.model.feed(&mut seqs, &tokens)?;
+        for (fed, p) in self.prefilled.iter_mut().zip(&mut self.pending) {
+            if p.len() > PREFILL_CHUNK {
+                p.drain(..PREFILL_CHUNK);
+                *fed += PREFILL_CHUNK;
+            }
+        }
+        Ok(false)
+    }
+
     /// The next token, or `None` once generation has stopped (see `stop_reason`).
     pub async fn next(&mut self) -> Result<Option<Token>> {
+        while !self.prefill_step().await? {}
         if self.stop.is_some() {
             return Ok(None);
         }

@@ -209,6 +209,13 @@ impl<B: Backend> Llama<B> {
         self.forward_wanting(seqs, tokens, which, &LogitsWanted::All)
     }
 
+    /// Feeds `tokens[i]` to `seqs[i]` in one batched pass without reading logits back: a
+    /// long prompt's first parts, which no token is sampled from.
+    pub fn feed(&self, seqs: &mut [&mut Sequence<B>], tokens: &[&[u32]]) -> Result<()> {
+        let nothing = LogitsWanted::Top { k: 1, also: Vec::new() };
+        self.forward_wanting(seqs, tokens, Logits::Last, &nothing).map(drop)
+    }
+
     /// `forward` where only the logits `wanted` names need be right (see `Backend::lm_head`).
     fn forward_wanting(
         &self,

@@ -381,13 +381,15 @@ async fn run_generation<B: Backend>(
         return run_best_of_n(engine, cancel, messages, options, &plan, on_token).await;
     }
     let t0 = now_seconds();
-    let mut gen = if keep {
-        Generation::conversation(engine, messages, options, plan).await
-    } else {
-        let prompts = engine.conversation_prompts(messages, &plan).map_err(js_error)?;
-        Generation::start_planned(engine, prompts, options, plan).await
+    let prompts = engine.conversation_prompts(messages, &plan).map_err(js_error)?;
+    let mut gen = Generation::prepare(engine, prompts, options, plan, keep).map_err(js_error)?;
+    // A long prompt is fed in parts, so that a cancel stops it between them.
+    while !gen.prefill_step().await.map_err(js_error)? {
+        yield_to_event_loop().await?;
+        if cancel.get() {
+            gen.cancel();
+        }
     }
-    .map_err(js_error)?;
     let t1 = now_seconds();
     let mut stop = StopRewards::default();
     loop {
