@@ -56,6 +56,9 @@ export type ErrorCode =
   | 'MODEL_INTEGRITY'
   | 'QUOTA_EXCEEDED'
   | 'NOT_LOADED'
+  | 'MEMORY_LIMIT'
+  | 'STORAGE_BLOCKED'
+  | 'MEMORY_KEY_MISSING'
   | 'WORKER_CRASHED'
   | 'TERMINATED'
   | (string & {});

@@ -61,16 +61,16 @@ export async function createEngine(options = {}) {
 /** The engine: a model in its own worker. */
 export class Engine {
   constructor() {
-    // Written out in full: this is the pattern bundlers recognise and bundle as a worker.
-    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'padlock' });
     this.nextId = 1;
     this.pending = new Map(); // id -> { resolve, reject, onEvent }
-    this.worker.onmessage = (e) => this.#onMessage(e.data);
-    this.worker.onerror = (e) => {
-      e.preventDefault?.();
-      this.#failAll('WORKER_CRASHED', `the padlock worker failed: ${e.message || 'unknown error'}`);
-    };
-    this.worker.onmessageerror = () => this.#failAll('WORKER_CRASHED', 'a message from the worker could not be read');
+    this.#startWorker();
+    // What the last load was, to load again in a new worker after a crash (URL sources only:
+    // bytes the page handed over are not kept twice).
+    this.lastLoad = null;
+    // The reload in progress after a crash; calls wait for it.
+    this.restarting = null;
+    /** How many times the worker was started again after a crash. */
+    this.restarts = 0;
     this.loaded = false;
     this.lastInfo = null;
     this.onMemoryClosed = null;
@@ -103,6 +103,8 @@ export class Engine {
     } else if (msg.type === 'error') {
       this.pending.delete(msg.id);
       p.reject(new PadlockError(msg.error));
+      // A load that crashed is not tried again (it would crash again).
+      if (msg.error?.fatal) this.#restart(msg.error.message, p.type !== 'load');
     } else if (p.onEvent) {
       try {
         p.onEvent(msg);
@@ -112,15 +114,50 @@ export class Engine {
     }
   }
 
+  #startWorker() {
+    // Written out in full: this is the pattern bundlers recognise and bundle as a worker.
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'padlock' });
+    this.worker.onmessage = (e) => this.#onMessage(e.data);
+    this.worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.#restart(`the padlock worker failed: ${e.message || 'unknown error'}`);
+    };
+    this.worker.onmessageerror = () => this.#failAll('WORKER_CRASHED', 'a message from the worker could not be read');
+  }
+
+  /**
+   * A crashed worker (a WebAssembly trap, or an uncaught error) is ended and a new one started;
+   * the calls in flight reject with WORKER_CRASHED, and the model the engine had is loaded
+   * again (from this device's cache) before the next call runs.
+   */
+  #restart(reason, reload = true) {
+    if (this.terminated) return;
+    this.worker.terminate();
+    this.#failAll('WORKER_CRASHED', reason);
+    this.restarts += 1;
+    this.loaded = false;
+    this.#startWorker();
+    const load = reload ? this.lastLoad : null;
+    if (!load) return;
+    this.restarting = this.#post('load', load, null).then(() => { this.loaded = true; }, (e) => {
+      console.error('padlock: the model could not be loaded again after a crash', e);
+    }).finally(() => { this.restarting = null; });
+  }
+
   #failAll(code, message) {
     for (const [, p] of this.pending) p.reject(new PadlockError({ code, message }));
     this.pending.clear();
   }
 
-  #call(type, payload = {}, onEvent = null, transfer = []) {
+  async #call(type, payload = {}, onEvent = null, transfer = []) {
+    if (this.restarting && type !== 'cancel') await this.restarting;
+    return this.#post(type, payload, onEvent, transfer);
+  }
+
+  #post(type, payload = {}, onEvent = null, transfer = []) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, onEvent });
+      this.pending.set(id, { resolve, reject, onEvent, type });
       this.worker.postMessage({ id, type, ...payload }, transfer);
     });
   }
@@ -157,6 +194,7 @@ export class Engine {
       throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'sha256: 64 hexadecimal digits' });
     }
     this.loaded = false;
+    this.lastLoad = payload.url ? { url: payload.url, backend, sha256 } : null;
     const r = await this.#call('load', { ...payload, backend, sha256 }, onEvent, transfer);
     this.loaded = true;
     this.lastInfo = r.info;
@@ -276,6 +314,7 @@ export class Engine {
   }
 
   terminate() {
+    this.terminated = true;
     this.worker.terminate();
     this.#failAll('TERMINATED', 'the padlock worker was terminated');
   }

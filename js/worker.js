@@ -60,11 +60,31 @@ function serializeError(err) {
 }
 
 let initialized = null;
+/** The wasm memory's size once instantiated: static data and the first heap. */
+let baseMemoryBytes = 0;
 
 /** The wasm module, instantiated once. */
 async function ensureWasm() {
-  initialized ??= init().then(() => ({ Runtime, Memory }));
+  initialized ??= init().then((wasm) => {
+    baseMemoryBytes = wasm.memory?.buffer.byteLength ?? 0;
+    return { Runtime, Memory };
+  });
   return initialized;
+}
+
+/** The most a 32-bit WebAssembly memory holds. */
+const WASM_MEMORY_LIMIT = 4 * 1024 ** 3;
+/** What a loaded model needs beyond its file before its first answer (caches, activations). */
+const LOAD_HEADROOM = 256 * 1024 ** 2;
+
+/** Rejects with MEMORY_LIMIT, before a byte is copied, a model file the wasm memory cannot hold. */
+function checkModelFits(bytes, what) {
+  const room = WASM_MEMORY_LIMIT - baseMemoryBytes - LOAD_HEADROOM;
+  if (bytes > room) {
+    const mb = (n) => Math.round(n / 1024 ** 2);
+    throw new CodedError('MEMORY_LIMIT', `${what} is ${mb(bytes)} MB; WebAssembly's memory holds at most about ${mb(room)} MB `
+      + 'of model beside what answering needs, so it cannot load here; nothing was changed');
+  }
 }
 
 /** Streams `url` into one Uint8Array, reporting { phase: 'download', loaded, total, fraction }. */
@@ -77,6 +97,7 @@ async function download(url, progress) {
   }
   if (!resp.ok) throw new CodedError('MODEL_FETCH_FAILED', `could not fetch the model at ${url}: HTTP ${resp.status}`);
   const total = Number(resp.headers.get('Content-Length')) || 0;
+  checkModelFits(total, `the model at ${url}`);
   if (!resp.body) {
     const buf = new Uint8Array(await resp.arrayBuffer());
     progress({ phase: 'download', loaded: buf.length, total: buf.length, fraction: 1 });
@@ -96,6 +117,12 @@ async function download(url, progress) {
       chunks.push(value);
     }
     loaded += value.length;
+    try {
+      checkModelFits(loaded, `the model at ${url}`);
+    } catch (e) {
+      reader.cancel().catch(() => {});
+      throw e;
+    }
     const now = performance.now();
     if (now - lastReport > 50) {
       lastReport = now;
@@ -211,6 +238,7 @@ async function handle(msg, reply) {
         let cached = false;
         if (msg.bytes) {
           bytes = new Uint8Array(msg.bytes);
+          checkModelFits(bytes.length, 'the model file');
           await verify(bytes, msg.sha256, progress);
         } else {
           ({ bytes, cached } = await cachedDownload(msg.url, msg.sha256, progress));
@@ -317,15 +345,33 @@ async function handle(msg, reply) {
   }
 }
 
+// After a WebAssembly trap (a panic, memory exhausted) the instance's state is undefined: this
+// worker answers nothing more but WORKER_CRASHED, and the page (index.js) starts a new one.
+let trapped = null;
+
+function trapError(err) {
+  return { code: 'WORKER_CRASHED', name: 'Error', fatal: true,
+    message: `the engine stopped on a WebAssembly trap (${err?.message || err}); it restarts with the model from this device's cache` };
+}
+
 self.onmessage = async (event) => {
   const msg = event.data || {};
   const id = msg.id;
   const reply = (m, transfer) => self.postMessage({ id, ...m }, transfer || []);
+  if (trapped) {
+    reply({ type: 'error', error: trapError(trapped) });
+    return;
+  }
   try {
     const result = await handle(msg, reply);
     const transfer = result instanceof Float32Array ? [result.buffer] : [];
     reply({ type: 'result', result }, transfer);
   } catch (err) {
-    reply({ type: 'error', error: serializeError(err) });
+    if (err instanceof WebAssembly.RuntimeError) {
+      trapped = err;
+      reply({ type: 'error', error: trapError(err) });
+    } else {
+      reply({ type: 'error', error: serializeError(err) });
+    }
   }
 };

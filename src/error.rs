@@ -70,6 +70,14 @@ pub enum ErrorCode {
     SchemaVersion,
     /// The memory was closed, e.g. because another tab asked to forget everything.
     StorageClosed,
+    /// Another tab keeps the memory open with an older padlock and does not let it upgrade.
+    StorageBlocked,
+    /// The device's memory (wasm's 4 GiB, or the machine's) cannot hold what a request or a
+    /// model needs; nothing was changed.
+    MemoryLimit,
+    /// The memory holds records but its key is gone: they cannot be read. Nothing was changed
+    /// (forget the memory, then import an export, to start again).
+    MemoryKeyMissing,
 }
 
 impl ErrorCode {
@@ -106,6 +114,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::SchemaVersion => "SCHEMA_VERSION",
             ErrorCode::StorageClosed => "STORAGE_CLOSED",
+            ErrorCode::StorageBlocked => "STORAGE_BLOCKED",
+            ErrorCode::MemoryKeyMissing => "MEMORY_KEY_MISSING",
+            ErrorCode::MemoryLimit => "MEMORY_LIMIT",
         }
     }
 }

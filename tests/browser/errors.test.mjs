@@ -107,6 +107,28 @@ test('the worker client keeps the error code (GGUF_EMPTY through postMessage)', 
   assert.equal(r.code, 'GGUF_EMPTY', JSON.stringify(r));
 });
 
+test('a model file larger than wasm memory can hold is refused with MEMORY_LIMIT before its download', async () => {
+  // Only the headers are real here: the check reads Content-Length before the body.
+  const url = '/models/too-large.gguf';
+  await env.context.route(`**${url}`, (route) => route.fulfill({
+    status: 200,
+    headers: { 'Content-Type': 'application/octet-stream', 'Content-Length': String(5 * 1024 ** 3) },
+    body: 'GGUF',
+  }));
+  const r = await env.page.evaluate(async (url) => {
+    const { createEngine } = await import('padlock-llm');
+    try {
+      await createEngine({ model: url, backend: 'cpu' });
+      return { ok: true };
+    } catch (e) {
+      return { code: e.code, message: e.message };
+    }
+  }, url);
+  await env.context.unroute(`**${url}`);
+  assert.equal(r.code, 'MEMORY_LIMIT', JSON.stringify(r));
+  assert.match(r.message, /5120 MB/);
+});
+
 test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works afterwards',
   { timeout: LOAD_TIMEOUT_MS + 3 * GEN_TIMEOUT_MS }, async (t) => {
     const info = await loadModelViaClient(env.page, env.server.url, { backend: 'cpu' });
@@ -182,5 +204,52 @@ test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works 
       });
       assert.equal(r.second.code, 'BUSY', JSON.stringify(r));
       assert.ok(['eos', 'length'].includes(r.first));
+    });
+
+    await t.test('cancel stops a long prompt between the parts of its prefill', async () => {
+      const r = await env.page.evaluate(async () => {
+        const running = window.padlock.generate('hello world '.repeat(1500), { maxTokens: 8, greedy: true });
+        // The worker reads the cancel between two parts (256 tokens a context) of the prefill.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        await window.padlock.cancel();
+        return running;
+      });
+      assert.equal(r.stopReason, 'cancelled', JSON.stringify({ ...r, promptIds: r.promptIds.length }));
+      assert.equal(r.generatedIds.length, 0);
+      assert.ok(r.prefilledTokens[0] < r.promptIds.length,
+        `prefilled ${r.prefilledTokens[0]} of ${r.promptIds.length} prompt tokens`);
+      assert.equal(r.prefilledTokens[0] % 256, 0, `prefilled ${r.prefilledTokens[0]}`);
+    });
+
+    await t.test('a WebAssembly trap restarts the engine: that call rejects with WORKER_CRASHED, the next one works', async () => {
+      // Memory exhausted, for real: the engine's wasm memory is grown to its 4 GiB limit from
+      // inside its worker (the same module instance the worker runs), so the next allocation
+      // the engine makes cannot grow it and traps.
+      const worker = env.page.workers().find((w) => w.url().endsWith('/worker.js'));
+      assert.ok(worker, `no engine worker among ${env.page.workers().map((w) => w.url())}`);
+      const grown = await worker.evaluate(async () => {
+        const wasm = await (await import(new URL('padlock.js', self.location.href).href)).default();
+        const pages = wasm.memory.buffer.byteLength / 65536;
+        wasm.memory.grow(65536 - pages);
+        return wasm.memory.buffer.byteLength;
+      });
+      assert.equal(grown, 4 * 1024 ** 3);
+      const r = await env.page.evaluate(async () => {
+        const engine = window.padlock;
+        const restartsBefore = engine.restarts;
+        let crashed;
+        try {
+          await engine.loadHead('big', new Uint8Array(64 * 1024 * 1024));
+          crashed = { ok: true };
+        } catch (e) {
+          crashed = { code: e.code, message: e.message };
+        }
+        const next = await engine.generate('Say hello.', { maxTokens: 8, greedy: true });
+        return { crashed, restarts: engine.restarts - restartsBefore, next };
+      });
+      assert.equal(r.crashed.code, 'WORKER_CRASHED', JSON.stringify(r.crashed));
+      assert.match(r.crashed.message, /WebAssembly trap/);
+      assert.equal(r.restarts, 1);
+      assert.ok(r.next.generatedIds.length > 0 && r.next.generatedIds.length <= 8);
     });
   });

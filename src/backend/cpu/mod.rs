@@ -64,6 +64,17 @@ impl CpuBackend {
     }
 }
 
+fn kv_memory_error(values: usize, held: usize) -> Error {
+    Error::new(
+        ErrorCode::MemoryLimit,
+        format!(
+            "no memory left to cache {} more KB of keys and values beside the {held} positions held: \
+             ask for fewer tokens or fewer preferences, or start a new chat",
+            values * 4 / 1024
+        ),
+    )
+}
+
 fn backend_err(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorCode::Backend, e.to_string())
 }
@@ -277,6 +288,11 @@ impl Backend for CpuBackend {
                         );
                     }
                     let range = row * kv_row..(row + seg.n_tokens) * kv_row;
+                    // Growing the caches is where long chats and many preferences use memory
+                    // up: running out is an error the caller can act on, not an abort.
+                    for store in [&mut cache.keys[layer], &mut cache.values[layer]] {
+                        store.try_reserve(range.len()).map_err(|_| kv_memory_error(range.len(), seg.start))?;
+                    }
                     cache.keys[layer].extend_from_slice(&k[range.clone()]);
                     cache.values[layer].extend_from_slice(&v[range]);
                     row += seg.n_tokens;
