@@ -482,4 +482,85 @@ mod browser {
             js_sys::Array::from(&list).iter().map(|d| field(&d, "name").as_string().unwrap()).collect();
         assert!(!names.contains(&name), "{names:?}");
     }
+
+    /// A tab with an older padlock keeps the database open and ignores `versionchange`: the
+    /// open is refused at once with STORAGE_BLOCKED (not a hang), and works once that tab
+    /// closes.
+    #[wasm_bindgen_test]
+    async fn an_old_tab_that_does_not_close_blocks_the_open_with_a_typed_error() {
+        let name = Idb::new("blocked").db("m");
+        write_v1(&name, &[], &[]).await;
+        let old = Factory::new().unwrap().open(&name, Some(1)).unwrap().await.unwrap();
+        let err = IdbStore::open(&name, None).await.err().expect("the open should be blocked");
+        assert_eq!(err.code, ErrorCode::StorageBlocked, "{err}");
+        old.close();
+        let m = Memory::new(IdbStore::open(&name, None).await.unwrap());
+        assert_eq!(m.preferences().await.unwrap().items.len(), 1);
+        m.forget().await.unwrap();
+    }
+
+    /// The record key deleted while records remain: the open fails with MEMORY_KEY_MISSING
+    /// instead of making a new key that could read none of them, and nothing is written.
+    #[wasm_bindgen_test]
+    async fn records_without_their_key_fail_the_open_and_stay_as_they_were() {
+        let name = Idb::new("no-key").db("m");
+        let (m, _, _) = filled(&name).await;
+        drop(m);
+        let db = Factory::new().unwrap().open(&name, None).unwrap().await.unwrap();
+        let tx = db.transaction(&["keys"], TransactionMode::ReadWrite).unwrap();
+        tx.object_store("keys").unwrap().clear().unwrap().await.unwrap();
+        assert!(tx.commit().unwrap().await.unwrap().is_committed());
+        db.close();
+        let before = raw_records(&name).await;
+        let err = IdbStore::open(&name, None).await.err().expect("the open should fail");
+        assert_eq!(err.code, ErrorCode::MemoryKeyMissing, "{err}");
+        let after = raw_records(&name).await;
+        assert_eq!(before.len(), after.len());
+        assert!(after.iter().all(|(store, _, _)| store != "keys"), "a new key was made");
+        assert!(before.iter().zip(&after).all(|(a, b)| a.0 == b.0 && a.1 == b.1));
+    }
+
+    /// The upgrade from v1 sets a flag in `meta` in its own transaction; an open that finds it
+    /// (say the upgrading session ended before it re-sealed) re-seals the records and clears it.
+    #[wasm_bindgen_test]
+    async fn records_left_in_the_v1_format_are_resealed_by_the_next_open() {
+        let name = Idb::new("reseal-later").db("m");
+        let prefs = vec![PreferenceV1 { id: "p1".into(), text: "Keep answers short.".into(), weight: 1.5 }];
+        write_v1(&name, &prefs, &[]).await;
+        let m = Memory::new(IdbStore::open(&name, None).await.unwrap());
+        drop(m);
+        let flag = |records: &[(String, JsValue, JsValue)]| {
+            records.iter().any(|(s, k, _)| s == "meta" && k.as_string().as_deref() == Some("reseal-v1"))
+        };
+        assert!(!flag(&raw_records(&name).await), "the flag outlived the re-seal");
+        // Put p1 back in the v1 format (no associated data, no version) and the flag with it.
+        let records = raw_records(&name).await;
+        let key: web_sys::CryptoKey = records.iter().find(|r| r.0 == "keys").unwrap().2.clone().unchecked_into();
+        let iv = padlock::memory::random_bytes::<12>().unwrap();
+        let gcm = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &Uint8Array::from(&iv[..]));
+        let plain = serde_json::to_vec(&prefs[0]).unwrap();
+        let data = settle(subtle().encrypt_with_object_and_u8_array(&gcm, &key, &plain)).await;
+        let db = Factory::new().unwrap().open(&name, None).unwrap().await.unwrap();
+        let tx = db.transaction(&["preferences", "meta"], TransactionMode::ReadWrite).unwrap();
+        let record = Object::new();
+        Reflect::set(&record, &"id".into(), &"p1".into()).unwrap();
+        Reflect::set(&record, &"iv".into(), &Uint8Array::from(&iv[..])).unwrap();
+        Reflect::set(&record, &"data".into(), &data).unwrap();
+        tx.object_store("preferences").unwrap().put(&record, None).unwrap().await.unwrap();
+        let marker = Object::new();
+        Reflect::set(&marker, &"id".into(), &"reseal-v1".into()).unwrap();
+        Reflect::set(&marker, &"value".into(), &JsValue::TRUE).unwrap();
+        tx.object_store("meta").unwrap().put(&marker, None).unwrap().await.unwrap();
+        assert!(tx.commit().unwrap().await.unwrap().is_committed());
+        db.close();
+        let m = Memory::new(IdbStore::open(&name, None).await.unwrap());
+        let after = raw_records(&name).await;
+        assert!(!flag(&after), "the flag was not cleared");
+        let p1 = after.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some("p1")).unwrap();
+        assert_eq!(field(&p1.2, "v").as_f64(), Some(2.0), "p1 was not re-sealed");
+        let loaded = m.preferences().await.unwrap();
+        assert!(loaded.unreadable.is_empty());
+        assert!(loaded.items.iter().any(|p| p.text == "Keep answers short."));
+        m.forget().await.unwrap();
+    }
 }

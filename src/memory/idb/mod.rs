@@ -10,6 +10,7 @@
 //! | `profile`     | "profile"          | `{id, v: 2, iv, data}`                  |
 //! | `heads`       | name               | `{id, v: 2, iv, data}` (data: the raw bytes) |
 //! | `meta`        | "revision"         | `{id, value}`: raised by every write    |
+//! | `meta`        | "reseal-v1"        | `{id, value}`: v1 records wait to be re-sealed |
 //!
 //! `data` is AES-GCM over the record's JSON with a fresh random 96-bit IV per write and
 //! `padlock/<store>/<id>` as associated data, so a record moved to another id or store fails
@@ -45,8 +46,10 @@ use super::{
     now_millis, random_bytes, Contents, FeedbackEvent, Loaded, Preference, Profile, Store, Unreadable, ValueHead, Write,
 };
 use crate::error::{Error, ErrorCode, Result};
+use open::{open_unless_blocked, record_key};
 use upgrade::upgrade;
 
+mod open;
 mod upgrade;
 
 const KEYS: &str = "keys";
@@ -59,6 +62,8 @@ const META: &str = "meta";
 const FEEDBACK_V1: &str = "feedback";
 const RECORD_KEY: &str = "records";
 const REVISION: &str = "revision";
+/// Set in `meta` by the upgrade from v1, removed once its records are re-sealed.
+const RESEAL: &str = "reseal-v1";
 /// Every store a write may touch.
 const DATA_STORES: [&str; 5] = [PREFERENCES, EVENTS, PROFILE, HEADS, META];
 
@@ -194,7 +199,13 @@ impl IdbStore {
                 }
             });
         }
-        let opened = request.await;
+        let opened = match open_unless_blocked(request).await {
+            Some(opened) => opened,
+            None => crate::bail!(
+                StorageBlocked,
+                "another tab keeps this memory open with an older padlock: close or reload that tab, then try again"
+            ),
+        };
         if let Some(e) = upgrade_error.borrow_mut().take() {
             return Err(e);
         }
@@ -231,7 +242,8 @@ impl IdbStore {
         };
         let key = record_key(&db).await?;
         let store = IdbStore { name: name.to_string(), db, raw, key, closed, channel, _on_message: on_message };
-        if upgraded_from.get() == Some(1) {
+        // Also when the upgrade happened in a session that ended before re-sealing.
+        if store.needs_reseal().await? {
             store.reseal_v1().await?;
         }
         Ok(store)
@@ -335,11 +347,20 @@ impl IdbStore {
         }
         let (tx, raw) = self.transaction(&DATA_STORES, TransactionMode::ReadWrite)?;
         let revision = read_revision(&tx).await?;
-        if let Err(e) = self.apply(&tx, &puts, &[], revision + 1).await {
+        // The flag goes in the same transaction as the re-sealed records.
+        if let Err(e) = self.apply(&tx, &puts, &[(META, RESEAL.to_string())], revision + 1).await {
             let _ = idb::Transaction::from(raw.clone()).abort();
             return Err(Self::commit(tx, raw, "re-sealing the migrated records").await.err().unwrap_or(e));
         }
         Self::commit(tx, raw, "re-sealing the migrated records").await
+    }
+
+    /// Whether the upgrade from v1 left records to re-seal (its flag in `meta`).
+    async fn needs_reseal(&self) -> Result<bool> {
+        let (tx, _raw) = self.transaction(&[META], TransactionMode::ReadOnly)?;
+        let meta = tx.object_store(META).map_err(|e| idb_error("store", e))?;
+        let flag = meta.get(JsValue::from_str(RESEAL)).map_err(|e| idb_error("read", e))?.await;
+        Ok(flag.map_err(|e| idb_error("read", e))?.is_some())
     }
 }
 
@@ -364,34 +385,6 @@ async fn read_revision(tx: &idb::Transaction) -> Result<u64> {
         .await
         .map_err(|e| idb_error("read", e))?;
     Ok(value.map(|v| get(&v, "value").as_f64().unwrap_or(0.0) as u64).unwrap_or(0))
-}
-
-/// The CryptoKey kept in `keys`, made on first use. Two tabs opening a new database at once
-/// both try to add one; the second add fails and that tab reads the first one's key.
-async fn record_key(db: &Database) -> Result<CryptoKey> {
-    let read = || async {
-        let tx = db.transaction(&[KEYS], TransactionMode::ReadOnly).map_err(|e| idb_error("transaction", e))?;
-        let keys = tx.object_store(KEYS).map_err(|e| idb_error("store", e))?;
-        let value = keys
-            .get(JsValue::from_str(RECORD_KEY))
-            .map_err(|e| idb_error("read", e))?
-            .await
-            .map_err(|e| idb_error("read", e))?;
-        Ok::<_, Error>(value.and_then(|v| v.dyn_into::<CryptoKey>().ok()))
-    };
-    if let Some(key) = read().await? {
-        return Ok(key);
-    }
-    let key = webcrypto::generate_record_key().await?;
-    let tx = db.transaction(&[KEYS], TransactionMode::ReadWrite).map_err(|e| idb_error("transaction", e))?;
-    let raw: IdbTransaction = JsValue::from(tx).unchecked_into();
-    let tx = idb::Transaction::from(raw.clone());
-    let keys = tx.object_store(KEYS).map_err(|e| idb_error("store", e))?;
-    let added = keys.add(&key, Some(&JsValue::from_str(RECORD_KEY))).map_err(|e| idb_error("write", e))?.await;
-    if added.is_ok() && IdbStore::commit(tx, raw, "storing the key").await.is_ok() {
-        return Ok(key);
-    }
-    read().await?.ok_or_else(|| storage_error("key", "no record key could be stored"))
 }
 
 impl Store for IdbStore {

@@ -4,7 +4,7 @@ use idb::{KeyPath, ObjectStoreParams};
 use js_sys::Object;
 use wasm_bindgen::JsValue;
 
-use super::{get, idb_error, set, storage_error, EVENTS, FEEDBACK_V1, HEADS, KEYS, META, PREFERENCES, PROFILE};
+use super::{get, idb_error, set, storage_error, EVENTS, FEEDBACK_V1, HEADS, KEYS, META, PREFERENCES, PROFILE, RESEAL};
 use crate::error::Result;
 
 /// Creates the v2 stores; from v1, moves the thumbs feedback into `events` (the records stay
@@ -45,7 +45,8 @@ pub(super) fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Resul
 }
 
 /// Inside the upgrade transaction: every v1 feedback record goes to `events` under the id
-/// `v1-<key>`, still sealed as v1 sealed it; then the v1 store is deleted.
+/// `v1-<key>`, still sealed as v1 sealed it, the re-seal flag is set; then the v1 store is
+/// deleted.
 async fn move_v1_feedback(tx: &idb::Transaction) -> Result<()> {
     let from = tx.object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))?;
     let to = tx.object_store(EVENTS).map_err(|e| idb_error("upgrade", e))?;
@@ -65,5 +66,12 @@ async fn move_v1_feedback(tx: &idb::Transaction) -> Result<()> {
         set(&record, "data", &get(value, "data"))?;
         to.put(&record, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
     }
+    // The records stay sealed the v1 way until the open re-seals them; the flag says so, in
+    // this same transaction, until then (whichever session that is).
+    let flag = Object::new();
+    set(&flag, "id", &RESEAL.into())?;
+    set(&flag, "value", &JsValue::TRUE)?;
+    let meta = tx.object_store(META).map_err(|e| idb_error("upgrade", e))?;
+    meta.put(&flag, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
     tx.database().delete_object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))
 }
