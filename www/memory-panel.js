@@ -1,6 +1,9 @@
-// The demo's preference memory: the preferences panel, thumbs and "which answer is better"
-// feedback, export / import / forget. Everything goes through the worker's Memory (IndexedDB,
-// encrypted with a key that never leaves this browser); nothing here makes a network request.
+// The demo's one preferences panel: what steers the answers (the saved preferences, preferences
+// tried without saving, or nothing), the saved preferences and the profile (method, β, k, how
+// many are active), thumbs and "which answer is better" feedback with the weights it moved, and
+// export / import / forget. Everything goes through the worker's Memory (IndexedDB, encrypted
+// with a key that never leaves this browser); nothing here makes a network request.
+import { streamCompletion } from './completion.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,8 +17,8 @@ const EXPLAIN = {
 };
 
 /**
- * Wires the panel. `host` gives what the page already has: { client, readOptions, setState,
- * getState, showError, answerEl }. Returns { personalize(), onAnswer(prompt, result), refresh() }.
+ * Wires the panel. `host` gives what the page already has: { client, setState, getState }.
+ * Returns { personalization(), onAnswer(turn), refresh(), state }.
  */
 export function setupMemoryPanel(host) {
   const { client } = host;
@@ -23,7 +26,14 @@ export function setupMemoryPanel(host) {
     list: $('preferences'),
     status: $('memory-status'),
     error: $('memory-error'),
-    useMemory: $('use-memory'),
+    steer: [...document.querySelectorAll('input[name="steer"]')],
+    method: $('method'),
+    beta: $('beta'),
+    candidates: $('candidates'),
+    maxActive: $('max-active'),
+    tried: [[$('pref-1'), $('weight-1')], [$('pref-2'), $('weight-2')]],
+    explain: $('explain'),
+    feedbackChanges: $('feedback-changes'),
     addForm: $('add-preference'),
     text: $('preference-text'),
     weight: $('preference-weight'),
@@ -43,7 +53,10 @@ export function setupMemoryPanel(host) {
     importButton: $('import'),
     forget: $('forget'),
   };
-  const state = { prompt: null, first: null, second: null, preferences: [], lastExport: null, log: [] };
+  // steerChosen: the person picked what steers answers; until then it follows whether there are
+  // saved preferences.
+  const state = { prompt: null, request: null, first: null, second: null, preferences: [], profile: null,
+    steerChosen: false, lastExport: null, log: [] };
 
   function fail(err) {
     const code = err?.code || 'INTERNAL';
@@ -110,6 +123,8 @@ export function setupMemoryPanel(host) {
       }
       const own = preferences.filter((p) => p.source !== 'universal').length;
       el.status.textContent = `${own} preference${own === 1 ? '' : 's'}, encrypted on this device`;
+      if (!state.profileShown) showProfile(await client.memory.profile());
+      if (!state.steerChosen) setSteer(hasSavedPreferences() ? 'memory' : 'try');
     } catch (err) {
       fail(err);
     }
@@ -126,6 +141,51 @@ export function setupMemoryPanel(host) {
       await refresh();
       return null;
     }
+  }
+
+  // --- what steers the answers, and the profile
+  const hasSavedPreferences = () => state.preferences.some((p) => p.source !== 'universal' && p.enabled);
+  const steering = () => el.steer.find((r) => r.checked)?.value ?? 'try';
+  function setSteer(value) {
+    for (const r of el.steer) r.checked = r.value === value;
+    document.body.dataset.steer = value;
+  }
+  for (const r of el.steer) {
+    r.addEventListener('change', () => {
+      state.steerChosen = true;
+      setSteer(steering());
+    });
+  }
+
+  // The profile is saved as soon as it changes: the same method, β and k steer saved and tried
+  // preferences alike, so nothing on the screen is silently overridden. The inputs are read from
+  // the memory once (and after an import or forget); afterwards they are what was saved.
+  const profileInputs = [[el.method, 'method', String], [el.beta, 'beta', Number], [el.candidates, 'candidates', Number],
+    [el.maxActive, 'maxActive', Number]];
+  function showProfile(profile) {
+    state.profile = profile;
+    state.profileShown = true;
+    for (const [input, key] of profileInputs) input.value = String(profile[key]);
+  }
+  let profileSaves = Promise.resolve(); // in the order they were made
+  for (const [input, key, parse] of profileInputs) {
+    input.addEventListener('change', () => {
+      profileSaves = profileSaves.then(() => act(async () => {
+        state.profile = await client.memory.setProfile({ [key]: parse(input.value) });
+      }, 'Profile saved.'));
+    });
+  }
+
+  /** The request's `personalization`, as the panel shows it. */
+  function personalization() {
+    const explain = el.explain.checked;
+    const steer = steering();
+    if (steer === 'base') return { method: 'base' };
+    if (steer === 'memory') return { memory: true, explain };
+    const preferences = el.tried
+      .map(([text, weight]) => ({ text: text.value.trim(), weight: weight.value === '' ? 1 : Number(weight.value) }))
+      .filter((p) => p.text);
+    return { preferences, method: el.method.value, beta: Number(el.beta.value), candidates: Number(el.candidates.value), explain };
   }
 
   el.addForm.addEventListener('submit', (e) => {
@@ -150,19 +210,40 @@ export function setupMemoryPanel(host) {
     if (r) {
       state.log.push({ feedback: input.kind, changes: r.changes });
       el.feedbackStatus.textContent = message;
+      showChanges(r.changes);
     }
     return r;
+  }
+
+  // Which weights the feedback moved, and by how much.
+  function showChanges(changes) {
+    const text = (id) => state.preferences.find((p) => p.id === id)?.text ?? id;
+    const moved = changes.filter((c) => Math.abs(c.after - c.before) >= 0.005);
+    const items = moved.map((c) => {
+      const li = document.createElement('li');
+      li.dataset.id = c.id;
+      const delta = c.after - c.before;
+      li.textContent = `“${text(c.id)}”: ${c.before.toFixed(2)} → ${c.after.toFixed(2)} (${delta >= 0 ? '+' : ''}${delta.toFixed(2)})`;
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement('li');
+      li.textContent = 'No weight moved noticeably this time.';
+      items.push(li);
+    }
+    el.feedbackChanges.replaceChildren(...items);
+    el.feedbackChanges.hidden = false;
   }
 
   el.up.addEventListener('click', () => {
     if (!state.first?.response) return;
     showFeedback(false);
-    give({ kind: 'thumbs_up', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted.');
+    give({ kind: 'thumbs_up', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted. Weights moved:');
   });
   el.down.addEventListener('click', () => {
     if (!state.first?.response) return;
     showFeedback(false);
-    give({ kind: 'thumbs_down', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted.');
+    give({ kind: 'thumbs_down', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted. Weights moved:');
   });
   el.another.addEventListener('click', async () => {
     if (!state.first?.response || host.getState() !== 'ready') return;
@@ -172,11 +253,12 @@ export function setupMemoryPanel(host) {
     el.preferA.disabled = el.preferB.disabled = true;
     host.setState('generating');
     try {
-      // Another sample: the next seed, and sampling even if the page asks for greedy answers.
-      const options = { ...host.readOptions(), greedy: false, seed: (Number(host.readOptions().seed) || 42) + 1 };
-      state.second = await client.generateWithMemory(state.prompt, options, (piece) => { el.answerB.textContent += piece; });
-      el.answerB.textContent = state.second.text;
-      el.preferA.disabled = el.preferB.disabled = false;
+      // Another sample of the same turn: the next seed, and sampling even if the page asks for greedy answers.
+      const request = { ...state.request, temperature: Math.max(0.7, state.request.temperature || 0), seed: (state.request.seed ?? 42) + 1 };
+      const r = await streamCompletion(client, request, { onToken: (piece) => { el.answerB.textContent += piece; } });
+      state.second = { text: r.text, response: r.personalization?.response };
+      el.answerB.textContent = r.text;
+      el.preferA.disabled = el.preferB.disabled = !state.second.response;
     } catch (err) {
       fail(err);
     } finally {
@@ -209,13 +291,21 @@ export function setupMemoryPanel(host) {
     const file = el.importFile.files?.[0];
     if (!file) throw Object.assign(new Error('pick an export file first'), { code: 'INVALID_IMPORT' });
     const passphrase = el.importPass.value || undefined;
-    return client.memory.import(await file.text(), passphrase ? { passphrase } : {});
+    const r = await client.memory.import(await file.text(), passphrase ? { passphrase } : {});
+    state.profileShown = false;
+    return r;
   }, 'Imported.'));
   el.forget.addEventListener('click', () => {
-    if (!window.confirm('Forget everything? This deletes your preferences, your feedback and the cached model from this browser.')) return;
-    act(() => client.forget(), 'Everything was deleted from this browser.');
+    if (!window.confirm('Forget everything? This deletes your preferences, your feedback, your conversations and the cached model from this browser.')) return;
+    act(async () => {
+      const r = await client.forget();
+      await host.onForget?.();
+      state.profileShown = false;
+      return r;
+    }, 'Everything was deleted from this browser.');
   });
   client.onMemoryClosed = () => {
+    state.profileShown = false;
     el.status.textContent = 'Your memory was cleared in another tab.';
     refresh();
   };
@@ -224,16 +314,17 @@ export function setupMemoryPanel(host) {
   return {
     state,
     refresh,
-    // The saved preferences steer the answer when there are any enabled ones of the person's
-    // own and the box is ticked; otherwise the "Personalize (PAD)" panel's settings do.
-    personalize: () => el.useMemory.checked && state.preferences.some((p) => p.source !== 'universal' && p.enabled),
-    onAnswer(prompt, result) {
-      state.prompt = prompt;
-      state.first = result;
+    personalization,
+    /** After each turn ({ messages, request, result }, or null when another conversation opens). */
+    onAnswer(turn) {
+      state.prompt = turn?.messages.at(-1).content ?? null;
+      state.request = turn?.request ?? null;
+      state.first = turn?.result ? { text: turn.result.text, response: turn.result.personalization?.response } : null;
       state.second = null;
       el.choice.hidden = true;
       el.feedbackStatus.textContent = '';
-      showFeedback(!!result?.response);
+      el.feedbackChanges.hidden = true;
+      showFeedback(!!state.first?.response);
     },
   };
 }
