@@ -10,6 +10,7 @@ import { setupChat } from './chat.js';
 import { setupConversationList } from './conversation-list.js';
 import { setupCompare } from './compare.js';
 import { renderTokens } from './explanation.js';
+import { setupOffline } from './offline.js';
 
 const DEFAULT_MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
 // Set once the person agreed to download the model (a later visit loads it without asking).
@@ -83,7 +84,9 @@ const app = {
 window.padlock = client;
 window.padlockApp = app;
 
-const privacy = setupPrivacyPanel({ requestCount: $('request-count'), persisted: $('persisted'), storageUsed: $('storage-used') });
+const privacy = setupPrivacyPanel({ requestCount: $('request-count'), workerRequestCount: $('worker-request-count'),
+  persisted: $('persisted'), storageUsed: $('storage-used') });
+const offline = setupOffline({ status: $('offline'), onRequest: (url) => privacy.serviceWorkerRequest(url) });
 app.privacy = privacy;
 
 function setState(state) {
@@ -271,6 +274,8 @@ async function start() {
     localStorage.setItem(CONSENT_KEY, 'yes');
     el.consent.hidden = true;
   }
+  // Kept while the model downloads, so that later visits work offline.
+  app.offline = offline.register();
   return loadModel(app.modelUrl, app.modelUrl.split('/').pop()).catch(() => null);
 }
 
@@ -296,6 +301,7 @@ app.memory = setupMemoryPanel({
   client, setState, getState: () => app.state,
   onForget: async () => {
     localStorage.removeItem(CONSENT_KEY);
+    await offline.forget();
     await store?.removeAll();
     app.chat.forgotten();
     await conversationList.refresh();

@@ -1,12 +1,13 @@
 // The privacy facts on the screen: how many network requests this page has made since the model
-// loaded (the browser's own resource timing, not the page's word for it), whether the browser
-// agreed to keep this site's storage, and how many bytes the site keeps on this device.
+// loaded (the browser's own resource timing, not the page's word for it) and how many the
+// service worker saw (the page's and the model worker's), whether the browser agreed to keep this
+// site's storage, and how many bytes the site keeps on this device.
 
 const formatBytes = (n) => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${Math.round(n / 1e3)} kB`);
 
-/** Wires the privacy panel's elements: { requestCount, persisted, storageUsed }. */
+/** Wires the privacy panel's elements: { requestCount, workerRequestCount, persisted, storageUsed }. */
 export function setupPrivacyPanel(el) {
-  const state = { loadedAt: null, requests: [] };
+  const state = { loadedAt: null, requests: [], workerRequests: [] };
 
   // Every resource the page fetched, from the start (buffered), counted from the moment the model
   // was ready. The package's worker does not fetch after loading; the tests watch it from outside.
@@ -21,8 +22,10 @@ export function setupPrivacyPanel(el) {
   observer.observe({ type: 'resource', buffered: true });
 
   function show() {
-    el.requestCount.textContent = state.loadedAt === null ? '— (the model is not loaded yet)' : String(state.requests.length);
-    el.requestCount.dataset.count = state.loadedAt === null ? '' : String(state.requests.length);
+    const loaded = state.loadedAt !== null;
+    el.requestCount.textContent = loaded ? String(state.requests.length) : '— (the model is not loaded yet)';
+    el.requestCount.dataset.count = loaded ? String(state.requests.length) : '';
+    el.workerRequestCount.textContent = loaded ? String(state.workerRequests.length) : '—';
   }
 
   async function refreshStorage() {
@@ -53,10 +56,17 @@ export function setupPrivacyPanel(el) {
   return {
     state,
     refreshStorage,
+    /** A request the service worker saw (it counts from the moment the model was ready, as the page does). */
+    serviceWorkerRequest(url) {
+      if (state.loadedAt === null) return;
+      state.workerRequests.push(url);
+      show();
+    },
     /** From now on, every request counts. */
     modelLoaded() {
       state.loadedAt = performance.now();
       state.requests = [];
+      state.workerRequests = [];
       show();
       persist();
       refreshStorage();

@@ -275,3 +275,31 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: 2
   // The preferences list shows the learned weight beside the one set.
   await page.waitForFunction(() => /from feedback/.test(document.getElementById('preferences').textContent));
 });
+
+test('after a first visit the site opens and answers with the network off (service worker)', { timeout: LOAD_TIMEOUT_MS + GEN_TIMEOUT_MS }, async () => {
+  const { page, context, serverRequests } = env;
+  await page.waitForFunction(() => document.getElementById('offline').dataset.ready === 'true' && !!navigator.serviceWorker.controller);
+  const seen = serverRequests.length;
+  await context.setOffline(true);
+  try {
+    await page.reload();
+    await waitReady(page);
+    const served = await page.evaluate(() => ({
+      byWorker: performance.getEntriesByType('navigation')[0].workerStart > 0,
+      isolated: self.crossOriginIsolated,
+      online: navigator.onLine,
+    }));
+    assert.deepEqual(served, { byWorker: true, isolated: true, online: false });
+    await page.check('#steer-base');
+    const r = await send(page, 'Name a colour.');
+    assert.ok(r.text.length > 0);
+    // Except the browser's own update check of the service worker script after a navigation: it
+    // bypasses Playwright's offline emulation (in a real outage it fails and changes nothing).
+    const reached = serverRequests.slice(seen).map((x) => x.url).filter((u) => u !== '/www/sw.js');
+    assert.deepEqual(reached, [], 'the server was reached while offline');
+    assert.equal(await page.textContent('#request-count'), '0');
+    assert.equal(await page.textContent('#worker-request-count'), '0');
+  } finally {
+    await context.setOffline(false);
+  }
+});
