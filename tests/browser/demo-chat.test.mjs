@@ -7,7 +7,9 @@
 // shows which weights moved.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireArtifacts, openBrowser, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { requireArtifacts, openBrowser, ROOT, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
 
 let env;
 const requests = []; // every request the browser made (page and worker), from the start
@@ -274,6 +276,36 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: 2
     /“Explain in detail, with examples\.”: \d\.\d\d → \d\.\d\d/.test(t)), JSON.stringify(changes));
   // The preferences list shows the learned weight beside the one set.
   await page.waitForFunction(() => /from feedback/.test(document.getElementById('preferences').textContent));
+});
+
+// Where the screenshots go (target/ is not versioned); `make test` and CI may point it elsewhere.
+const ARTIFACTS = process.env.PADLOCK_ARTIFACTS || path.join(ROOT, 'target/demo-screenshots');
+
+test('every control has an accessible name, at 1280 and 390 px wide, and the views are kept as screenshots', { timeout: 60_000 }, async () => {
+  const { page } = env;
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // The names the browser itself computes (Chromium's accessibility tree), not the markup's.
+  const cdp = await page.context().newCDPSession(page);
+  await cdp.send('Accessibility.enable');
+  const CONTROLS = new Set(['button', 'textbox', 'combobox', 'checkbox', 'radio', 'spinbutton', 'link', 'region']);
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
+    await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });
+    const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+    const unnamed = nodes.filter((n) => !n.ignored && CONTROLS.has(n.role?.value) && !String(n.name?.value ?? '').trim())
+      .map((n) => n.role.value);
+    assert.deepEqual(unnamed, [], `controls without an accessible name at ${width} px`);
+    const named = (role, name) => nodes.some((n) => n.role?.value === role && n.name?.value === name);
+    for (const name of ['Send', 'Stop', 'New chat', 'Compare']) assert.ok(named('button', name), `a button named ${name}`);
+    assert.ok(named('textbox', 'Message'), 'the message box is named "Message"');
+    // Nothing wider than the screen (a phone scrolls down, never sideways).
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than ${width} px`);
+    await page.screenshot({ path: path.join(ARTIFACTS, `demo-${width}.png`), fullPage: true });
+  }
+  await cdp.detach();
+  await page.setViewportSize({ width: 1280, height: 720 });
+  console.error(`[demo-chat] screenshots in ${ARTIFACTS}`);
 });
 
 test('after a first visit the site opens and answers with the network off (service worker)', { timeout: LOAD_TIMEOUT_MS + GEN_TIMEOUT_MS }, async () => {
