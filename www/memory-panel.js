@@ -48,6 +48,8 @@ export function setupMemoryPanel(host) {
     preferB: $('prefer-b'),
     exportButton: $('export'),
     exportPass: $('export-passphrase'),
+    exportNote: $('export-note'),
+    events: $('events'),
     importFile: $('import-file'),
     importPass: $('import-passphrase'),
     importButton: $('import'),
@@ -124,6 +126,7 @@ export function setupMemoryPanel(host) {
       const own = preferences.filter((p) => p.source !== 'universal').length;
       el.status.textContent = `${own} preference${own === 1 ? '' : 's'}, encrypted on this device`;
       if (!state.profileShown) showProfile(await client.memory.profile());
+      showEvents((await client.memory.events()).events);
       if (!state.steerChosen) setSteer(hasSavedPreferences() ? 'memory' : 'try');
     } catch (err) {
       fail(err);
@@ -142,6 +145,34 @@ export function setupMemoryPanel(host) {
       return null;
     }
   }
+
+  // --- the feedback log, the newest first
+  const KIND_NAMES = { thumbs_up: '👍 good answer', thumbs_down: '👎 bad answer', choice: 'preferred one of two answers', edit: 'edited the answer' };
+  function showEvents(events) {
+    const items = [...events].sort((a, b) => b.time - a.time).map((e) => {
+      const li = document.createElement('li');
+      const prompt = e.prompt.length > 80 ? e.prompt.slice(0, 79) + '…' : e.prompt;
+      li.textContent = `${new Date(e.time).toLocaleString()}: ${KIND_NAMES[e.kind] ?? e.kind} — “${prompt}”`;
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement('li');
+      li.className = 'muted';
+      li.textContent = 'No feedback yet.';
+      items.push(li);
+    }
+    el.events.replaceChildren(...items);
+  }
+
+  // --- what the export holds, said before it is made
+  function showExportNote() {
+    el.exportNote.textContent = el.exportPass.value
+      ? 'The file will be sealed with this passphrase (PBKDF2 and AES-256-GCM); keep the passphrase, it cannot be recovered.'
+      : 'Without a passphrase the file holds every preference, and every prompt and answer you gave feedback on, in plain text.';
+    el.exportNote.classList.toggle('warning', !el.exportPass.value);
+  }
+  el.exportPass.addEventListener('input', showExportNote);
+  showExportNote();
 
   // --- what steers the answers, and the profile
   const hasSavedPreferences = () => state.preferences.some((p) => p.source !== 'universal' && p.enabled);

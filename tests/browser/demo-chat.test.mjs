@@ -274,8 +274,14 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: 2
   console.error(`[demo-chat] feedback: ${JSON.stringify(changes)}`);
   assert.ok(changes.some((t) => /“Keep answers short and concise\.”: \d\.\d\d → \d\.\d\d \([+-]\d\.\d\d\)/.test(t) ||
     /“Explain in detail, with examples\.”: \d\.\d\d → \d\.\d\d/.test(t)), JSON.stringify(changes));
-  // The preferences list shows the learned weight beside the one set.
+  // The preferences list shows the learned weight beside the one set, the log shows the event.
   await page.waitForFunction(() => /from feedback/.test(document.getElementById('preferences').textContent));
+  await page.waitForFunction(() => /bad answer — “What is a black hole\?”/.test(document.getElementById('events').textContent));
+  // The export says what it will hold before it is made.
+  assert.match(await page.textContent('#export-note'), /plain text/);
+  await page.click('#memory-data summary');
+  await page.fill('#export-passphrase', 'correct horse');
+  assert.match(await page.textContent('#export-note'), /sealed with this passphrase/);
 });
 
 // Where the screenshots go (target/ is not versioned); `make test` and CI may point it elsewhere.
