@@ -80,9 +80,10 @@ export function setupMemoryPanel(host) {
     const text = document.createElement('span');
     text.className = 'pref-text';
     text.textContent = p.text;
+    const named = `“${p.text.length > 40 ? p.text.slice(0, 39) + '…' : p.text}”`;
     const weight = document.createElement('input');
     Object.assign(weight, { type: 'number', min: universal ? '0.5' : '0', max: '3', step: '0.1', value: String(p.weight) });
-    weight.setAttribute('aria-label', 'weight');
+    weight.setAttribute('aria-label', `Weight of ${named}`);
     weight.addEventListener('change', () => act(() => client.memory.update(p.id, { weight: Number(weight.value) }), 'Saved.'));
     const learned = document.createElement('span');
     learned.className = 'muted learned';
@@ -96,15 +97,45 @@ export function setupMemoryPanel(host) {
     } else {
       const on = document.createElement('input');
       Object.assign(on, { type: 'checkbox', checked: p.enabled });
-      on.setAttribute('aria-label', 'enabled');
+      on.setAttribute('aria-label', `Use ${named}`);
       on.addEventListener('change', () => act(() => client.memory.update(p.id, { enabled: on.checked }), 'Saved.'));
       const remove = document.createElement('button');
       Object.assign(remove, { type: 'button', textContent: 'Remove', className: 'secondary remove' });
+      remove.setAttribute('aria-label', `Remove ${named}`);
       remove.addEventListener('click', () => act(() => client.memory.remove(p.id), 'Removed.'));
+      const edit = document.createElement('button');
+      Object.assign(edit, { type: 'button', textContent: 'Edit', className: 'secondary edit' });
+      edit.setAttribute('aria-label', `Edit ${named}`);
+      edit.addEventListener('click', () => editText(li, text, p));
       li.prepend(on);
-      li.append(remove);
+      li.append(edit, remove);
     }
     return li;
+  }
+
+  // Edits a preference's text in place; Enter or Save stores it (screened again), Escape cancels.
+  function editText(li, text, p) {
+    const form = document.createElement('form');
+    form.className = 'row edit-preference';
+    const input = document.createElement('input');
+    Object.assign(input, { type: 'text', value: p.text, maxLength: 500 });
+    input.setAttribute('aria-label', 'Preference text');
+    const save = document.createElement('button');
+    Object.assign(save, { type: 'submit', textContent: 'Save' });
+    const cancel = document.createElement('button');
+    Object.assign(cancel, { type: 'button', textContent: 'Cancel', className: 'secondary' });
+    form.append(input, save, cancel);
+    text.replaceWith(form);
+    input.focus();
+    const close = () => form.replaceWith(text);
+    cancel.addEventListener('click', close);
+    input.addEventListener('keydown', (e) => { if (e.key === 'Escape') close(); });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const value = input.value.trim();
+      if (!value || value === p.text) return close();
+      act(() => client.memory.update(p.id, { text: value }), 'Saved.');
+    });
   }
 
   async function refresh() {

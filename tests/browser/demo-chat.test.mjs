@@ -282,6 +282,13 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: 2
   await page.click('#memory-data summary');
   await page.fill('#export-passphrase', 'correct horse');
   assert.match(await page.textContent('#export-note'), /sealed with this passphrase/);
+  // A saved preference's text is edited in place, from the keyboard.
+  await page.getByRole('button', { name: 'Edit “Explain in detail, with examples.”' }).click();
+  await page.getByLabel('Preference text').fill('Explain in detail, with two examples.');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => [...document.querySelectorAll('#preferences .pref-text')].some((e) => e.textContent === 'Explain in detail, with two examples.'));
+  const stored = await page.evaluate(async () => (await window.padlock.memory.list()).preferences.map((p) => p.text));
+  assert.ok(stored.includes('Explain in detail, with two examples.'), JSON.stringify(stored));
 });
 
 // Where the screenshots go (target/ is not versioned); `make test` and CI may point it elsewhere.
