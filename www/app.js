@@ -299,6 +299,15 @@ const store = await openStore();
 const conversationList = { refresh: async () => {} };
 app.memory = setupMemoryPanel({
   client, setState, getState: () => app.state,
+  conversations: {
+    all: async () => (store ? (await store.list()).conversations : []),
+    replace: async (list) => {
+      if (!store) return;
+      await store.replaceAll(list);
+      app.chat.forgotten();
+      await conversationList.refresh();
+    },
+  },
   onForget: async () => {
     localStorage.removeItem(CONSENT_KEY);
     await offline.forget();

@@ -101,6 +101,19 @@ export async function openConversations() {
     async removeAll() {
       await request(store(db, RECORDS, 'readwrite').clear());
     },
+    /** Replaces every conversation with `conversations` (an import), in one transaction. */
+    async replaceAll(conversations) {
+      const sealed = await Promise.all(conversations.map((c) => seal(key, c)));
+      const tx = db.transaction(RECORDS, 'readwrite');
+      const records = tx.objectStore(RECORDS);
+      records.clear();
+      for (const r of sealed) records.put(r);
+      await new Promise((resolve, reject) => {
+        tx.oncomplete = resolve;
+        tx.onerror = () => reject(tx.error);
+        tx.onabort = () => reject(tx.error);
+      });
+    },
     close() {
       db.close();
     },

@@ -4,6 +4,7 @@
 // export / import / forget. Everything goes through the worker's Memory (IndexedDB, encrypted
 // with a key that never leaves this browser); nothing here makes a network request.
 import { streamCompletion } from './completion.js';
+import { makeExport, readExport } from './export-file.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -198,8 +199,8 @@ export function setupMemoryPanel(host) {
   // --- what the export holds, said before it is made
   function showExportNote() {
     el.exportNote.textContent = el.exportPass.value
-      ? 'The file will be sealed with this passphrase (PBKDF2 and AES-256-GCM); keep the passphrase, it cannot be recovered.'
-      : 'Without a passphrase the file holds every preference, and every prompt and answer you gave feedback on, in plain text.';
+      ? 'Your preferences and conversations will be sealed with this passphrase (PBKDF2 and AES-256-GCM); keep it, it cannot be recovered.'
+      : 'Without a passphrase the file holds every preference, every conversation, and every prompt and answer you gave feedback on, in plain text.';
     el.exportNote.classList.toggle('warning', !el.exportPass.value);
   }
   el.exportPass.addEventListener('input', showExportNote);
@@ -337,13 +338,15 @@ export function setupMemoryPanel(host) {
   el.preferB.addEventListener('click', () => prefer(false));
 
   // --- export, import, forget
+  // The file holds the memory (the package's export) and the conversations (host.conversations).
   el.exportButton.addEventListener('click', () => act(async () => {
     const passphrase = el.exportPass.value || undefined;
-    const text = await client.memory.export(passphrase ? { passphrase } : {});
+    const memory = await client.memory.export(passphrase ? { passphrase } : {});
+    const text = await makeExport({ memory, conversations: await host.conversations.all(), passphrase });
     state.lastExport = text;
     // A blob: URL is made and read inside this tab; nothing is sent anywhere.
     const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
-    const a = Object.assign(document.createElement('a'), { href: url, download: 'padlock-memory.json' });
+    const a = Object.assign(document.createElement('a'), { href: url, download: 'padlock-export.json' });
     document.body.append(a);
     a.click();
     a.remove();
@@ -353,7 +356,10 @@ export function setupMemoryPanel(host) {
     const file = el.importFile.files?.[0];
     if (!file) throw Object.assign(new Error('pick an export file first'), { code: 'INVALID_IMPORT' });
     const passphrase = el.importPass.value || undefined;
-    const r = await client.memory.import(await file.text(), passphrase ? { passphrase } : {});
+    // Everything is read and decrypted before anything is replaced.
+    const { memory, conversations } = await readExport(await file.text(), passphrase);
+    const r = await client.memory.import(memory, passphrase ? { passphrase } : {});
+    if (conversations) await host.conversations.replace(conversations);
     state.profileShown = false;
     return r;
   }, 'Imported.'));

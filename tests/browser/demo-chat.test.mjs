@@ -348,3 +348,35 @@ test('after a first visit the site opens and answers with the network off (servi
     await context.setOffline(false);
   }
 });
+
+test('export with a passphrase → forget everything → import gives back the same preferences and conversations', { timeout: 120_000 }, async () => {
+  const { page } = env;
+  const snapshot = () => page.evaluate(async () => ({
+    preferences: (await window.padlock.memory.list()).preferences.map((p) => [p.text, p.weight, p.enabled]),
+    conversations: [...document.querySelectorAll('#conversation-list .open-conversation')].map((b) => b.textContent),
+  }));
+  await page.waitForFunction(() => document.querySelectorAll('#conversation-list li').length > 0);
+  const before = await snapshot();
+  assert.ok(before.preferences.length >= 3 && before.conversations.length >= 1, JSON.stringify(before));
+  await page.evaluate(() => { document.getElementById('memory-data').open = true; });
+  await page.fill('#export-passphrase', 'correct horse');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  const file = await download.path();
+  const text = fs.readFileSync(file, 'utf8');
+  for (const plain of ['Keep answers short', 'Name a colour', 'black hole']) {
+    assert.ok(!text.includes(plain), `the sealed export contains ${JSON.stringify(plain)}`);
+  }
+
+  await page.getByRole('button', { name: 'Forget everything' }).click(); // the dialog is accepted
+  await page.waitForFunction(() => document.querySelectorAll('#preferences li').length === 1 &&
+    document.querySelectorAll('#conversation-list li').length === 0);
+
+  await page.setInputFiles('#import-file', file);
+  await page.fill('#import-passphrase', 'wrong');
+  await page.click('#import');
+  await page.waitForFunction(() => document.getElementById('memory-error').dataset.code === 'DECRYPT_FAILED');
+  await page.fill('#import-passphrase', 'correct horse');
+  await page.click('#import');
+  await page.waitForFunction((n) => document.querySelectorAll('#conversation-list li').length === n, before.conversations.length);
+  assert.deepEqual(await snapshot(), before);
+});
