@@ -296,6 +296,7 @@ app.modelUrl = modelFromQuery();
   el.backendChoice.value = app.backendChoice;
 }
 const store = await openStore();
+// Filled in below: the panel and the chat need to refresh the list, which needs the chat.
 const conversationList = { refresh: async () => {} };
 app.memory = setupMemoryPanel({
   client, setState, getState: () => app.state,
