@@ -156,6 +156,11 @@ test('Stop ends a running answer and New chat starts an empty conversation', { t
   assert.equal((await shownMessages(page)).length, 2);
   await page.waitForFunction(() => document.querySelectorAll('#conversation-list li').length === 2);
   assert.equal(await page.textContent('#request-count'), '0');
+  // The counters do count: one request from the page shows in both (the page's resource timing,
+  // and the service worker, which controls the page since the first load).
+  await page.evaluate(async () => (await fetch('/www/style.css?probe')).text());
+  await page.waitForFunction(() => document.getElementById('request-count').textContent === '1' &&
+    document.getElementById('worker-request-count').textContent === '1', null, { timeout: 10_000 });
 });
 
 test('conversations survive a reload, are stored encrypted, and can be deleted one by one or all', { timeout: LOAD_TIMEOUT_MS + 60_000 }, async () => {
