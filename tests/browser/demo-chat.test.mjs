@@ -80,7 +80,10 @@ test('a first visit asks before downloading the model, then remembers the consen
     count: document.getElementById('request-count').textContent,
     persisted: document.getElementById('persisted').textContent,
     used: document.getElementById('storage-used').dataset.bytes,
+    phases: [...new Set(window.padlockApp.progressLog.map((p) => p.phase))],
   }));
+  // Progress was shown for the download and the loading.
+  assert.ok(s.phases.includes('download') && s.phases.includes('load'), `progress phases: ${s.phases}`);
   assert.equal(s.consent, 'yes');
   assert.equal(s.consentHidden, true);
   assert.equal(s.count, '0');
