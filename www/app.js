@@ -32,6 +32,7 @@ const el = {
   compare: $('compare-button'),
   newChat: $('new-chat'),
   messages: $('messages'),
+  announcer: $('answer-announcer'),
   stats: $('stats'),
   error: $('error'),
   temperature: $('temperature'),

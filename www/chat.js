@@ -20,7 +20,7 @@ export function steeredBy(report) {
 }
 
 /**
- * host: { engine, el: { messages, prompt, send, stop, newChat, stats }, store (or null),
+ * host: { engine, el: { messages, announcer, prompt, send, stop, newChat, stats }, store (or null),
  * buildRequest(messages), getState(), setState(state), showError(err), clearError(),
  * onConversationsChanged(), onAnswer({ messages, result }) }.
  */
@@ -106,6 +106,7 @@ export function setupChat(host) {
       });
       conversation.messages.push(answer);
       answerEl.replaceWith(messageElement(answer));
+      el.announcer.textContent = `padlock answered: ${answer.content}`;
       el.stats.textContent = statsOf(result);
       await save();
       host.onAnswer({ messages, request, result });

@@ -111,6 +111,8 @@ test('a two-turn chat sends the history, and the second answer depends on it', {
     { role: 'user', content: 'And what is its population?' },
   ]);
   assert.equal(sent[1].temperature, 0, 'greedy');
+  // A screen reader hears the finished answer once.
+  assert.equal(await page.textContent('#answer-announcer'), `padlock answered: ${second.text}`);
   // The history renders, in order.
   assert.deepEqual(await shownMessages(page), [
     { role: 'user', text: 'What is the capital of France?' },
