@@ -118,6 +118,9 @@ function handler(root, log, onRequest) {
       headers['Referrer-Policy'] = 'no-referrer';
       headers['Permissions-Policy'] = 'camera=(), microphone=(), geolocation=(), interest-cohort=()';
     }
+    // The demo's service worker controls the whole origin: Chromium picks the service worker of
+    // a dedicated worker's script by that script's URL, and the package's worker is /pkg/worker.js.
+    if (pathname === '/www/sw.js') headers['Service-Worker-Allowed'] = '/';
     // Single byte ranges (used by some loaders); everything else gets the whole file.
     const range = /^bytes=(\d*)-(\d*)$/.exec(req.headers.range || '');
     let start = 0;

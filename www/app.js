@@ -1,9 +1,20 @@
-// The padlock demo page: loads the model in a worker, streams answers, shows tokens/s.
-// Everything stays in this tab; the only requests are for the page itself, the wasm and the model.
-import { Engine } from 'padlock-llm';
+// The padlock demo page: a private, personalized chat. The model runs in the package's worker,
+// conversations and preferences are kept encrypted on this device, and the page shows what it
+// measures about privacy (requests since the model loaded, storage). This module wires the parts;
+// each concern lives in its own module.
+import { Engine, listModels } from 'padlock-llm';
 import { setupMemoryPanel } from './memory-panel.js';
+import { setupPrivacyPanel } from './privacy.js';
+import { openConversations } from './conversations.js';
+import { setupChat } from './chat.js';
+import { setupConversationList } from './conversation-list.js';
+import { setupCompare } from './compare.js';
+import { renderTokens } from './explanation.js';
+import { setupOffline } from './offline.js';
 
 const DEFAULT_MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
+// Set once the person agreed to download the model (a later visit loads it without asking).
+const CONSENT_KEY = 'padlock-demo-model-consent';
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -13,27 +24,26 @@ const el = {
   backendChoice: $('backend-choice'),
   progress: $('progress'),
   modelFile: $('model-file'),
+  consent: $('consent'),
+  consentDownload: $('consent-download'),
   prompt: $('prompt'),
   send: $('send'),
   stop: $('stop'),
+  compare: $('compare-button'),
+  newChat: $('new-chat'),
+  messages: $('messages'),
+  announcer: $('answer-announcer'),
   stats: $('stats'),
   error: $('error'),
-  answer: $('answer'),
   temperature: $('temperature'),
   topP: $('top-p'),
-  topK: $('top-k'),
-  repetitionPenalty: $('repetition-penalty'),
   maxTokens: $('max-tokens'),
   seed: $('seed'),
   greedy: $('greedy'),
   system: $('system'),
-  method: $('method'),
-  beta: $('beta'),
-  candidates: $('candidates'),
-  prefs: [[$('pref-1'), $('weight-1')], [$('pref-2'), $('weight-2')]],
-  explain: $('explain'),
   explanation: $('explanation'),
   tokens: $('tokens'),
+  tokenDetail: $('token-detail'),
 };
 
 // What the user sees when something fails, by the runtime's error code.
@@ -55,6 +65,7 @@ const EXPLAIN = {
   WORKER_CRASHED: 'The model worker crashed (out of memory?). Reload the page to try again.',
   UNSAFE_PREFERENCE: 'That preference tries to switch off safety, which no preference can do.',
   VALUE_HEAD: 'That value head file cannot be used with this model.',
+  NOTHING_TO_COMPARE: 'Compare needs preferences to steer one of the answers.',
 };
 
 const client = new Engine();
@@ -62,7 +73,7 @@ const app = {
   client,
   state: 'idle',
   info: null,
-  lastResult: null,
+  lastResult: null, // the last answer: { text, finishReason, tokens, count, usage, personalization }
   lastError: null,
   modelUrl: null,
   ready: null,
@@ -70,9 +81,14 @@ const app = {
   backendChoice: 'auto', // ?backend=auto|webgpu|cpu, or the select
   notices: [], // every backend notice shown to the user (each once)
 };
-// For tests and the console: window.padlock is the client (load/generate/cancel/info/logits).
+// For tests and the console: window.padlock is the engine, window.padlockApp the page's state.
 window.padlock = client;
 window.padlockApp = app;
+
+const privacy = setupPrivacyPanel({ requestCount: $('request-count'), workerRequestCount: $('worker-request-count'),
+  persisted: $('persisted'), storageUsed: $('storage-used') });
+const offline = setupOffline({ status: $('offline'), onRequest: (url) => privacy.serviceWorkerRequest(url) });
+app.privacy = privacy;
 
 function setState(state) {
   app.state = state;
@@ -80,7 +96,9 @@ function setState(state) {
   const ready = state === 'ready';
   el.prompt.disabled = !(ready || state === 'generating');
   el.send.disabled = !ready;
+  el.compare.disabled = !ready;
   el.stop.disabled = state !== 'generating';
+  el.newChat.disabled = state === 'generating';
   el.modelFile.disabled = state === 'loading' || state === 'generating';
   el.backendChoice.disabled = state === 'loading' || state === 'generating';
 }
@@ -156,6 +174,7 @@ async function loadModel(source, label) {
       (r.cached ? ' from this device\'s cache' : '');
     el.backend.textContent = `backend: ${r.info?.backend ?? '?'}${r.info?.kernel ? ` (${r.info.kernel})` : ''}`;
     showNotice(r.info?.backendNotice);
+    privacy.modelLoaded();
     setState('ready');
     el.prompt.focus();
     return r.info;
@@ -167,107 +186,40 @@ async function loadModel(source, label) {
   }
 }
 
-function readOptions() {
+/** The chat request for `messages`, as the settings and the preferences panel say. */
+function buildRequest(messages, { explain } = {}) {
   const num = (input) => (input.value === '' ? undefined : Number(input.value));
-  const greedy = el.greedy.checked;
-  const options = {
-    maxTokens: num(el.maxTokens),
-    greedy,
-    temperature: num(el.temperature),
-    topP: num(el.topP),
-    topK: num(el.topK),
-    repetitionPenalty: num(el.repetitionPenalty),
+  const system = el.system.value.trim();
+  const personalization = app.memory.personalization();
+  if (explain !== undefined && personalization.method !== 'base') personalization.explain = explain;
+  const request = {
+    messages: system ? [{ role: 'system', content: system }, ...messages] : messages,
+    max_tokens: num(el.maxTokens),
+    // Temperature 0 is greedy in the chat API.
+    temperature: el.greedy.checked ? 0 : num(el.temperature),
+    top_p: el.greedy.checked ? undefined : num(el.topP),
     seed: num(el.seed),
-    system: el.system.value.trim() || undefined,
-    method: el.method.value,
-    beta: num(el.beta),
-    candidates: num(el.candidates),
-    preferences: el.prefs
-      .map(([text, weight]) => ({ text: text.value.trim(), weight: weight.value === '' ? 1 : Number(weight.value) }))
-      .filter((p) => p.text),
+    personalization,
   };
-  if (options.method === 'base') delete options.preferences;
-  for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
-  return options;
+  for (const k of Object.keys(request)) if (request[k] === undefined) delete request[k];
+  return request;
 }
 
-async function send() {
-  const prompt = el.prompt.value.trim();
-  if (!prompt || app.state !== 'ready') return;
-  clearError();
-  setState('generating');
-  el.answer.textContent = '';
-  el.answer.classList.add('streaming');
-  el.tokens.textContent = '';
+function onAnswer(turn) {
+  app.memory.onAnswer(turn);
   el.explanation.hidden = true;
-  const explained = [];
-  el.stats.textContent = 'Thinking…';
-  let n = 0;
-  let firstAt = 0;
-  const started = performance.now();
-  try {
-    const personalize = app.memory.personalize();
-    const generate = personalize ? client.generateWithMemory.bind(client) : client.generate.bind(client);
-    app.memory.onAnswer(prompt, null);
-    const r = await generate(prompt, readOptions(), (piece, id, explanation) => {
-      n += 1;
-      if (explanation) explained.push({ piece, ...explanation });
-      const now = performance.now();
-      if (n === 1) firstAt = now;
-      el.answer.textContent += piece;
-      if (n > 1) el.stats.textContent = `${n} tokens · ${((n - 1) / ((now - firstAt) / 1000)).toFixed(1)} tok/s`;
-    });
-    app.lastResult = r;
-    el.answer.textContent = r.text;
-    app.memory.onAnswer(prompt, r);
-    if (el.explain.checked && explained.length) showExplanation(explained, r.rewardLabels || []);
-    const ids = r.generatedIds?.length ?? n;
-    const decode = Number(r.decodeTokensPerSecond);
-    const prefill = Number(r.prefillTokensPerSecond);
-    el.stats.textContent = [
-      `${ids} tokens`,
-      Number.isFinite(decode) ? `${decode.toFixed(1)} tok/s` : null,
-      Number.isFinite(prefill) ? `prompt ${r.promptIds?.length ?? '?'} tokens at ${prefill.toFixed(1)} tok/s` : null,
-      r.stopReason === 'cancelled' ? 'stopped' : r.stopReason === 'length' ? 'reached the token limit' : null,
-    ].filter(Boolean).join(' · ');
-    el.stats.dataset.decodeTokensPerSecond = String(decode);
-  } catch (err) {
-    el.stats.textContent = `after ${((performance.now() - started) / 1000).toFixed(1)} s`;
-    showError(err);
-  } finally {
-    el.answer.classList.remove('streaming');
-    setState(client.loaded ? 'ready' : 'error');
+  if (!turn?.result) return;
+  app.lastResult = turn.result;
+  const explained = turn.result.tokens.filter((t) => t.contributions);
+  if (explained.length) {
+    renderTokens(el.tokens, el.tokenDetail, explained, turn.result.personalization?.labels ?? []);
+    el.explanation.hidden = false;
   }
+  privacy.refreshStorage();
 }
 
-// The compact per-token view: one span per token, marked where PAD moved away from the base
-// model's top-1; its title lists the base top-1 and each preference's contribution.
-function showExplanation(tokens, labels) {
-  const short = (t) => (t.length > 28 ? t.slice(0, 27) + '…' : t);
-  for (const t of tokens) {
-    const span = document.createElement('span');
-    span.className = 'tok' + (t.chosen !== t.baseTop1 ? ' moved' : '');
-    span.textContent = t.piece || '·';
-    span.tabIndex = 0;
-    const parts = t.contributions.map((c, i) => `${short(labels[i] || `preference ${i + 1}`)}: ${c >= 0 ? '+' : ''}${c.toFixed(2)}`);
-    span.title = `${t.chosen !== t.baseTop1 ? `base model's choice: ${JSON.stringify(t.baseTop1Text)}` : 'same as the base model'}\n${parts.join('\n')}`;
-    span.dataset.contributions = JSON.stringify(t.contributions);
-    el.tokens.appendChild(span);
-  }
-  app.lastExplanation = { tokens, labels };
-  el.explanation.hidden = false;
-}
-
-el.send.addEventListener('click', send);
-el.stop.addEventListener('click', () => client.cancel().catch(showError));
-el.prompt.addEventListener('keydown', (e) => {
-  if (e.key === 'Enter' && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault();
-    send();
-  }
-});
 el.greedy.addEventListener('change', () => {
-  for (const x of [el.temperature, el.topP, el.topK, el.seed]) x.disabled = el.greedy.checked;
+  for (const x of [el.temperature, el.topP, el.seed]) x.disabled = el.greedy.checked;
 });
 el.backendChoice.addEventListener('change', () => {
   app.backendChoice = el.backendChoice.value;
@@ -278,7 +230,10 @@ el.backendChoice.addEventListener('change', () => {
 });
 el.modelFile.addEventListener('change', () => {
   const file = el.modelFile.files?.[0];
-  if (file) loadModel(file, file.name).catch(() => {});
+  if (file) {
+    el.consent.hidden = true;
+    app.ready = loadModel(file, file.name).catch(() => null);
+  }
 });
 
 // Which model: ?model=/path/on/this/server.gguf (same origin only, so nothing leaves the device).
@@ -293,18 +248,93 @@ function modelFromQuery() {
   return url.pathname + url.search;
 }
 
+// Whether this model is already kept on the device (then loading it downloads nothing).
+async function modelIsKept(url) {
+  try {
+    const href = new URL(url, location.href).href;
+    return (await listModels()).some((m) => m.url === href);
+  } catch {
+    return false;
+  }
+}
+
+// A first visit asks before the download; ?autoload=1, an earlier consent or a kept model skip
+// the question, ?autoload=0 waits for a file.
+async function start() {
+  const autoload = new URLSearchParams(location.search).get('autoload');
+  if (autoload === '0') {
+    el.status.textContent = 'Pick a model file to start.';
+    $('model-source').open = true;
+    return null;
+  }
+  const asked = autoload !== '1' && localStorage.getItem(CONSENT_KEY) !== 'yes' && !(await modelIsKept(app.modelUrl));
+  if (asked) {
+    el.status.textContent = 'The model is not on this device yet.';
+    el.consent.hidden = false;
+    await new Promise((resolve) => el.consentDownload.addEventListener('click', resolve, { once: true }));
+    localStorage.setItem(CONSENT_KEY, 'yes');
+    el.consent.hidden = true;
+  }
+  // Kept while the model downloads, so that later visits work offline.
+  app.offline = offline.register();
+  return loadModel(app.modelUrl, app.modelUrl.split('/').pop()).catch(() => null);
+}
+
+async function openStore() {
+  try {
+    return await openConversations();
+  } catch (err) {
+    console.warn('[padlock] conversations cannot be kept:', err);
+    return null;
+  }
+}
+
 setState('idle');
-app.memory = setupMemoryPanel({ client, readOptions, setState, getState: () => app.state, showError });
 app.modelUrl = modelFromQuery();
 {
   const b = new URLSearchParams(location.search).get('backend');
   if (['auto', 'webgpu', 'cpu'].includes(b)) app.backendChoice = b;
   el.backendChoice.value = app.backendChoice;
 }
-if (new URLSearchParams(location.search).get('autoload') === '0') {
-  el.status.textContent = 'Pick a model file to start.';
-  $('model-source').open = true;
-  app.ready = Promise.resolve(null);
-} else {
-  app.ready = loadModel(app.modelUrl, app.modelUrl.split('/').pop()).catch(() => null);
-}
+const store = await openStore();
+// Filled in below: the panel and the chat need to refresh the list, which needs the chat.
+const conversationList = { refresh: async () => {} };
+app.memory = setupMemoryPanel({
+  client, setState, getState: () => app.state,
+  conversations: {
+    all: async () => (store ? (await store.list()).conversations : []),
+    replace: async (list) => {
+      if (!store) return;
+      await store.replaceAll(list);
+      app.chat.forgotten();
+      await conversationList.refresh();
+    },
+  },
+  onForget: async () => {
+    localStorage.removeItem(CONSENT_KEY);
+    await offline.forget();
+    await store?.removeAll();
+    app.chat.forgotten();
+    await conversationList.refresh();
+  },
+});
+app.chat = setupChat({
+  engine: client, el, store, buildRequest, setState, getState: () => app.state, showError, clearError, onAnswer,
+  onConversationsChanged: () => conversationList.refresh(),
+});
+Object.assign(conversationList, setupConversationList({
+  el: { list: $('conversation-list'), status: $('conversations-status'), deleteAll: $('delete-all-conversations') },
+  store, chat: app.chat, showError,
+}));
+app.compare = setupCompare({
+  engine: client,
+  el: { button: el.compare, section: $('compare'), baseText: $('compare-base-text'), tokens: $('compare-tokens'),
+    personalMeta: $('compare-personal-meta'), detail: $('compare-detail'), summary: $('compare-summary') },
+  prompt: el.prompt, conversation: () => app.chat.current(), buildRequest,
+  steering: () => app.memory.personalization().method === 'base' ? 'base' : 'personal',
+  setState, getState: () => app.state, showError, clearError,
+});
+// Reloading restores the most recent conversation.
+const kept = await conversationList.refresh();
+if (kept.length) app.chat.open(kept[0]);
+app.ready = start();

@@ -1,6 +1,10 @@
-// The demo's preference memory: the preferences panel, thumbs and "which answer is better"
-// feedback, export / import / forget. Everything goes through the worker's Memory (IndexedDB,
-// encrypted with a key that never leaves this browser); nothing here makes a network request.
+// The demo's one preferences panel: what steers the answers (the saved preferences, preferences
+// tried without saving, or nothing), the saved preferences and the profile (method, β, k, how
+// many are active), thumbs and "which answer is better" feedback with the weights it moved, and
+// export / import / forget. Everything goes through the worker's Memory (IndexedDB, encrypted
+// with a key that never leaves this browser); nothing here makes a network request.
+import { streamCompletion } from './completion.js';
+import { makeExport, readExport } from './export-file.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -14,8 +18,8 @@ const EXPLAIN = {
 };
 
 /**
- * Wires the panel. `host` gives what the page already has: { client, readOptions, setState,
- * getState, showError, answerEl }. Returns { personalize(), onAnswer(prompt, result), refresh() }.
+ * Wires the panel. `host` gives what the page already has: { client, setState, getState }.
+ * Returns { personalization(), onAnswer(turn), refresh(), state }.
  */
 export function setupMemoryPanel(host) {
   const { client } = host;
@@ -23,7 +27,14 @@ export function setupMemoryPanel(host) {
     list: $('preferences'),
     status: $('memory-status'),
     error: $('memory-error'),
-    useMemory: $('use-memory'),
+    steer: [...document.querySelectorAll('input[name="steer"]')],
+    method: $('method'),
+    beta: $('beta'),
+    candidates: $('candidates'),
+    maxActive: $('max-active'),
+    tried: [[$('pref-1'), $('weight-1')], [$('pref-2'), $('weight-2')]],
+    explain: $('explain'),
+    feedbackChanges: $('feedback-changes'),
     addForm: $('add-preference'),
     text: $('preference-text'),
     weight: $('preference-weight'),
@@ -38,12 +49,17 @@ export function setupMemoryPanel(host) {
     preferB: $('prefer-b'),
     exportButton: $('export'),
     exportPass: $('export-passphrase'),
+    exportNote: $('export-note'),
+    events: $('events'),
     importFile: $('import-file'),
     importPass: $('import-passphrase'),
     importButton: $('import'),
     forget: $('forget'),
   };
-  const state = { prompt: null, first: null, second: null, preferences: [], lastExport: null, log: [] };
+  // steerChosen: the person picked what steers answers; until then it follows whether there are
+  // saved preferences.
+  const state = { prompt: null, request: null, first: null, second: null, preferences: [], profile: null,
+    steerChosen: false, lastExport: null, log: [] };
 
   function fail(err) {
     const code = err?.code || 'INTERNAL';
@@ -65,9 +81,10 @@ export function setupMemoryPanel(host) {
     const text = document.createElement('span');
     text.className = 'pref-text';
     text.textContent = p.text;
+    const named = `“${p.text.length > 40 ? p.text.slice(0, 39) + '…' : p.text}”`;
     const weight = document.createElement('input');
     Object.assign(weight, { type: 'number', min: universal ? '0.5' : '0', max: '3', step: '0.1', value: String(p.weight) });
-    weight.setAttribute('aria-label', 'weight');
+    weight.setAttribute('aria-label', `Weight of ${named}`);
     weight.addEventListener('change', () => act(() => client.memory.update(p.id, { weight: Number(weight.value) }), 'Saved.'));
     const learned = document.createElement('span');
     learned.className = 'muted learned';
@@ -81,15 +98,45 @@ export function setupMemoryPanel(host) {
     } else {
       const on = document.createElement('input');
       Object.assign(on, { type: 'checkbox', checked: p.enabled });
-      on.setAttribute('aria-label', 'enabled');
+      on.setAttribute('aria-label', `Use ${named}`);
       on.addEventListener('change', () => act(() => client.memory.update(p.id, { enabled: on.checked }), 'Saved.'));
       const remove = document.createElement('button');
       Object.assign(remove, { type: 'button', textContent: 'Remove', className: 'secondary remove' });
+      remove.setAttribute('aria-label', `Remove ${named}`);
       remove.addEventListener('click', () => act(() => client.memory.remove(p.id), 'Removed.'));
+      const edit = document.createElement('button');
+      Object.assign(edit, { type: 'button', textContent: 'Edit', className: 'secondary edit' });
+      edit.setAttribute('aria-label', `Edit ${named}`);
+      edit.addEventListener('click', () => editText(li, text, p));
       li.prepend(on);
-      li.append(remove);
+      li.append(edit, remove);
     }
     return li;
+  }
+
+  // Edits a preference's text in place; Enter or Save stores it (screened again), Escape cancels.
+  function editText(li, text, p) {
+    const form = document.createElement('form');
+    form.className = 'row edit-preference';
+    const input = document.createElement('input');
+    Object.assign(input, { type: 'text', value: p.text, maxLength: 500 });
+    input.setAttribute('aria-label', 'Preference text');
+    const save = document.createElement('button');
+    Object.assign(save, { type: 'submit', textContent: 'Save' });
+    const cancel = document.createElement('button');
+    Object.assign(cancel, { type: 'button', textContent: 'Cancel', className: 'secondary' });
+    form.append(input, save, cancel);
+    text.replaceWith(form);
+    input.focus();
+    const close = () => form.replaceWith(text);
+    cancel.addEventListener('click', close);
+    input.addEventListener('keydown', (e) => { if (e.key === 'Escape') close(); });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const value = input.value.trim();
+      if (!value || value === p.text) return close();
+      act(() => client.memory.update(p.id, { text: value }), 'Saved.');
+    });
   }
 
   async function refresh() {
@@ -110,6 +157,9 @@ export function setupMemoryPanel(host) {
       }
       const own = preferences.filter((p) => p.source !== 'universal').length;
       el.status.textContent = `${own} preference${own === 1 ? '' : 's'}, encrypted on this device`;
+      if (!state.profileShown) showProfile(await client.memory.profile());
+      showEvents((await client.memory.events()).events);
+      if (!state.steerChosen) setSteer(hasSavedPreferences() ? 'memory' : 'try');
     } catch (err) {
       fail(err);
     }
@@ -126,6 +176,79 @@ export function setupMemoryPanel(host) {
       await refresh();
       return null;
     }
+  }
+
+  // --- the feedback log, the newest first
+  const KIND_NAMES = { thumbs_up: '👍 good answer', thumbs_down: '👎 bad answer', choice: 'preferred one of two answers', edit: 'edited the answer' };
+  function showEvents(events) {
+    const items = [...events].sort((a, b) => b.time - a.time).map((e) => {
+      const li = document.createElement('li');
+      const prompt = e.prompt.length > 80 ? e.prompt.slice(0, 79) + '…' : e.prompt;
+      li.textContent = `${new Date(e.time).toLocaleString()}: ${KIND_NAMES[e.kind] ?? e.kind} — “${prompt}”`;
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement('li');
+      li.className = 'muted';
+      li.textContent = 'No feedback yet.';
+      items.push(li);
+    }
+    el.events.replaceChildren(...items);
+  }
+
+  // --- what the export holds, said before it is made
+  function showExportNote() {
+    el.exportNote.textContent = el.exportPass.value
+      ? 'Your preferences and conversations will be sealed with this passphrase (PBKDF2 and AES-256-GCM); keep it, it cannot be recovered.'
+      : 'Without a passphrase the file holds every preference, every conversation, and every prompt and answer you gave feedback on, in plain text.';
+    el.exportNote.classList.toggle('warning', !el.exportPass.value);
+  }
+  el.exportPass.addEventListener('input', showExportNote);
+  showExportNote();
+
+  // --- what steers the answers, and the profile
+  const hasSavedPreferences = () => state.preferences.some((p) => p.source !== 'universal' && p.enabled);
+  const steering = () => el.steer.find((r) => r.checked)?.value ?? 'try';
+  function setSteer(value) {
+    for (const r of el.steer) r.checked = r.value === value;
+    document.body.dataset.steer = value;
+  }
+  for (const r of el.steer) {
+    r.addEventListener('change', () => {
+      state.steerChosen = true;
+      setSteer(steering());
+    });
+  }
+
+  // The profile is saved as soon as it changes: the same method, β and k steer saved and tried
+  // preferences alike, so nothing on the screen is silently overridden. The inputs are read from
+  // the memory once (and after an import or forget); afterwards they are what was saved.
+  const profileInputs = [[el.method, 'method', String], [el.beta, 'beta', Number], [el.candidates, 'candidates', Number],
+    [el.maxActive, 'maxActive', Number]];
+  function showProfile(profile) {
+    state.profile = profile;
+    state.profileShown = true;
+    for (const [input, key] of profileInputs) input.value = String(profile[key]);
+  }
+  let profileSaves = Promise.resolve(); // in the order they were made
+  for (const [input, key, parse] of profileInputs) {
+    input.addEventListener('change', () => {
+      profileSaves = profileSaves.then(() => act(async () => {
+        state.profile = await client.memory.setProfile({ [key]: parse(input.value) });
+      }, 'Profile saved.'));
+    });
+  }
+
+  /** The request's `personalization`, as the panel shows it. */
+  function personalization() {
+    const explain = el.explain.checked;
+    const steer = steering();
+    if (steer === 'base') return { method: 'base' };
+    if (steer === 'memory') return { memory: true, explain };
+    const preferences = el.tried
+      .map(([text, weight]) => ({ text: text.value.trim(), weight: weight.value === '' ? 1 : Number(weight.value) }))
+      .filter((p) => p.text);
+    return { preferences, method: el.method.value, beta: Number(el.beta.value), candidates: Number(el.candidates.value), explain };
   }
 
   el.addForm.addEventListener('submit', (e) => {
@@ -150,19 +273,40 @@ export function setupMemoryPanel(host) {
     if (r) {
       state.log.push({ feedback: input.kind, changes: r.changes });
       el.feedbackStatus.textContent = message;
+      showChanges(r.changes);
     }
     return r;
+  }
+
+  // Which weights the feedback moved, and by how much.
+  function showChanges(changes) {
+    const text = (id) => state.preferences.find((p) => p.id === id)?.text ?? id;
+    const moved = changes.filter((c) => Math.abs(c.after - c.before) >= 0.005);
+    const items = moved.map((c) => {
+      const li = document.createElement('li');
+      li.dataset.id = c.id;
+      const delta = c.after - c.before;
+      li.textContent = `“${text(c.id)}”: ${c.before.toFixed(2)} → ${c.after.toFixed(2)} (${delta >= 0 ? '+' : ''}${delta.toFixed(2)})`;
+      return li;
+    });
+    if (!items.length) {
+      const li = document.createElement('li');
+      li.textContent = 'No weight moved noticeably this time.';
+      items.push(li);
+    }
+    el.feedbackChanges.replaceChildren(...items);
+    el.feedbackChanges.hidden = false;
   }
 
   el.up.addEventListener('click', () => {
     if (!state.first?.response) return;
     showFeedback(false);
-    give({ kind: 'thumbs_up', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted.');
+    give({ kind: 'thumbs_up', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted. Weights moved:');
   });
   el.down.addEventListener('click', () => {
     if (!state.first?.response) return;
     showFeedback(false);
-    give({ kind: 'thumbs_down', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted.');
+    give({ kind: 'thumbs_down', prompt: state.prompt, responses: [state.first.response] }, 'Thanks — noted. Weights moved:');
   });
   el.another.addEventListener('click', async () => {
     if (!state.first?.response || host.getState() !== 'ready') return;
@@ -172,11 +316,12 @@ export function setupMemoryPanel(host) {
     el.preferA.disabled = el.preferB.disabled = true;
     host.setState('generating');
     try {
-      // Another sample: the next seed, and sampling even if the page asks for greedy answers.
-      const options = { ...host.readOptions(), greedy: false, seed: (Number(host.readOptions().seed) || 42) + 1 };
-      state.second = await client.generateWithMemory(state.prompt, options, (piece) => { el.answerB.textContent += piece; });
-      el.answerB.textContent = state.second.text;
-      el.preferA.disabled = el.preferB.disabled = false;
+      // Another sample of the same turn: the next seed, and sampling even if the page asks for greedy answers.
+      const request = { ...state.request, temperature: Math.max(0.7, state.request.temperature || 0), seed: (state.request.seed ?? 42) + 1 };
+      const r = await streamCompletion(client, request, { onToken: (piece) => { el.answerB.textContent += piece; } });
+      state.second = { text: r.text, response: r.personalization?.response };
+      el.answerB.textContent = r.text;
+      el.preferA.disabled = el.preferB.disabled = !state.second.response;
     } catch (err) {
       fail(err);
     } finally {
@@ -193,13 +338,15 @@ export function setupMemoryPanel(host) {
   el.preferB.addEventListener('click', () => prefer(false));
 
   // --- export, import, forget
+  // The file holds the memory (the package's export) and the conversations (host.conversations).
   el.exportButton.addEventListener('click', () => act(async () => {
     const passphrase = el.exportPass.value || undefined;
-    const text = await client.memory.export(passphrase ? { passphrase } : {});
+    const memory = await client.memory.export(passphrase ? { passphrase } : {});
+    const text = await makeExport({ memory, conversations: await host.conversations.all(), passphrase });
     state.lastExport = text;
     // A blob: URL is made and read inside this tab; nothing is sent anywhere.
     const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
-    const a = Object.assign(document.createElement('a'), { href: url, download: 'padlock-memory.json' });
+    const a = Object.assign(document.createElement('a'), { href: url, download: 'padlock-export.json' });
     document.body.append(a);
     a.click();
     a.remove();
@@ -209,13 +356,24 @@ export function setupMemoryPanel(host) {
     const file = el.importFile.files?.[0];
     if (!file) throw Object.assign(new Error('pick an export file first'), { code: 'INVALID_IMPORT' });
     const passphrase = el.importPass.value || undefined;
-    return client.memory.import(await file.text(), passphrase ? { passphrase } : {});
+    // Everything is read and decrypted before anything is replaced.
+    const { memory, conversations } = await readExport(await file.text(), passphrase);
+    const r = await client.memory.import(memory, passphrase ? { passphrase } : {});
+    if (conversations) await host.conversations.replace(conversations);
+    state.profileShown = false;
+    return r;
   }, 'Imported.'));
   el.forget.addEventListener('click', () => {
-    if (!window.confirm('Forget everything? This deletes your preferences, your feedback and the cached model from this browser.')) return;
-    act(() => client.forget(), 'Everything was deleted from this browser.');
+    if (!window.confirm('Forget everything? This deletes your preferences, your feedback, your conversations and the cached model from this browser.')) return;
+    act(async () => {
+      const r = await client.forget();
+      await host.onForget?.();
+      state.profileShown = false;
+      return r;
+    }, 'Everything was deleted from this browser.');
   });
   client.onMemoryClosed = () => {
+    state.profileShown = false;
     el.status.textContent = 'Your memory was cleared in another tab.';
     refresh();
   };
@@ -224,16 +382,17 @@ export function setupMemoryPanel(host) {
   return {
     state,
     refresh,
-    // The saved preferences steer the answer when there are any enabled ones of the person's
-    // own and the box is ticked; otherwise the "Personalize (PAD)" panel's settings do.
-    personalize: () => el.useMemory.checked && state.preferences.some((p) => p.source !== 'universal' && p.enabled),
-    onAnswer(prompt, result) {
-      state.prompt = prompt;
-      state.first = result;
+    personalization,
+    /** After each turn ({ messages, request, result }, or null when another conversation opens). */
+    onAnswer(turn) {
+      state.prompt = turn?.messages.at(-1).content ?? null;
+      state.request = turn?.request ?? null;
+      state.first = turn?.result ? { text: turn.result.text, response: turn.result.personalization?.response } : null;
       state.second = null;
       el.choice.hidden = true;
       el.feedbackStatus.textContent = '';
-      showFeedback(!!result?.response);
+      el.feedbackChanges.hidden = true;
+      showFeedback(!!state.first?.response);
     },
   };
 }

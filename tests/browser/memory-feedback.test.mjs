@@ -72,7 +72,7 @@ test('the thumbs and "which is better" buttons log feedback events', { timeout: 
   await page.evaluate(() => window.padlock.forget());
   // The demo page itself, loading the model through its UI (from this device's cache: forget
   // deleted it, and the first load of this page stored it again).
-  await page.goto(`${env.server.url}/www/`);
+  await page.goto(`${env.server.url}/www/?autoload=1`); // autoload=1: no consent step (demo-chat.test.mjs tests it)
   await page.waitForFunction(() => ['ready', 'error'].includes(document.body.dataset.state), null, { timeout: LOAD_TIMEOUT_MS });
   assert.equal(await page.evaluate(() => document.body.dataset.state), 'ready');
   await page.evaluate(() => window.padlock.memory.add('Keep answers short and concise.'));

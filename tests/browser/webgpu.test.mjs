@@ -67,7 +67,7 @@ test('the worker picks WebGPU on SwiftShader and answers as the CPU backend does
   const env = await openBrowser('webgpu');
   opened.push(env);
   const { page, server, context } = env;
-  await page.goto(`${server.url}/www/`);
+  await page.goto(`${server.url}/www/?autoload=1`); // autoload=1: no consent step
   const loaded = await waitLoaded(page);
   assert.equal(loaded.state, 'ready', JSON.stringify(loaded.error));
   assert.equal(loaded.info.backend, 'webgpu', `the page chose ${loaded.info.backend}: ${loaded.info.backendNotice}`);
@@ -123,7 +123,7 @@ test('without WebGPU the page falls back to the CPU and says so once', { timeout
   const env = await openBrowser('no-webgpu', { webgpu: false });
   opened.push(env);
   const { page, server } = env;
-  await page.goto(`${server.url}/www/`);
+  await page.goto(`${server.url}/www/?autoload=1`); // autoload=1: no consent step
   const loaded = await waitLoaded(page);
   assert.equal(loaded.state, 'ready', JSON.stringify(loaded.error));
   assert.equal(loaded.info.backend, 'cpu');
