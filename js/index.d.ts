@@ -160,6 +160,10 @@ export class Engine {
   readonly memory: MemoryApi;
   /** Called when another tab forgot the memory. */
   onMemoryClosed: (() => void) | null;
+  /** How many times the worker was started again after a crash (a call rejected with WORKER_CRASHED). */
+  readonly restarts: number;
+  /** While the model loads again in a new worker after a crash; calls made meanwhile wait for it. */
+  readonly restarting: Promise<void> | null;
   load(
     source: ModelSource,
     onProgress?: (progress: Progress) => void,

@@ -118,7 +118,14 @@ export function setupChat(host) {
       host.showError(err);
     } finally {
       controller = null;
-      host.setState(host.engine.loaded ? 'ready' : 'error');
+      // After a crash the engine loads the model again in a new worker: ready once it has.
+      const restarting = host.engine.restarting;
+      if (restarting) {
+        host.setState('loading');
+        restarting.then(() => host.setState(host.engine.loaded ? 'ready' : 'error'));
+      } else {
+        host.setState(host.engine.loaded ? 'ready' : 'error');
+      }
     }
   }
 

@@ -14,6 +14,8 @@ const EXPLAIN = {
   DECRYPT_FAILED: 'Something could not be decrypted (wrong passphrase, or the data was altered).',
   INVALID_IMPORT: 'That file is not a valid padlock memory export; nothing was changed.',
   STORAGE_CLOSED: 'Your memory was cleared in another tab.',
+  STORAGE_BLOCKED: 'Another tab with an older version of this page keeps your memory open: close or reload it, then try again.',
+  MEMORY_KEY_MISSING: 'Your memory’s key is gone, so its records cannot be read; nothing was changed. Forget the memory and import an export to start again.',
   NOT_FOUND: 'That preference no longer exists.',
 };
 
