@@ -9,7 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { requireArtifacts, openBrowser, ROOT, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
+import { requireArtifacts, openBrowser, axeViolations, ROOT, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
 
 let env;
 const requests = []; // every request the browser made (page and worker), from the start
@@ -304,30 +304,63 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: 2
 // Where the screenshots go (target/ is not versioned); `make test` and CI may point it elsewhere.
 const ARTIFACTS = process.env.PADLOCK_ARTIFACTS || path.join(ROOT, 'target/demo-screenshots');
 
-test('every control has an accessible name, at 1280 and 390 px wide, and the views are kept as screenshots', { timeout: 60_000 }, async () => {
+test('every control has an accessible name, axe-core finds nothing serious or critical in light and dark, at 1280 and 390 px wide, and the views are kept as screenshots', { timeout: 180_000 }, async () => {
   const { page } = env;
   fs.mkdirSync(ARTIFACTS, { recursive: true });
+  // The three main views are all on the page now: the chat with an answer and the weights its
+  // feedback moved, Compare with its two answers (one marked token's explanation opened), and the
+  // preferences panel with the memory inspector (the feedback log and export/import/forget opened).
+  assert.ok((await page.$$eval('#messages li.assistant', (l) => l.length)) > 0, 'the chat shows an answer');
+  assert.equal(await page.evaluate(() => document.getElementById('compare').hidden), false, 'Compare is shown');
+  await page.click('#compare-tokens button.tok.moved');
+  assert.equal(await page.evaluate(() => document.getElementById('compare-detail').hidden), false);
+  // The README's picture (docs/demo.png is a copy of it): the conversations, the chat and
+  // Compare at 1280 px, light, with the settings closed.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = false; });
+  const clip = await page.evaluate(() => {
+    const top = document.querySelector('.layout').getBoundingClientRect().top + window.scrollY;
+    const bottom = document.getElementById('compare').getBoundingClientRect().bottom + window.scrollY;
+    return { x: 0, y: Math.max(0, top - 16), width: window.innerWidth, height: bottom - top + 32 };
+  });
+  await page.screenshot({ path: path.join(ARTIFACTS, 'demo-readme.png'), fullPage: true, clip });
+  await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });
   // The names the browser itself computes (Chromium's accessibility tree), not the markup's.
   const cdp = await page.context().newCDPSession(page);
   await cdp.send('Accessibility.enable');
   const CONTROLS = new Set(['button', 'textbox', 'combobox', 'checkbox', 'radio', 'spinbutton', 'link', 'region']);
-  for (const width of [1280, 390]) {
-    await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
-    await page.evaluate(() => { for (const d of document.querySelectorAll('details')) d.open = true; });
-    const { nodes } = await cdp.send('Accessibility.getFullAXTree');
-    const unnamed = nodes.filter((n) => !n.ignored && CONTROLS.has(n.role?.value) && !String(n.name?.value ?? '').trim())
-      .map((n) => n.role.value);
-    assert.deepEqual(unnamed, [], `controls without an accessible name at ${width} px`);
-    const named = (role, name) => nodes.some((n) => n.role?.value === role && n.name?.value === name);
-    for (const name of ['Send', 'Stop', 'New chat', 'Compare']) assert.ok(named('button', name), `a button named ${name}`);
-    assert.ok(named('textbox', 'Message'), 'the message box is named "Message"');
-    // Nothing wider than the screen (a phone scrolls down, never sideways).
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `the page is ${overflow} px wider than ${width} px`);
-    await page.screenshot({ path: path.join(ARTIFACTS, `demo-${width}.png`), fullPage: true });
+  try {
+    for (const width of [1280, 390]) {
+      await page.setViewportSize({ width, height: width > 500 ? 900 : 844 });
+      const { nodes } = await cdp.send('Accessibility.getFullAXTree');
+      const unnamed = nodes.filter((n) => !n.ignored && CONTROLS.has(n.role?.value) && !String(n.name?.value ?? '').trim())
+        .map((n) => n.role.value);
+      assert.deepEqual(unnamed, [], `controls without an accessible name at ${width} px`);
+      const named = (role, name) => nodes.some((n) => n.role?.value === role && n.name?.value === name);
+      for (const name of ['Send', 'Stop', 'New chat', 'Compare']) assert.ok(named('button', name), `a button named ${name}`);
+      assert.ok(named('textbox', 'Message'), 'the message box is named "Message"');
+      // Nothing wider than the screen (a phone scrolls down, never sideways).
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `the page is ${overflow} px wider than ${width} px`);
+      for (const colorScheme of ['light', 'dark']) {
+        await page.emulateMedia({ colorScheme });
+        // Every axe-core rule, none disabled; minor and moderate findings are not part of the bar.
+        const violations = await axeViolations(page);
+        assert.deepEqual(violations, [], `axe-core at ${width} px, ${colorScheme}:\n${JSON.stringify(violations, null, 1)}`);
+        const suffix = `${width}${colorScheme === 'dark' ? '-dark' : ''}`;
+        await page.screenshot({ path: path.join(ARTIFACTS, `demo-${suffix}.png`), fullPage: true });
+        for (const view of ['chat', 'compare', 'memory']) {
+          await page.locator(`#${view}`).screenshot({ path: path.join(ARTIFACTS, `demo-${view}-${suffix}.png`) });
+        }
+      }
+      await page.emulateMedia({ colorScheme: null });
+    }
+  } finally {
+    await cdp.detach();
+    await page.emulateMedia({ colorScheme: null });
+    await page.setViewportSize({ width: 1280, height: 720 });
   }
-  await cdp.detach();
-  await page.setViewportSize({ width: 1280, height: 720 });
   console.error(`[demo-chat] screenshots in ${ARTIFACTS}`);
 });
 

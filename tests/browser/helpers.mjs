@@ -69,3 +69,25 @@ export async function loadModelViaClient(page, baseUrl, options = {}) {
     return r.info;
   }, { url: MODEL_URL, options });
 }
+
+// axe-core (a devDependency), injected by evaluating its source in the page. Playwright's
+// evaluate goes through the DevTools protocol, which the demo's Content-Security-Policy does not
+// govern, so no bypassCSP context is needed: the page is checked under its real CSP.
+const AXE_SOURCE_PATH = path.join(ROOT, 'node_modules/axe-core/axe.min.js');
+
+/**
+ * Runs axe-core on the whole page (injected once per document) and returns the violations of
+ * the given impacts as { id, impact, help, nodes: ['selector: summary', ...] }.
+ */
+export async function axeViolations(page, { impacts = ['serious', 'critical'] } = {}) {
+  if (!fs.existsSync(AXE_SOURCE_PATH)) throw new Error(`${AXE_SOURCE_PATH} is missing (run 'npm ci')`);
+  if (!(await page.evaluate(() => typeof window.axe === 'object'))) {
+    await page.evaluate(fs.readFileSync(AXE_SOURCE_PATH, 'utf8'));
+  }
+  const violations = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
+      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${(n.failureSummary || '').replace(/\s+/g, ' ')}`) }));
+  });
+  return violations.filter((v) => impacts.includes(v.impact));
+}
