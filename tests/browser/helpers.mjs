@@ -91,3 +91,18 @@ export async function axeViolations(page, { impacts = ['serious', 'critical'] } 
   });
   return violations.filter((v) => impacts.includes(v.impact));
 }
+
+/**
+ * A fresh browser profile in openBrowser's browser: a new context (its own Cache Storage,
+ * IndexedDB, localStorage and service workers), with its page's console piped like openBrowser's.
+ * Returns { context, page }.
+ */
+export async function newProfile(env, name) {
+  const context = await env.browser.newContext();
+  const page = await context.newPage();
+  pipeConsole(page, name);
+  page.on('worker', (w) => w.on('console', (m) => {
+    if (process.env.PADLOCK_E2E_VERBOSE || m.type() === 'error') console.error(`[${name} worker ${m.type()}] ${m.text()}`);
+  }));
+  return { context, page };
+}
