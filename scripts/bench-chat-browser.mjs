@@ -31,7 +31,7 @@ const server = await startServer({ port: 0 });
 const browser = await launchChromium([], { webgpu: false });
 try {
   const page = await browser.newPage();
-  await page.goto(`${server.url}/www/bench.html`);
+  await page.goto(`${server.url}/www/bench.html?auto=0`);
   await page.evaluate(async () => {
     const { createEngine } = await import('/pkg/index.js');
     window.engine = await createEngine({ model: '/models/SmolLM2-135M-Instruct.Q4_1.gguf', backend: 'cpu', persist: false });

