@@ -456,3 +456,19 @@ fn random_byte_flips_in_tokenizer_metadata_never_panic() {
     }
     assert!(built > 0 && errs > 0, "built {built}, errors {errs}");
 }
+
+/// Writes the seeds of the `gguf_load` fuzz target (fuzz/corpus/gguf_load): the tiny tokenizer
+/// with its template, alone and with a small model's tensors.
+///     cargo test --test tokenizer -- --ignored write_gguf_fuzz_seeds
+#[test]
+#[ignore]
+fn write_gguf_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/gguf_load");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("seed-tokenizer.gguf"), tiny_tokenizer().to_bytes()).unwrap();
+    let mut model = gguf_writer::mini_llama();
+    for (k, v) in tiny_tokenizer().kv {
+        model.set(&k, v);
+    }
+    std::fs::write(dir.join("seed-model.gguf"), model.to_bytes()).unwrap();
+}

@@ -273,6 +273,7 @@ fn bad_files(good_plain: &str, good_sealed: &str) -> Vec<(String, Option<&'stati
         ),
         (edit(&sealed, &|v| v["sealed"]["iterations"] = 100_001.into()), pass, ErrorCode::DecryptFailed),
         (edit(&sealed, &|v| v["sealed"]["iterations"] = 1.into()), pass, ErrorCode::InvalidImport),
+        (edit(&sealed, &|v| v["sealed"]["iterations"] = 6_400_001.into()), pass, ErrorCode::InvalidImport),
         (edit(&sealed, &|v| v["sealed"]["iv"] = "AAAA".into()), pass, ErrorCode::InvalidImport),
         (edit(&sealed, &|v| v["sealed"]["cipher"] = "ROT13".into()), pass, ErrorCode::InvalidImport),
     ]

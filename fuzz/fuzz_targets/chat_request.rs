@@ -1,0 +1,6 @@
+#![no_main]
+
+#[path = "../../tests/common/fuzz_bodies.rs"]
+mod bodies;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| bodies::chat_request(data));
