@@ -37,7 +37,7 @@ NATIVE_PROFILE ?= release
 NATIVE_DIR := target/$(NATIVE_PROFILE)
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup lint native native-test wasm-test pkg package consumer serve demo e2e test bench bench-native bench-browser bench-pad bench-chat bench-gpu heads eval clean-pkg help
+.PHONY: all setup lint native native-test wasm-test pkg package consumer serve demo e2e test soak bench bench-native bench-browser bench-pad bench-chat bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -148,6 +148,12 @@ bench-chat:
 	target/release/padlock bench-chat --model $(MODEL) --turns 5 --preferences 0,1
 	RAYON_NUM_THREADS=1 target/release/padlock bench-chat --model $(MODEL) --turns 5 --preferences 0,1
 	node scripts/bench-chat-browser.mjs --turns 5 --preferences 0,1
+
+# At least 200 answers and 10 minutes of mixed work in one Chromium page (scripts/soak-browser.mjs):
+# no unexpected error, no request after the model loaded, no wasm memory growth after the warm-up.
+soak:
+	@test -f pkg/index.js || { echo "pkg/index.js is missing: run 'make pkg'" >&2; exit 1; }
+	node scripts/soak-browser.mjs --generations 200 --minutes 10
 
 # The WebGPU backend against the CPU backend in the same run, for B = 1 and B = 4 sequences per
 # step: natively (wgpu on whatever adapter there is; lavapipe on the project's machines) and in
