@@ -402,12 +402,7 @@ impl<'e, B: Backend> Generation<'e, B> {
             return Ok(true);
         }
         if self.pending.iter().all(|p| p.len() <= PREFILL_CHUNK) {
-            let wanted = logits_wanted(
-                self.sampler.params(),
-                self.pad.as_ref(),
-                &self.context,
-                self.engine.banned(self.ignore_eos),
-            );
+            let wanted = self.logits_wanted();
             let tokens: Vec<&[u32]> = self.pending.iter().map(Vec::as_slice).collect();
             self.logits = Some(self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?);
             for (fed, p) in self.prefilled.iter_mut().zip(std::mem::take(&mut self.pending)) {
@@ -444,12 +439,7 @@ impl<'e, B: Backend> Generation<'e, B> {
             None => {
                 let last = [self.context[self.context.len() - 1]];
                 let tokens = vec![&last[..]; self.seqs.len()];
-                let wanted = logits_wanted(
-                    self.sampler.params(),
-                    self.pad.as_ref(),
-                    &self.context,
-                    self.engine.banned(self.ignore_eos),
-                );
+                let wanted = self.logits_wanted();
                 self.engine.model.forward_batch_wanting(&mut self.seqs, &tokens, &wanted).await?
             }
         };
@@ -497,6 +487,11 @@ impl<'e, B: Backend> Generation<'e, B> {
         }
         let text = self.decoder.push(&self.engine.tokenizer, id)?;
         Ok(Some(Token { id, text, explanation }))
+    }
+
+    /// The logits the next choice reads (the sampler's and PAD's candidates, the banned ids).
+    fn logits_wanted(&self) -> crate::logits::LogitsWanted {
+        logits_wanted(self.sampler.params(), self.pad.as_ref(), &self.context, self.engine.banned(self.ignore_eos))
     }
 
     pub fn cancel(&mut self) {
