@@ -53,19 +53,30 @@ fn greedy_with_logits<B: Backend>(engine: &Engine<B>, prompt: &[u32], n: usize) 
     (tokens, rows)
 }
 
+/// The reference chats a software adapter runs: the four shortest (150 prompt tokens and 68
+/// decode steps of the 380 and 343 of all ten), because lavapipe decodes about 1.4-3.6 tokens
+/// a second and CI has two cores. A GPU, or `PADLOCK_GPU_ALL_CHATS=1`, runs all ten.
+const SOFTWARE_ADAPTER_CHATS: [usize; 4] = [0, 3, 6, 7];
+
 /// The acceptance test: with the CPU backend's greedy tokens forced, the GPU's top-1
 /// agrees at ≥ 99% of positions and its logits are within 0.05 of the CPU's; free-running
-/// greedy answers are the same on at least 8 of the 10 chats. While the two free runs choose
-/// the same tokens, the GPU's run *is* the forced one; from the first difference on, the
-/// GPU is fed the CPU's tokens.
+/// greedy answers are the same on at least 80% of the chats (8 of 10). While the two free
+/// runs choose the same tokens, the GPU's run *is* the forced one; from the first difference
+/// on, the GPU is fed the CPU's tokens.
 #[test]
 fn reference_chats_agree_with_the_cpu() {
     let cpu = common::engine();
     let gpu = gpu_engine(GpuOptions::default());
     let vocab = cpu.model.config.vocab_size;
     let (mut same_top1, mut positions, mut max_diff, mut same_text) = (0usize, 0usize, 0f32, 0usize);
-    let chats = common::fixture()["chat"].as_array().expect("chats").clone();
-    for (i, chat) in chats.iter().enumerate() {
+    let all = common::fixture()["chat"].as_array().expect("chats").clone();
+    let software = gpu.model.backend().info().device_type == "cpu";
+    let chats: Vec<(usize, &serde_json::Value)> = if software && std::env::var_os("PADLOCK_GPU_ALL_CHATS").is_none() {
+        SOFTWARE_ADAPTER_CHATS.iter().map(|&i| (i, &all[i])).collect()
+    } else {
+        all.iter().enumerate().collect()
+    };
+    for &(i, chat) in &chats {
         let prompt: Vec<u32> = serde_json::from_value(chat["prompt_ids"].clone()).expect("prompt ids");
         let n = chat["greedy_ids"].as_array().expect("ids").len();
         let (cpu_tokens, c) = greedy_with_logits(&cpu, &prompt, n);
@@ -100,10 +111,11 @@ fn reference_chats_agree_with_the_cpu() {
         );
     }
     let top1 = same_top1 as f64 / positions as f64;
-    eprintln!("GPU vs CPU: top-1 {same_top1}/{positions} ({top1:.4}), max |Δlogit| {max_diff:.5}, greedy text equal on {same_text}/10");
+    let n = chats.len();
+    eprintln!("GPU vs CPU: top-1 {same_top1}/{positions} ({top1:.4}), max |Δlogit| {max_diff:.5}, greedy text equal on {same_text}/{n}");
     assert!(top1 >= 0.99, "top-1 agreement {top1}");
     assert!(max_diff <= 0.05, "max |Δlogit| {max_diff}");
-    assert!(same_text >= 8, "greedy text equal on {same_text} of 10 chats");
+    assert!(same_text * 10 >= n * 8, "greedy text equal on {same_text} of {n} chats");
 }
 
 /// A batched step of four different sequences gives the logits of four separate runs, on
