@@ -152,7 +152,7 @@ mod browser {
     use js_sys::{Object, Reflect, Uint8Array};
     use padlock::memory::idb::IdbStore;
     use padlock::memory::schema::{FeedbackV1, PreferenceV1};
-    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Source, HARMLESS_ID};
+    use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Preference, PreferenceChange, Source, HARMLESS_ID};
     use padlock::ErrorCode;
     use wasm_bindgen::{JsCast, JsValue};
     use wasm_bindgen_futures::JsFuture;
@@ -359,8 +359,8 @@ mod browser {
         m.forget().await.unwrap();
     }
 
-    /// After the upgrade from v1 the old store is gone and every record is sealed the v2 way
-    /// (bound to its id).
+    /// After the upgrade from v1 the old store is gone and every record is sealed the v3 way
+    /// (bound to its id and revision).
     #[wasm_bindgen_test]
     async fn v1_records_are_resealed_and_the_old_store_removed() {
         let idb = Idb::new("v1-reseal");
@@ -375,7 +375,7 @@ mod browser {
         assert_eq!(stores.into_iter().collect::<Vec<_>>(), ["events", "keys", "meta", "preferences"]);
         for (store, key, v) in &after {
             if store == "events" || store == "preferences" {
-                assert_eq!(field(v, "v").as_f64(), Some(2.0), "{store} {key:?}");
+                assert_eq!(field(v, "v").as_f64(), Some(3.0), "{store} {key:?}");
             }
         }
         assert_eq!(m.events().await.unwrap().items[0].responses[0].text, "Hello!");
@@ -557,10 +557,164 @@ mod browser {
         let after = raw_records(&name).await;
         assert!(!flag(&after), "the flag was not cleared");
         let p1 = after.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some("p1")).unwrap();
-        assert_eq!(field(&p1.2, "v").as_f64(), Some(2.0), "p1 was not re-sealed");
+        assert_eq!(field(&p1.2, "v").as_f64(), Some(3.0), "p1 was not re-sealed");
         let loaded = m.preferences().await.unwrap();
         assert!(loaded.unreadable.is_empty());
         assert!(loaded.items.iter().any(|p| p.text == "Keep answers short."));
+        m.forget().await.unwrap();
+    }
+
+    async fn raw_record(name: &str, store: &str, id: &str) -> JsValue {
+        let records = raw_records(name).await;
+        let found = records.into_iter().find(|(s, k, _)| s == store && k.as_string().as_deref() == Some(id));
+        found.expect("the record exists").2
+    }
+
+    fn ids(loaded: &[padlock::memory::Unreadable]) -> Vec<&str> {
+        loaded.iter().map(|u| u.id.as_str()).collect()
+    }
+
+    /// An older ciphertext of a record put back from outside padlock, or a record deleted from
+    /// outside, is reported like a record that fails to decrypt; the others load, and removing
+    /// it brings the memory back in order.
+    #[wasm_bindgen_test]
+    async fn an_older_copy_of_a_record_put_back_is_reported_and_the_others_load() {
+        let name = Idb::new("rollback").db("m");
+        let (m, a, b) = filled(&name).await;
+        let old = raw_record(&name, "preferences", &a).await;
+        m.update(&a, &PreferenceChange { weight: Some(2.0), ..Default::default() }).await.unwrap();
+        let current = raw_record(&name, "preferences", &a).await;
+        assert_ne!(field(&old, "rev").as_f64(), field(&current, "rev").as_f64());
+        let put_back = |record: JsValue| {
+            move |r: &JsValue| {
+                for f in ["v", "rev", "iv", "data"] {
+                    Reflect::set(r, &f.into(), &field(&record, f)).unwrap();
+                }
+            }
+        };
+        tamper(&name, "preferences", &a, put_back(old.clone())).await;
+        let loaded = m.preferences().await.unwrap();
+        assert_eq!(ids(&loaded.unreadable), [a.as_str()]);
+        assert_eq!(loaded.unreadable[0].error.code, ErrorCode::DecryptFailed);
+        assert!(loaded.unreadable[0].error.message.contains("older copy"), "{}", loaded.unreadable[0].error);
+        let ok: Vec<&str> = loaded.items.iter().map(|p| p.id.as_str()).collect();
+        assert_eq!(ok, [HARMLESS_ID, b.as_str()]);
+        // Its revision cannot be raised to the current one: the revision is in the associated data.
+        let now = field(&current, "rev");
+        tamper(&name, "preferences", &a, move |r| {
+            Reflect::set(r, &"rev".into(), &now).unwrap();
+        })
+        .await;
+        let loaded = m.preferences().await.unwrap();
+        assert_eq!(ids(&loaded.unreadable), [a.as_str()]);
+        assert!(!loaded.unreadable[0].error.message.contains("older copy"), "it decrypted with an edited revision");
+        // The current record put back reads again.
+        tamper(&name, "preferences", &a, put_back(current)).await;
+        let loaded = m.preferences().await.unwrap();
+        assert!(loaded.unreadable.is_empty(), "{:?}", loaded.unreadable);
+        assert_eq!(loaded.items.iter().find(|p| p.id == a).unwrap().weight, 2.0);
+        // A record deleted from outside padlock.
+        let db = Factory::new().unwrap().open(&name, None).unwrap().await.unwrap();
+        let tx = db.transaction(&["preferences"], TransactionMode::ReadWrite).unwrap();
+        tx.object_store("preferences").unwrap().delete(idb::Query::Key(b.as_str().into())).unwrap().await.unwrap();
+        assert!(tx.commit().unwrap().await.unwrap().is_committed());
+        db.close();
+        tamper(&name, "preferences", &a, put_back(old)).await;
+        let loaded = m.preferences().await.unwrap();
+        let mut bad = ids(&loaded.unreadable);
+        bad.sort();
+        let mut expected = [a.as_str(), b.as_str()];
+        expected.sort();
+        assert_eq!(bad, expected);
+        let gone = loaded.unreadable.iter().find(|u| u.id == b).unwrap();
+        assert!(gone.error.message.contains("deleted from outside"), "{}", gone.error);
+        m.remove(&a).await.unwrap();
+        m.remove(&b).await.unwrap();
+        let loaded = m.preferences().await.unwrap();
+        assert!(loaded.unreadable.is_empty(), "{:?}", loaded.unreadable);
+        assert_eq!(loaded.items.len(), 1);
+        m.forget().await.unwrap();
+    }
+
+    /// Writes a database as version 2 did: the v2 stores, one preference sealed with
+    /// `padlock/preferences/<id>` (no revision) as associated data, revision 1.
+    async fn write_v2(name: &str, p: &Preference) {
+        let mut request = Factory::new().unwrap().open(name, Some(2)).unwrap();
+        request.on_upgrade_needed(|event| {
+            use idb::DatabaseEvent;
+            let db = event.database().unwrap();
+            db.create_object_store("keys", ObjectStoreParams::new()).unwrap();
+            for store in ["preferences", "events", "profile", "heads", "meta"] {
+                let mut by_id = ObjectStoreParams::new();
+                by_id.key_path(Some(KeyPath::new_single("id")));
+                db.create_object_store(store, by_id).unwrap();
+            }
+        });
+        let db = request.await.unwrap();
+        let params = web_sys::AesKeyGenParams::new("AES-GCM", 256);
+        let usages: js_sys::Array = ["encrypt", "decrypt"].iter().map(|s| JsValue::from_str(s)).collect();
+        let key: web_sys::CryptoKey =
+            settle(subtle().generate_key_with_object(&params, false, &usages)).await.unchecked_into();
+        let iv = padlock::memory::random_bytes::<12>().unwrap();
+        let gcm = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &Uint8Array::from(&iv[..]));
+        gcm.set_additional_data_u8_array(&Uint8Array::from(format!("padlock/preferences/{}", p.id).as_bytes()));
+        let plain = serde_json::to_vec(p).unwrap();
+        let data = settle(subtle().encrypt_with_object_and_u8_array(&gcm, &key, &plain)).await;
+        let record = Object::new();
+        Reflect::set(&record, &"id".into(), &p.id.as_str().into()).unwrap();
+        Reflect::set(&record, &"v".into(), &2.into()).unwrap();
+        Reflect::set(&record, &"iv".into(), &Uint8Array::from(&iv[..])).unwrap();
+        Reflect::set(&record, &"data".into(), &data).unwrap();
+        let revision = Object::new();
+        Reflect::set(&revision, &"id".into(), &"revision".into()).unwrap();
+        Reflect::set(&revision, &"value".into(), &1.into()).unwrap();
+        let tx = db.transaction(&["keys", "preferences", "meta"], TransactionMode::ReadWrite).unwrap();
+        tx.object_store("keys").unwrap().put(&key, Some(&JsValue::from_str("records"))).unwrap().await.unwrap();
+        tx.object_store("preferences").unwrap().put(&record, None).unwrap().await.unwrap();
+        tx.object_store("meta").unwrap().put(&revision, None).unwrap().await.unwrap();
+        assert!(tx.commit().unwrap().await.unwrap().is_committed());
+        db.close();
+    }
+
+    /// A v2 memory is re-sealed by its first open (each record bound to its revision, the
+    /// manifest written, the flag gone), and its v2 copy put back afterwards is refused.
+    #[wasm_bindgen_test]
+    async fn v2_records_are_resealed_with_their_revision_and_an_old_copy_is_then_refused() {
+        let name = Idb::new("v2-reseal").db("m");
+        let now = padlock::memory::now_millis();
+        let p = Preference {
+            id: "p1".into(),
+            text: "Use metric units.".into(),
+            weight: 1.5,
+            learned: 0.25,
+            learned_since: 0,
+            enabled: true,
+            source: Source::Explicit,
+            created: now,
+            updated: now,
+        };
+        write_v2(&name, &p).await;
+        let before = raw_record(&name, "preferences", "p1").await;
+        let m = Memory::new(IdbStore::open(&name, None).await.unwrap());
+        let after = raw_records(&name).await;
+        let p1 = after.iter().find(|(s, k, _)| s == "preferences" && k.as_string().as_deref() == Some("p1")).unwrap();
+        assert_eq!(field(&p1.2, "v").as_f64(), Some(3.0));
+        assert_eq!(field(&p1.2, "rev").as_f64(), Some(2.0), "sealed at the revision after the v2 one");
+        let meta: Vec<String> = after.iter().filter(|r| r.0 == "meta").filter_map(|r| r.1.as_string()).collect();
+        assert_eq!(meta, ["manifest", "revision"]);
+        let loaded = m.preferences().await.unwrap();
+        assert!(loaded.unreadable.is_empty(), "{:?}", loaded.unreadable);
+        assert_eq!(loaded.items.iter().find(|q| q.id == "p1"), Some(&p));
+        tamper(&name, "preferences", "p1", move |r| {
+            for f in ["v", "iv", "data"] {
+                Reflect::set(r, &f.into(), &field(&before, f)).unwrap();
+            }
+            Reflect::delete_property(r.unchecked_ref::<Object>(), &"rev".into()).unwrap();
+        })
+        .await;
+        let loaded = m.preferences().await.unwrap();
+        assert_eq!(ids(&loaded.unreadable), ["p1"]);
+        assert!(loaded.unreadable[0].error.message.contains("older format"), "{}", loaded.unreadable[0].error);
         m.forget().await.unwrap();
     }
 }

@@ -337,6 +337,54 @@ test('two tabs recording feedback at the same time lose no event and no update',
   await second.close();
 });
 
+test('a tab closed or crashed in the middle of feedback writes loses nothing already committed', { timeout: 180_000 }, async () => {
+  for (const end of ['close', 'crash']) {
+    const page = await demoPage();
+    await forget(page);
+    const concise = (await ok(page, 'add', 'Keep answers short.')).id;
+    const committed = [];
+    await page.exposeFunction('committed', (prompt) => committed.push(prompt));
+    // Feedback written one after another without end; each one's promise resolving means its
+    // transaction committed, and the page says so.
+    await page.evaluate((concise) => {
+      (async () => {
+        for (let i = 0; ; i++) {
+          const prompt = `round ${i}`;
+          await window.padlock.memory.feedback({
+            kind: 'thumbs_up', prompt,
+            responses: [{ text: 'Short.', tokens: 1, rewards: [{ preference: 'harmless', value: 1 }, { preference: concise, value: 2 + (i % 3) }] }],
+          });
+          window.committed(prompt);
+        }
+      })();
+    }, concise);
+    const start = Date.now();
+    while (committed.length < 8 && Date.now() - start < 30_000) await new Promise((r) => setTimeout(r, 20));
+    assert.ok(committed.length >= 8, `only ${committed.length} writes committed in 30 s`);
+    if (end === 'close') {
+      await page.close({ runBeforeUnload: false });
+    } else {
+      const cdp = await env.context.newCDPSession(page);
+      const crashed = page.waitForEvent('crash', { timeout: 30_000 });
+      cdp.send('Page.crash').catch(() => {}); // the renderer dies, so no answer comes
+      await crashed;
+      await page.close();
+    }
+    const seen = [...committed];
+    const next = await demoPage();
+    const list = await ok(next, 'list');
+    assert.deepEqual(list.unreadable, [], `${end}: a record was left half-written`);
+    const { events } = await ok(next, 'events');
+    const stored = new Set(events.map((e) => e.prompt));
+    for (const prompt of seen) assert.ok(stored.has(prompt), `${end}: "${prompt}" had committed but is gone`);
+    // The weights are the replay of the log: no update was half-applied or lost.
+    assert.deepEqual(await ok(next, 'rebuild'), [], `${end}: the stored weights differ from the log's replay`);
+    await ok(next, 'feedback', { kind: 'thumbs_down', prompt: 'after', responses: [{ text: 'Long.', tokens: 1, rewards: [] }] });
+    assert.equal((await ok(next, 'events')).events.length, events.length + 1);
+    await next.close();
+  }
+});
+
 test('forgetting in one tab closes the memory in the other, deletes the database and the cached model', { timeout: LOAD_TIMEOUT_MS + 60_000 }, async () => {
   const a = await demoPage();
   await forget(a);

@@ -1,24 +1,29 @@
 //! The browser store: IndexedDB through the `idb` crate, every record encrypted at rest.
 //!
-//! Object stores (schema v2; v1 is described in `schema.rs`):
+//! Object stores (database version 3; v1 is described in `schema.rs`):
 //!
 //! | store         | key                | value                                   |
 //! |---------------|--------------------|-----------------------------------------|
 //! | `keys`        | "records"          | the CryptoKey (AES-256-GCM, non-extractable) |
-//! | `preferences` | id                 | `{id, v: 2, iv, data}`                  |
-//! | `events`      | id                 | `{id, v: 2, iv, data}`                  |
-//! | `profile`     | "profile"          | `{id, v: 2, iv, data}`                  |
-//! | `heads`       | name               | `{id, v: 2, iv, data}` (data: the raw bytes) |
+//! | `preferences` | id                 | `{id, v: 3, rev, iv, data}`             |
+//! | `events`      | id                 | `{id, v: 3, rev, iv, data}`             |
+//! | `profile`     | "profile"          | `{id, v: 3, rev, iv, data}`             |
+//! | `heads`       | name               | `{id, v: 3, rev, iv, data}` (data: the raw bytes) |
 //! | `meta`        | "revision"         | `{id, value}`: raised by every write    |
-//! | `meta`        | "reseal-v1"        | `{id, value}`: v1 records wait to be re-sealed |
+//! | `meta`        | "manifest"         | `{id, v: 3, rev, iv, data}`: see `manifest.rs` |
+//! | `meta`        | "reseal"           | `{id, value}`: older records wait to be re-sealed |
 //!
 //! `data` is AES-GCM over the record's JSON with a fresh random 96-bit IV per write and
-//! `padlock/<store>/<id>` as associated data, so a record moved to another id or store fails
-//! to decrypt. The key never leaves WebCrypto: IndexedDB keeps the CryptoKey object itself.
+//! `padlock/<store>/<id>@<rev>` as associated data (`rev`: the store revision of the write),
+//! so a record moved to another id or store, or given another revision, fails to decrypt, and
+//! the sealed manifest tells an older copy from the current one. Version 2 records were sealed
+//! without `@<rev>`, version 1 records without associated data; an open re-seals them. The
+//! key never leaves WebCrypto: IndexedDB keeps the CryptoKey object itself.
 //!
 //! Encryption is asynchronous and an IndexedDB transaction commits as soon as it has nothing
-//! to do, so records are sealed *before* a transaction opens and opened after it ends; the
-//! revision check of a conditional write happens inside the transaction that writes.
+//! to do, so records are sealed *before* a transaction opens (at the revision read just
+//! before) and opened after it ends; the transaction that writes checks that the revision is
+//! still that one, and the write is sealed again if another tab wrote in between.
 //!
 //! Forgetting: the store tells the other tabs on a BroadcastChannel, then deletes the
 //! database; every connection also closes itself on `versionchange`, so the deletion is
@@ -34,23 +39,30 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use idb::{Database, Factory, Query, TransactionMode, TransactionResult};
+use idb::{Database, Factory, TransactionMode, TransactionResult};
 use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::{BroadcastChannel, CryptoKey, IdbDatabase, IdbTransaction, MessageEvent};
 
-use super::schema::{FeedbackV1, PreferenceV1, CURRENT_VERSION};
+use super::schema::{FeedbackV1, PreferenceV1};
 use super::webcrypto::{self, describe, exception_name};
 use super::{
     now_millis, random_bytes, Contents, FeedbackEvent, Loaded, Preference, Profile, Store, Unreadable, ValueHead, Write,
 };
 use crate::error::{Error, ErrorCode, Result};
+use manifest::{read_state, Manifest, LISTED, RESEAL_FLAGS};
 use open::{open_unless_blocked, record_key};
 use upgrade::upgrade;
+use write::Planned;
 
+mod manifest;
 mod open;
 mod upgrade;
+mod write;
+
+/// The IndexedDB database version, which is also the format of the records it writes.
+const DB_VERSION: u32 = 3;
 
 const KEYS: &str = "keys";
 const PREFERENCES: &str = "preferences";
@@ -62,8 +74,8 @@ const META: &str = "meta";
 const FEEDBACK_V1: &str = "feedback";
 const RECORD_KEY: &str = "records";
 const REVISION: &str = "revision";
-/// Set in `meta` by the upgrade from v1, removed once its records are re-sealed.
-const RESEAL: &str = "reseal-v1";
+/// Set in `meta` by an upgrade, removed once the older records are re-sealed.
+const RESEAL: &str = RESEAL_FLAGS[0];
 /// Every store a write may touch.
 const DATA_STORES: [&str; 5] = [PREFERENCES, EVENTS, PROFILE, HEADS, META];
 
@@ -92,7 +104,7 @@ fn dom_error(what: &str, name: String, message: String) -> Error {
         ),
         "VersionError" => Error::new(
             ErrorCode::SchemaVersion,
-            format!("the memory was written by a newer padlock (schema > {CURRENT_VERSION}): {message}"),
+            format!("the memory was written by a newer padlock (database version > {DB_VERSION}): {message}"),
         ),
         _ => Error::new(ErrorCode::Storage, format!("IndexedDB {what}: {name}: {message}")),
     }
@@ -108,9 +120,13 @@ fn js_error(what: &str, e: &JsValue) -> Error {
     }
 }
 
-/// `padlock/<store>/<id>`: binds a record's ciphertext to where it is stored.
-fn aad(store: &str, id: &str) -> Vec<u8> {
-    format!("padlock/{store}/{id}").into_bytes()
+/// `padlock/<store>/<id>@<rev>`: binds a record's ciphertext to where it is stored and to the
+/// revision it was written at (v2 records: without `@<rev>`).
+fn aad(store: &str, id: &str, rev: Option<u64>) -> Vec<u8> {
+    match rev {
+        Some(rev) => format!("padlock/{store}/{id}@{rev}").into_bytes(),
+        None => format!("padlock/{store}/{id}").into_bytes(),
+    }
 }
 
 fn get(obj: &JsValue, field: &str) -> JsValue {
@@ -133,6 +149,8 @@ fn bytes(value: &JsValue) -> Option<Vec<u8>> {
 struct Sealed {
     id: String,
     version: u32,
+    /// The store revision it was written at (v3).
+    rev: Option<u64>,
     iv: Vec<u8>,
     data: Vec<u8>,
 }
@@ -147,13 +165,20 @@ impl Sealed {
         if iv.len() != 12 {
             return Err(bad("the IV is not 12 bytes"));
         }
-        Ok(Sealed { id, version, iv, data })
+        let rev = get(value, "rev").as_f64().map(|r| r as u64);
+        if version >= 3 && rev.is_none() {
+            return Err(bad("no revision"));
+        }
+        Ok(Sealed { id, version, rev, iv, data })
     }
 
     fn to_js(&self) -> Result<JsValue> {
         let obj = Object::new();
         set(&obj, "id", &self.id.as_str().into())?;
         set(&obj, "v", &JsValue::from(self.version))?;
+        if let Some(rev) = self.rev {
+            set(&obj, "rev", &JsValue::from(rev as f64))?;
+        }
         set(&obj, "iv", &Uint8Array::from(self.iv.as_slice()).into())?;
         set(&obj, "data", &Uint8Array::from(self.data.as_slice()).buffer().into())?;
         Ok(obj.into())
@@ -186,7 +211,7 @@ impl IdbStore {
     /// called once if another tab forgets the memory (this connection then closes).
     pub async fn open(name: &str, on_closed: Option<Box<dyn Fn()>>) -> Result<IdbStore> {
         let factory = Factory::new().map_err(|e| idb_error("is not available", e))?;
-        let mut request = factory.open(name, Some(CURRENT_VERSION)).map_err(|e| idb_error("open", e))?;
+        let mut request = factory.open(name, Some(DB_VERSION)).map_err(|e| idb_error("open", e))?;
         let upgraded_from = Rc::new(Cell::new(None::<u32>));
         let upgrade_error = Rc::new(RefCell::new(None::<Error>));
         {
@@ -244,7 +269,7 @@ impl IdbStore {
         let store = IdbStore { name: name.to_string(), db, raw, key, closed, channel, _on_message: on_message };
         // Also when the upgrade happened in a session that ended before re-sealing.
         if store.needs_reseal().await? {
-            store.reseal_v1().await?;
+            store.reseal().await?;
         }
         Ok(store)
     }
@@ -283,26 +308,32 @@ impl IdbStore {
         }
     }
 
-    async fn seal(&self, store: &str, id: &str, plain: &[u8]) -> Result<JsValue> {
+    /// `plain` sealed as record `id` of `store`, written at store revision `rev`.
+    async fn seal(&self, store: &str, id: &str, rev: u64, plain: &[u8]) -> Result<JsValue> {
         let iv = random_bytes::<12>()?;
-        let data = webcrypto::encrypt(&self.key, &iv, Some(&aad(store, id)), plain).await?;
-        Sealed { id: id.to_string(), version: CURRENT_VERSION, iv: iv.to_vec(), data }.to_js()
+        let data = webcrypto::encrypt(&self.key, &iv, Some(&aad(store, id, Some(rev))), plain).await?;
+        Sealed { id: id.to_string(), version: DB_VERSION, rev: Some(rev), iv: iv.to_vec(), data }.to_js()
     }
 
-    async fn seal_json<T: serde::Serialize>(&self, store: &str, id: &str, value: &T) -> Result<JsValue> {
+    async fn seal_json<T: serde::Serialize>(&self, store: &str, id: &str, rev: u64, value: &T) -> Result<JsValue> {
         let plain = serde_json::to_vec(value).map_err(|e| storage_error("encoding a record", e))?;
-        self.seal(store, id, &plain).await
+        self.seal(store, id, rev, &plain).await
     }
 
-    /// A record's plaintext; v1 records carry no associated data.
+    /// A record's plaintext; v1 records carry no associated data, v2 records no revision in it.
     async fn open_record(&self, store: &str, sealed: &Sealed) -> Result<Vec<u8>> {
-        let aad = (sealed.version >= 2).then(|| aad(store, &sealed.id));
+        let aad = match sealed.version {
+            0 | 1 => None,
+            2 => Some(aad(store, &sealed.id, None)),
+            _ => Some(aad(store, &sealed.id, sealed.rev)),
+        };
         let what = format!("{store} record {:?}", sealed.id);
         webcrypto::decrypt(&self.key, &sealed.iv, aad.as_deref(), &sealed.data, &what).await
     }
 
     /// Every record of `store` (with the revision, read in the same transaction), opened by
-    /// `decode`; the ones that fail are reported, the others load.
+    /// `decode` and checked against the manifest; the ones that fail are reported, the others
+    /// load. Until an upgrade's re-seal is done, records of older formats load too.
     async fn load<T>(&self, store: &'static str, decode: impl Fn(&Sealed, Vec<u8>) -> Result<T>) -> Result<Loaded<T>> {
         let (tx, _raw) = self.transaction(&[store, META], TransactionMode::ReadOnly)?;
         let records = tx.object_store(store).map_err(|e| idb_error("store", e))?;
@@ -313,16 +344,35 @@ impl IdbStore {
             .map_err(|e| idb_error("read", e))?
             .await
             .map_err(|e| idb_error("read", e))?;
-        let revision = read_revision(&tx).await?;
+        let state = read_state(&tx).await?;
         drop(tx);
-        let mut loaded = Loaded { revision, items: Vec::with_capacity(values.len()), unreadable: Vec::new() };
+        let listed = LISTED.contains(&store) && !state.resealing;
+        let manifest = if listed { Some(self.open_manifest(state.manifest.as_ref()).await) } else { None };
+        let mut loaded =
+            Loaded { revision: state.revision, items: Vec::with_capacity(values.len()), unreadable: Vec::new() };
         let kind = kind_of(store);
+        let mut seen = Vec::new();
         for (value, key) in values.iter().zip(keys.iter()) {
             let result = match Sealed::from_js(value, Some(key)) {
-                Ok(sealed) => match self.open_record(store, &sealed).await {
-                    Ok(plain) => decode(&sealed, plain).map_err(|e| (sealed.id.clone(), e)),
-                    Err(e) => Err((sealed.id.clone(), e)),
-                },
+                Ok(sealed) => {
+                    seen.push(sealed.id.clone());
+                    let current = match &manifest {
+                        Some(Ok(m)) => m.check(store, &sealed.id, sealed.rev).map_or(Ok(()), Err),
+                        Some(Err(e)) => Err(e.clone()),
+                        None if sealed.version < DB_VERSION && !state.resealing => Err(Error::new(
+                            ErrorCode::DecryptFailed,
+                            format!(
+                                "{store} record {:?} is in an older format: it was put back from outside padlock",
+                                sealed.id
+                            ),
+                        )),
+                        None => Ok(()),
+                    };
+                    match self.open_record(store, &sealed).await.and_then(|plain| current.map(|()| plain)) {
+                        Ok(plain) => decode(&sealed, plain).map_err(|e| (sealed.id.clone(), e)),
+                        Err(e) => Err((sealed.id.clone(), e)),
+                    }
+                }
                 Err(bad) => Err(bad),
             };
             match result {
@@ -330,38 +380,22 @@ impl IdbStore {
                 Err((id, error)) => loaded.unreadable.push(Unreadable { kind, id, error }),
             }
         }
+        // A listed record that is gone was deleted from outside padlock (the profile is optional).
+        if let (Some(Ok(m)), false) = (&manifest, store == PROFILE) {
+            for id in m.ids(store).filter(|id| !seen.iter().any(|s| s == id)) {
+                let error = Error::new(
+                    ErrorCode::DecryptFailed,
+                    format!("{store} record {id:?} is in the memory's manifest but gone: it was deleted from outside padlock"),
+                );
+                loaded.unreadable.push(Unreadable { kind, id: id.to_string(), error });
+            }
+        }
         Ok(loaded)
     }
+}
 
-    /// After the upgrade from v1: re-seal the moved records in the v2 format (bound to their
-    /// ids), in one transaction. Until then (or if this fails) v1 records still read.
-    async fn reseal_v1(&self) -> Result<()> {
-        let prefs = self.preferences().await?.items;
-        let events = self.events().await?.items;
-        let mut puts = Vec::new();
-        for p in &prefs {
-            puts.push((PREFERENCES, self.seal_json(PREFERENCES, &p.id, p).await?, false));
-        }
-        for e in &events {
-            puts.push((EVENTS, self.seal_json(EVENTS, &e.id, e).await?, false));
-        }
-        let (tx, raw) = self.transaction(&DATA_STORES, TransactionMode::ReadWrite)?;
-        let revision = read_revision(&tx).await?;
-        // The flag goes in the same transaction as the re-sealed records.
-        if let Err(e) = self.apply(&tx, &puts, &[(META, RESEAL.to_string())], revision + 1).await {
-            let _ = idb::Transaction::from(raw.clone()).abort();
-            return Err(Self::commit(tx, raw, "re-sealing the migrated records").await.err().unwrap_or(e));
-        }
-        Self::commit(tx, raw, "re-sealing the migrated records").await
-    }
-
-    /// Whether the upgrade from v1 left records to re-seal (its flag in `meta`).
-    async fn needs_reseal(&self) -> Result<bool> {
-        let (tx, _raw) = self.transaction(&[META], TransactionMode::ReadOnly)?;
-        let meta = tx.object_store(META).map_err(|e| idb_error("store", e))?;
-        let flag = meta.get(JsValue::from_str(RESEAL)).map_err(|e| idb_error("read", e))?.await;
-        Ok(flag.map_err(|e| idb_error("read", e))?.is_some())
-    }
+fn decode_profile(sealed: &Sealed, plain: Vec<u8>) -> Result<Profile> {
+    serde_json::from_slice::<Profile>(&plain).map_err(|e| undecodable(&sealed.id, e))
 }
 
 fn kind_of(store: &str) -> &'static str {
@@ -375,16 +409,6 @@ fn kind_of(store: &str) -> &'static str {
 
 fn channel_name(db: &str) -> String {
     format!("padlock-memory:{db}")
-}
-
-async fn read_revision(tx: &idb::Transaction) -> Result<u64> {
-    let meta = tx.object_store(META).map_err(|e| idb_error("store", e))?;
-    let value = meta
-        .get(JsValue::from_str(REVISION))
-        .map_err(|e| idb_error("read", e))?
-        .await
-        .map_err(|e| idb_error("read", e))?;
-    Ok(value.map(|v| get(&v, "value").as_f64().unwrap_or(0.0) as u64).unwrap_or(0))
 }
 
 impl Store for IdbStore {
@@ -414,11 +438,7 @@ impl Store for IdbStore {
     }
 
     async fn profile(&self) -> Result<Option<Profile>> {
-        let loaded = self
-            .load(PROFILE, |sealed, plain| {
-                serde_json::from_slice::<Profile>(&plain).map_err(|e| undecodable(&sealed.id, e))
-            })
-            .await?;
+        let loaded = self.load(PROFILE, decode_profile).await?;
         if let Some(u) = loaded.unreadable.into_iter().next() {
             return Err(u.error);
         }
@@ -431,69 +451,50 @@ impl Store for IdbStore {
 
     async fn write(&self, writes: &[Write], expect_revision: Option<u64>) -> Result<bool> {
         self.check_open()?;
-        // Seal first: the transaction must not wait on WebCrypto.
-        let mut puts: Vec<(&str, JsValue, bool)> = Vec::new();
-        let mut deletes: Vec<(&str, String)> = Vec::new();
-        for w in writes {
-            match w {
-                Write::PutPreference(p) => {
-                    puts.push((PREFERENCES, self.seal_json(PREFERENCES, &p.id, p).await?, false))
+        self.write_sealed("write", expect_revision, false, |rev| async move {
+            let mut manifest = self.current_manifest().await?;
+            let (mut puts, mut deletes) = (Vec::new(), Vec::new());
+            for w in writes {
+                match w {
+                    Write::PutPreference(p) => {
+                        puts.push(self.put_listed(&mut manifest, PREFERENCES, &p.id, rev, p).await?)
+                    }
+                    Write::DeletePreference(id) => {
+                        manifest.remove(PREFERENCES, id);
+                        deletes.push((PREFERENCES, id.clone()))
+                    }
+                    Write::AddEvent(e) => puts.push((EVENTS, self.seal_json(EVENTS, &e.id, rev, e).await?, true)),
+                    Write::PutProfile(p) => puts.push(self.put_listed(&mut manifest, PROFILE, PROFILE, rev, p).await?),
+                    Write::PutValueHead(h) => puts.push(self.put_head(&mut manifest, h, rev).await?),
+                    Write::DeleteValueHead(name) => {
+                        manifest.remove(HEADS, name);
+                        deletes.push((HEADS, name.clone()))
+                    }
                 }
-                Write::DeletePreference(id) => deletes.push((PREFERENCES, id.clone())),
-                Write::AddEvent(e) => puts.push((EVENTS, self.seal_json(EVENTS, &e.id, e).await?, true)),
-                Write::PutProfile(p) => puts.push((PROFILE, self.seal_json(PROFILE, PROFILE, p).await?, false)),
-                Write::PutValueHead(h) => puts.push((HEADS, self.seal(HEADS, &h.name, &h.bytes).await?, false)),
-                Write::DeleteValueHead(name) => deletes.push((HEADS, name.clone())),
             }
-        }
-        let (tx, raw) = self.transaction(&DATA_STORES, TransactionMode::ReadWrite)?;
-        let revision = read_revision(&tx).await?;
-        if expect_revision.is_some_and(|r| r != revision) {
-            let _ = tx.abort();
-            return Ok(false);
-        }
-        let result = self.apply(&tx, &puts, &deletes, revision + 1).await;
-        if let Err(e) = result {
-            let _ = idb::Transaction::from(raw.clone()).abort();
-            // The abort's reason (e.g. the quota) says more than the failed request.
-            return Err(Self::commit(tx, raw, "write").await.err().unwrap_or(e));
-        }
-        Self::commit(tx, raw, "write").await?;
-        Ok(true)
+            Ok(Planned { puts, deletes, manifest })
+        })
+        .await
     }
 
     async fn replace(&self, contents: &Contents) -> Result<()> {
         self.check_open()?;
-        let mut puts: Vec<(&str, JsValue, bool)> = Vec::new();
-        puts.push((PROFILE, self.seal_json(PROFILE, PROFILE, &contents.profile).await?, false));
-        for p in &contents.preferences {
-            puts.push((PREFERENCES, self.seal_json(PREFERENCES, &p.id, p).await?, false));
-        }
-        for e in &contents.events {
-            puts.push((EVENTS, self.seal_json(EVENTS, &e.id, e).await?, false));
-        }
-        for h in &contents.value_heads {
-            puts.push((HEADS, self.seal(HEADS, &h.name, &h.bytes).await?, false));
-        }
-        let (tx, raw) = self.transaction(&DATA_STORES, TransactionMode::ReadWrite)?;
-        let revision = read_revision(&tx).await?;
-        let cleared = async {
-            for store in [PREFERENCES, EVENTS, PROFILE, HEADS] {
-                let s = tx.object_store(store).map_err(|e| idb_error("store", e))?;
-                s.clear().map_err(|e| idb_error("clear", e))?.await.map_err(|e| idb_error("clear", e))?;
+        self.write_sealed("import", None, true, |rev| async move {
+            let mut manifest = Manifest::default();
+            let mut puts = vec![self.put_listed(&mut manifest, PROFILE, PROFILE, rev, &contents.profile).await?];
+            for p in &contents.preferences {
+                puts.push(self.put_listed(&mut manifest, PREFERENCES, &p.id, rev, p).await?);
             }
-            Ok::<_, Error>(())
-        }
-        .await;
-        let result = match cleared {
-            Ok(()) => self.apply(&tx, &puts, &[], revision + 1).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = result {
-            let _ = idb::Transaction::from(raw.clone()).abort();
-            return Err(Self::commit(tx, raw, "import").await.err().unwrap_or(e));
-        }
-        Self::commit(tx, raw, "import").await
+            for e in &contents.events {
+                puts.push((EVENTS, self.seal_json(EVENTS, &e.id, rev, e).await?, false));
+            }
+            for h in &contents.value_heads {
+                puts.push(self.put_head(&mut manifest, h, rev).await?);
+            }
+            Ok(Planned { puts, deletes: Vec::new(), manifest })
+        })
+        .await
+        .map(|_| ())
     }
 
     async fn destroy(&self) -> Result<()> {
@@ -505,37 +506,6 @@ impl Store for IdbStore {
         let name = self.name.clone();
         let factory = Factory::new().map_err(|e| idb_error("is not available", e))?;
         factory.delete(&name).map_err(|e| idb_error("delete", e))?.await.map_err(|e| idb_error("delete", e))
-    }
-}
-
-impl IdbStore {
-    /// Issues the puts and deletes and the new revision inside `tx`.
-    async fn apply(
-        &self,
-        tx: &idb::Transaction,
-        puts: &[(&str, JsValue, bool)],
-        deletes: &[(&str, String)],
-        revision: u64,
-    ) -> Result<()> {
-        for (store, value, add_only) in puts {
-            let s = tx.object_store(store).map_err(|e| idb_error("store", e))?;
-            if *add_only {
-                s.add(value, None).map_err(|e| idb_error("write", e))?.await.map_err(|e| idb_error("write", e))?;
-            } else {
-                s.put(value, None).map_err(|e| idb_error("write", e))?.await.map_err(|e| idb_error("write", e))?;
-            }
-        }
-        for (store, id) in deletes {
-            let s = tx.object_store(store).map_err(|e| idb_error("store", e))?;
-            let query = Query::Key(JsValue::from_str(id));
-            s.delete(query).map_err(|e| idb_error("delete", e))?.await.map_err(|e| idb_error("delete", e))?;
-        }
-        let meta = tx.object_store(META).map_err(|e| idb_error("store", e))?;
-        let record = Object::new();
-        set(&record, "id", &REVISION.into())?;
-        set(&record, "value", &JsValue::from(revision as f64))?;
-        meta.put(&record, None).map_err(|e| idb_error("write", e))?.await.map_err(|e| idb_error("write", e))?;
-        Ok(())
     }
 }
 

@@ -1,4 +1,4 @@
-//! The database's schema upgrades: the v2 stores, and v1's feedback moved into `events`.
+//! The database's upgrades: the v2 stores, v1's feedback moved into `events`, the re-seal flag.
 
 use idb::{KeyPath, ObjectStoreParams};
 use js_sys::Object;
@@ -7,8 +7,8 @@ use wasm_bindgen::JsValue;
 use super::{get, idb_error, set, storage_error, EVENTS, FEEDBACK_V1, HEADS, KEYS, META, PREFERENCES, PROFILE, RESEAL};
 use crate::error::Result;
 
-/// Creates the v2 stores; from v1, moves the thumbs feedback into `events` (the records stay
-/// sealed as v1 wrote them, and are re-sealed once the database is open).
+/// Creates the stores; from v1, moves the thumbs feedback into `events`; from v1 and v2, flags
+/// the records (still sealed as they were) to be re-sealed once the database is open.
 pub(super) fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Result<()> {
     use idb::{DatabaseEvent, Event};
     let db = event.database().map_err(|e| idb_error("upgrade", e))?;
@@ -30,13 +30,17 @@ pub(super) fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Resul
         create(HEADS, keyed())?;
         create(META, keyed())?;
     }
-    if old == 1 {
+    if old == 1 || old == 2 {
         let target = event.target().map_err(|e| idb_error("upgrade", e))?;
         let tx =
             idb::Request::transaction(&target).ok_or_else(|| storage_error("upgrade", "no upgrade transaction"))?;
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(e) = move_v1_feedback(&tx).await {
+            let moved = if old == 1 { move_v1_feedback(&tx).await } else { Ok(()) };
+            if let Err(e) = moved {
                 web_sys::console::error_1(&format!("padlock: migrating v1 feedback failed: {e}").into());
+                let _ = tx.abort();
+            } else if let Err(e) = flag_reseal(&tx).await {
+                web_sys::console::error_1(&format!("padlock: marking the records to re-seal failed: {e}").into());
                 let _ = tx.abort();
             }
         });
@@ -44,9 +48,19 @@ pub(super) fn upgrade(event: &idb::event::VersionChangeEvent, old: u32) -> Resul
     Ok(())
 }
 
+/// The records stay sealed the older way until an open re-seals them; the flag says so, in
+/// the upgrade's own transaction, until then (whichever session that is).
+async fn flag_reseal(tx: &idb::Transaction) -> Result<()> {
+    let flag = Object::new();
+    set(&flag, "id", &RESEAL.into())?;
+    set(&flag, "value", &JsValue::TRUE)?;
+    let meta = tx.object_store(META).map_err(|e| idb_error("upgrade", e))?;
+    meta.put(&flag, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
+    Ok(())
+}
+
 /// Inside the upgrade transaction: every v1 feedback record goes to `events` under the id
-/// `v1-<key>`, still sealed as v1 sealed it, the re-seal flag is set; then the v1 store is
-/// deleted.
+/// `v1-<key>`, still sealed as v1 sealed it; then the v1 store is deleted.
 async fn move_v1_feedback(tx: &idb::Transaction) -> Result<()> {
     let from = tx.object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))?;
     let to = tx.object_store(EVENTS).map_err(|e| idb_error("upgrade", e))?;
@@ -66,12 +80,5 @@ async fn move_v1_feedback(tx: &idb::Transaction) -> Result<()> {
         set(&record, "data", &get(value, "data"))?;
         to.put(&record, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
     }
-    // The records stay sealed the v1 way until the open re-seals them; the flag says so, in
-    // this same transaction, until then (whichever session that is).
-    let flag = Object::new();
-    set(&flag, "id", &RESEAL.into())?;
-    set(&flag, "value", &JsValue::TRUE)?;
-    let meta = tx.object_store(META).map_err(|e| idb_error("upgrade", e))?;
-    meta.put(&flag, None).map_err(|e| idb_error("upgrade", e))?.await.map_err(|e| idb_error("upgrade", e))?;
     tx.database().delete_object_store(FEEDBACK_V1).map_err(|e| idb_error("upgrade", e))
 }
