@@ -110,6 +110,14 @@ pub trait Backend {
 
     fn new_kv_cache(&self, shape: &AttentionShape) -> Result<Self::KvCache>;
 
+    /// How many more positions (keys and values in every layer) the caches can still grow by,
+    /// where the backend knows a bound (the CPU backend in wasm's 4 GiB memory): a request
+    /// that needs more is refused before anything is allocated.
+    fn kv_positions_available(&self, shape: &AttentionShape) -> Option<u64> {
+        let _ = shape;
+        None
+    }
+
     /// Drops positions `len..` from a cache (used to rewind a sequence).
     fn truncate_kv_cache(&self, cache: &mut Self::KvCache, len: usize) -> Result<()>;
 

@@ -221,6 +221,38 @@ test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works 
       assert.equal(r.prefilledTokens[0] % 256, 0, `prefilled ${r.prefilledTokens[0]}`);
     });
 
+    await t.test('keys and values that cannot fit in wasm memory are refused with MEMORY_LIMIT before any is allocated', async () => {
+      // Leave the engine about 512 MiB: its wasm memory is grown to 3.5 GiB from inside its
+      // worker (pages grown from outside are never handed out by its allocator).
+      const worker = env.page.workers().find((w) => w.url().endsWith('/worker.js'));
+      const grown = await worker.evaluate(async () => {
+        const wasm = await (await import(new URL('padlock.js', self.location.href).href)).default();
+        wasm.memory.grow(7 * 8192 - wasm.memory.buffer.byteLength / 65536);
+        return wasm.memory.buffer.byteLength;
+      });
+      assert.equal(grown, 3.5 * 1024 ** 3);
+      const r = await env.page.evaluate(async () => {
+        const engine = window.padlock;
+        const preferences = [{ text: 'Be concise.' }, { text: 'Use metric units.' }];
+        let streamed = 0;
+        let refused;
+        try {
+          // 4 contexts (base, two preferences, harmlessness) of about 8000 positions: ~1.4 GB.
+          await engine.generate('Hi', { maxTokens: 8000, ignoreEos: true, method: 'pad', preferences }, () => { streamed += 1; });
+          refused = { ok: true };
+        } catch (e) {
+          refused = { code: e.code, message: e.message };
+        }
+        const next = await engine.generate('Say hello.', { maxTokens: 8, greedy: true });
+        return { refused, streamed, restarts: engine.restarts, next };
+      });
+      assert.equal(r.refused.code, 'MEMORY_LIMIT', JSON.stringify(r.refused));
+      assert.match(r.refused.message, /4 contexts/);
+      assert.equal(r.streamed, 0, 'tokens were generated before the refusal');
+      assert.equal(r.restarts, 0, 'the worker trapped instead');
+      assert.ok(r.next.generatedIds.length > 0 && r.next.generatedIds.length <= 8);
+    });
+
     await t.test('a WebAssembly trap restarts the engine: that call rejects with WORKER_CRASHED, the next one works', async () => {
       // Memory exhausted, for real: the engine's wasm memory is grown to its 4 GiB limit from
       // inside its worker (the same module instance the worker runs), so the next allocation

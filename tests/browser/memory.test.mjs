@@ -456,7 +456,7 @@ test('a database written by schema version 1 opens with all its data', async () 
     await new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = () => reject(tx.error); });
     db.close();
   });
-  // The demo's worker opens it (upgrading to v2) on its first memory call.
+  // The demo's worker opens it (upgrading to v3, re-sealing every record) on its first memory call.
   const list = await ok(page, 'list');
   assert.deepEqual(list.unreadable, []);
   // v1 kept no creation times: the migrated preferences sort by id after the built-in one.
@@ -471,7 +471,7 @@ test('a database written by schema version 1 opens with all its data', async () 
     ['v1-000000000002', 1700000100000, 'thumbs_down', 'Weather?', 'It is 50 °F.'],
   ]);
   const version = await page.evaluate(async () => (await indexedDB.databases()).find((d) => d.name === 'padlock-memory').version);
-  assert.equal(version, 2);
+  assert.equal(version, 3);
   await page.close();
 });
 

@@ -6,6 +6,7 @@
 //! cost a fifth of decode time); native and wasm32 logits differ in the last bits anyway
 //! (FMA natively, separate multiply and add in simd128), far below what moves a token.
 
+mod kv;
 pub mod quant;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use candle_core::{CpuStorage, Device, Storage, Tensor};
 use super::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
+pub use kv::CpuKvCache;
 
 /// A GGUF tensor as the CPU sees it: its bytes, shared with the loaded file.
 #[derive(Clone)]
@@ -41,20 +43,6 @@ impl CpuWeight {
     }
 }
 
-/// Keys and values of one sequence, position-major per layer: `[pos][kv_head][head_dim]`,
-/// so appending a step is an `extend` and the cache grows only as far as it is used.
-pub struct CpuKvCache {
-    keys: Vec<Vec<f32>>,
-    values: Vec<Vec<f32>>,
-    row: usize,
-}
-
-impl CpuKvCache {
-    fn len(&self, layer: usize) -> usize {
-        self.keys[layer].len() / self.row
-    }
-}
-
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CpuBackend;
 
@@ -62,17 +50,6 @@ impl CpuBackend {
     pub fn new() -> Self {
         CpuBackend
     }
-}
-
-fn kv_memory_error(values: usize, held: usize) -> Error {
-    Error::new(
-        ErrorCode::MemoryLimit,
-        format!(
-            "no memory left to cache {} more KB of keys and values beside the {held} positions held: \
-             ask for fewer tokens or fewer preferences, or start a new chat",
-            values * 4 / 1024
-        ),
-    )
 }
 
 fn backend_err(e: impl std::fmt::Display) -> Error {
@@ -132,11 +109,11 @@ impl Backend for CpuBackend {
     }
 
     fn new_kv_cache(&self, shape: &AttentionShape) -> Result<CpuKvCache> {
-        Ok(CpuKvCache {
-            keys: vec![Vec::new(); shape.layers],
-            values: vec![Vec::new(); shape.layers],
-            row: shape.kv_row(),
-        })
+        Ok(CpuKvCache::new(shape))
+    }
+
+    fn kv_positions_available(&self, shape: &AttentionShape) -> Option<u64> {
+        kv::positions_available(shape)
     }
 
     fn truncate_kv_cache(&self, cache: &mut CpuKvCache, len: usize) -> Result<()> {
@@ -288,13 +265,7 @@ impl Backend for CpuBackend {
                         );
                     }
                     let range = row * kv_row..(row + seg.n_tokens) * kv_row;
-                    // Growing the caches is where long chats and many preferences use memory
-                    // up: running out is an error the caller can act on, not an abort.
-                    for store in [&mut cache.keys[layer], &mut cache.values[layer]] {
-                        store.try_reserve(range.len()).map_err(|_| kv_memory_error(range.len(), seg.start))?;
-                    }
-                    cache.keys[layer].extend_from_slice(&k[range.clone()]);
-                    cache.values[layer].extend_from_slice(&v[range]);
+                    cache.append(layer, &k[range.clone()], &v[range])?;
                     row += seg.n_tokens;
                 }
                 Ok(())
