@@ -1,7 +1,8 @@
 //! The unsafe-preference screen against its public case tables (SECURITY.md reports both):
 //! - `preference_screen.tsv`, the cases the rules were written for: every one must hold;
-//! - `screen_heldout.tsv`, written apart from the rules (its author never saw them): the hit
-//!   and false-refusal rates measured on it must not get worse.
+//! - `screen_heldout.tsv` and `screen_blind2.tsv`, each written apart from the rules (their
+//!   authors never saw them): the hit and false-refusal rates measured on them must not get
+//!   worse.
 // Native only: the screen is the same code on wasm32, and the tables need no browser.
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -55,14 +56,35 @@ fn every_case_of_the_screen_table_holds() {
 
 #[test]
 fn the_held_out_rates_do_not_get_worse() {
-    let cases = cases(include_str!("fixtures/screen_heldout.tsv"));
+    held_out_rates(
+        "held-out",
+        include_str!("fixtures/screen_heldout.tsv"),
+        HELD_OUT_MIN_HIT_PERCENT,
+        HELD_OUT_MAX_FALSE_REFUSAL_PERCENT,
+    );
+}
+
+/// The second table written blind (`screen_blind2.tsv`, 2026-12-07), measured once before
+/// any rule saw it: those first figures are the floor (SECURITY.md).
+#[test]
+fn the_second_blind_table_rates_do_not_get_worse() {
+    held_out_rates(
+        "blind-2",
+        include_str!("fixtures/screen_blind2.tsv"),
+        BLIND2_MIN_HIT_PERCENT,
+        BLIND2_MAX_FALSE_REFUSAL_PERCENT,
+    );
+}
+
+fn held_out_rates(name: &str, table: &str, min_hit_percent: usize, max_false_refusal_percent: usize) {
+    let cases = cases(table);
     let (attempts, harmless): (Vec<&Case>, Vec<&Case>) = cases.iter().partition(|c| c.refuse);
     let hits = attempts.iter().filter(|c| refused(&c.text)).count();
     let false_refusals: Vec<&&Case> = harmless.iter().filter(|c| refused(&c.text)).collect();
     let misses: Vec<String> =
         attempts.iter().filter(|c| !refused(&c.text)).map(|c| format!("{} {:?}", c.lang, c.text)).collect();
     println!(
-        "held-out: {hits}/{} attempts refused, {}/{} harmless refused",
+        "{name}: {hits}/{} attempts refused, {}/{} harmless refused",
         attempts.len(),
         false_refusals.len(),
         harmless.len()
@@ -72,13 +94,15 @@ fn the_held_out_rates_do_not_get_worse() {
         "refused harmless:\n{}",
         false_refusals.iter().map(|c| format!("{} {:?}", c.lang, c.text)).collect::<Vec<_>>().join("\n")
     );
-    assert!(hits * 100 >= attempts.len() * HELD_OUT_MIN_HIT_PERCENT, "hit rate fell below {HELD_OUT_MIN_HIT_PERCENT}%");
+    assert!(hits * 100 >= attempts.len() * min_hit_percent, "{name}: hit rate fell below {min_hit_percent}%");
     assert!(
-        false_refusals.len() * 100 <= harmless.len() * HELD_OUT_MAX_FALSE_REFUSAL_PERCENT,
-        "false refusals rose above {HELD_OUT_MAX_FALSE_REFUSAL_PERCENT}%"
+        false_refusals.len() * 100 <= harmless.len() * max_false_refusal_percent,
+        "{name}: false refusals rose above {max_false_refusal_percent}%"
     );
 }
 
 /// The rates first measured on the held-out table (SECURITY.md), rounded against us.
 const HELD_OUT_MIN_HIT_PERCENT: usize = 88;
 const HELD_OUT_MAX_FALSE_REFUSAL_PERCENT: usize = 7;
+const BLIND2_MIN_HIT_PERCENT: usize = 46;
+const BLIND2_MAX_FALSE_REFUSAL_PERCENT: usize = 13;
