@@ -64,8 +64,8 @@ fn the_held_out_rates_do_not_get_worse() {
     );
 }
 
-/// The second table written blind (`screen_blind2.tsv`, 2026-12-07), measured once before
-/// any rule saw it: those first figures are the floor (SECURITY.md).
+/// The second table written blind (`screen_blind2.tsv`, 2026-12-07): 47% and 12% before any
+/// rule saw it, 71% and 12% after one round of general rules (SECURITY.md).
 #[test]
 fn the_second_blind_table_rates_do_not_get_worse() {
     held_out_rates(
@@ -101,8 +101,8 @@ fn held_out_rates(name: &str, table: &str, min_hit_percent: usize, max_false_ref
     );
 }
 
-/// The rates first measured on the held-out table (SECURITY.md), rounded against us.
-const HELD_OUT_MIN_HIT_PERCENT: usize = 88;
+/// The rates measured on the two tables (SECURITY.md), rounded against us.
+const HELD_OUT_MIN_HIT_PERCENT: usize = 90;
 const HELD_OUT_MAX_FALSE_REFUSAL_PERCENT: usize = 7;
-const BLIND2_MIN_HIT_PERCENT: usize = 46;
+const BLIND2_MIN_HIT_PERCENT: usize = 70;
 const BLIND2_MAX_FALSE_REFUSAL_PERCENT: usize = 13;

@@ -364,7 +364,7 @@ impl<'e, B: Backend> Generation<'e, B> {
             all_heads.push(None);
         }
         let seqs = engine.sequences(&prompts, all_heads, keep)?;
-        check_kv_fits(&engine.model, &prompts, &seqs, options.max_tokens)?;
+        engine.model.check_kv_fits(&prompts, &seqs, options.max_tokens)?;
         let pending = prompts.iter().zip(&seqs).map(|(p, s)| p[s.len()..].to_vec()).collect();
         let mut prompts = prompts;
         let base = prompts.swap_remove(0);
@@ -567,36 +567,4 @@ pub fn now_seconds() -> f64 {
         static START: OnceLock<Instant> = OnceLock::new();
         START.get_or_init(Instant::now).elapsed().as_secs_f64()
     }
-}
-
-/// Refuses a request whose keys and values (each context's prompt and up to `max_tokens`
-/// more, within the context length) cannot fit where the backend keeps them, before any is
-/// allocated. The caches grow fallibly as well; this catches what cannot fit up front.
-fn check_kv_fits<B: Backend>(
-    model: &Llama<B>,
-    prompts: &[Vec<u32>],
-    seqs: &[Sequence<B>],
-    max_tokens: usize,
-) -> Result<()> {
-    let shape = model.config.attention_shape();
-    let Some(available) = model.backend().kv_positions_available(&shape) else { return Ok(()) };
-    let ctx = model.config.context_length;
-    let needed: u64 = prompts
-        .iter()
-        .zip(seqs)
-        .map(|(p, s)| p.len().saturating_add(max_tokens).min(ctx).saturating_sub(s.len()) as u64)
-        .sum();
-    if needed > available {
-        let per_position = (shape.layers * 2 * shape.kv_row() * 4) as u64;
-        crate::bail!(
-            MemoryLimit,
-            "this request needs keys and values for {needed} more positions over {} contexts ({} MB), and the \
-             memory can give about {} MB more: ask for fewer tokens (maxTokens) or fewer preferences, or start a \
-             new chat",
-            prompts.len(),
-            (needed * per_position) >> 20,
-            (available * per_position) >> 20
-        );
-    }
-    Ok(())
 }

@@ -170,6 +170,33 @@ impl<B: Backend> Llama<B> {
         })
     }
 
+    /// Refuses a request whose keys and values (each context's prompt and up to `max_tokens`
+    /// more, within the context length) cannot fit where the backend keeps them, before any is
+    /// allocated. The caches grow fallibly as well; this catches what cannot fit up front.
+    pub fn check_kv_fits(&self, prompts: &[Vec<u32>], seqs: &[Sequence<B>], max_tokens: usize) -> Result<()> {
+        let shape = self.config.attention_shape();
+        let Some(available) = self.backend().kv_positions_available(&shape) else { return Ok(()) };
+        let ctx = self.config.context_length;
+        let needed: u64 = prompts
+            .iter()
+            .zip(seqs)
+            .map(|(p, s)| p.len().saturating_add(max_tokens).min(ctx).saturating_sub(s.len()) as u64)
+            .sum();
+        if needed > available {
+            let per_position = (shape.layers * 2 * shape.kv_row() * 4) as u64;
+            crate::bail!(
+                MemoryLimit,
+                "this request needs keys and values for {needed} more positions over {} contexts ({} MB), and the \
+                 memory can give about {} MB more: ask for fewer tokens (maxTokens) or fewer preferences, or start a \
+                 new chat",
+                prompts.len(),
+                (needed * per_position) >> 20,
+                (available * per_position) >> 20
+            );
+        }
+        Ok(())
+    }
+
     /// Keeps the first `len` tokens of `seq` (all of them when it holds fewer).
     pub fn truncate(&self, seq: &mut Sequence<B>, len: usize) -> Result<()> {
         if len < seq.tokens.len() {

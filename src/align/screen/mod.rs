@@ -11,10 +11,16 @@
 //!   the rules", "ignora las reglas");
 //! - "without" followed by a safeguard ("no restrictions", "sans filtres", "ohne Zensur");
 //! - "never" next to "refuse" ("never refuse", "lehne niemals ab");
-//! - fixed phrases ("developer mode", "do anything now").
+//! - a safeguard followed by what lifts it ("the policy was lifted", "Einschränkungen zu
+//!   umgehen") or by "do not apply";
+//! - a subject of serious harm near a word asking for its working details;
+//! - fixed phrases ("developer mode", "do anything now");
+//! - for Chinese, Japanese and Korean (no spaces between words), a verb of setting aside and a
+//!   safeguard anywhere in the text.
 //!
-//! Six languages (en, es, fr, de, pt, it). Whatever the screen misses, the harmlessness floor
-//! (`values`) still holds. SECURITY.md has the case table and the measured rates.
+//! Six languages fully (en, es, fr, de, pt, it), some words of nl, pl, ru, tr, zh, ja and ko.
+//! Whatever the screen misses, the harmlessness floor (`values`) still holds. SECURITY.md has
+//! the case tables and the measured rates.
 
 use std::sync::OnceLock;
 
@@ -23,234 +29,9 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_security::confusable_detection::skeleton;
 
 use crate::error::Result;
+use words::*;
 
-/// Words that are an attempt on their own. In every set, a trailing `*` matches any ending and
-/// a leading `*` any beginning (German compounds: "Inhaltsrichtlinien").
-const MARKERS: &[&str] = &["jailbr*", "uncensor*", "unrestrict*", "unfiltered-mode", "uneingeschrankt*", "irrestrict*"];
-
-/// Verbs that set something aside.
-const SET_ASIDE: &[&str] = &[
-    "ignor*",
-    "disregard*",
-    "forget*",
-    "forgo*",
-    "bypass*",
-    "overrid*",
-    "circumvent*",
-    "evad*",
-    "skip*",
-    "abandon*",
-    "disabl*",
-    "deactivat*",
-    "remov*",
-    "lift*",
-    "suspend*",
-    "drop*",
-    "off",
-    "olvid*",
-    "omit*",
-    "omiso",
-    "salta*",
-    "desactiv*",
-    "oubli*",
-    "contourn*",
-    "outrepass*",
-    "vergiss*",
-    "vergess*",
-    "missacht*",
-    "umgeh*",
-    "deaktivier*",
-    "entfern*",
-    "esquec*",
-    "desconsider*",
-    "desative*",
-    "dimentic*",
-    "disattiv*",
-    "aggir*",
-    "elud*",
-    "trascur*",
-    "rimuov*",
-    "negeer*",
-];
-
-/// Verbs of following, which set aside when negated ("do not follow", "ne tiens plus compte").
-const FOLLOW: &[&str] = &[
-    "follow*", "obey*", "respect*", "observ*", "honou*", "befolg*", "beacht*", "einhalt*", "rispett*", "segu*",
-    "sigu*", "suiv*", "compte", "conto", "cuenta",
-];
-
-/// What a preference may not set aside or do without.
-const SAFEGUARDS: &[&str] = &[
-    "rule*",
-    "instruction*",
-    "guideline*",
-    "safety",
-    "safeguard*",
-    "restrict*",
-    "filter*",
-    "polic*",
-    "ethic*",
-    "moral*",
-    "guardrail*",
-    "constraint*",
-    "censor*",
-    "regla*",
-    "regle*",
-    "regra*",
-    "regol*",
-    "regel*",
-    "norma",
-    "normas",
-    "normes",
-    "norme",
-    "instruc*",
-    "istruz*",
-    "anweisung*",
-    "*richtlini*",
-    "consigne*",
-    "seguridad",
-    "seguranca",
-    "securite",
-    "*sicherheit*",
-    "sicurezza",
-    "restric*",
-    "restriz*",
-    "*einschrank*",
-    "filtr*",
-    "censur*",
-    "*zensur*",
-    "protec*",
-    "*schutz*",
-    "etic*",
-    "ethik*",
-    "etique*",
-    "directiv*",
-    "direttiv*",
-    "vorgabe*",
-    "programming",
-    "training",
-    "zasad*",
-    "правил*",
-];
-
-/// Words that mean "without", "no" or "free of".
-const WITHOUT: &[&str] = &[
-    "no", "without", "free", "sin", "libre", "sans", "ohne", "keine", "kein", "frei", "sem", "livre", "senza",
-    "nessun*", "zero",
-];
-
-/// Negations (and "stop") that, next to a verb of refusing or following, reverse it.
-const NEVER: &[&str] = &[
-    "never",
-    "not",
-    "dont",
-    "no",
-    "stop",
-    "quit",
-    "without",
-    "nunca",
-    "jamais",
-    "jamas",
-    "pas",
-    "plus",
-    "arret*",
-    "niemals",
-    "nie",
-    "nicht",
-    "ohne",
-    "mai",
-    "non",
-    "ne",
-    "nao",
-    "sin",
-    "sans",
-    "sem",
-    "senza",
-    "nooit",
-    "nigdy",
-    "никогда",
-    "smett*",
-];
-
-/// Verbs of refusing.
-const REFUSE: &[&str] = &[
-    "refus*",
-    "declin*",
-    "deny",
-    "nieg*",
-    "rechaz*",
-    "recus*",
-    "rifiut*",
-    "ablehn*",
-    "lehn*",
-    "verweiger*",
-    "negar*",
-    "weiger*",
-    "odmaw*",
-    "отказ*",
-];
-
-/// First-person words: "I never refuse a cup of tea" is about the person, not an order ("l" is
-/// "I" after the skeleton).
-const I: &[&str] = &["i", "l", "je", "j", "yo", "ich", "eu", "io"];
-
-/// "Obey only me" and its kin.
-const OBEY: &[&str] = &["obey*", "gehorch*", "obedec*", "obede*", "obbedis*", "obeis*", "listen"];
-const ONLY: &[&str] = &["only", "nur", "solo", "seulement", "apenas", "soltanto", "solamente"];
-
-/// "even if it is dangerous", "including illegal ones".
-const EVEN: &[&str] = &[
-    "even",
-    "including",
-    "however",
-    "aunque",
-    "incluso",
-    "auch",
-    "selbst",
-    "mesmo",
-    "inclusive",
-    "anche",
-    "persino",
-    "meme",
-];
-const HARMFUL: &[&str] = &[
-    "illegal*",
-    "ilegal*",
-    "dangerous",
-    "harmful",
-    "peligros*",
-    "perigos*",
-    "pericolos*",
-    "gefahrlich*",
-    "dangereu*",
-    "schadlich*",
-    "nocif*",
-    "danin*",
-];
-
-/// Word sequences that are attempts as they stand.
-const PHRASES: &[&[&str]] = &[
-    &["developer", "mode"],
-    &["dev", "mode"],
-    &["god", "mode"],
-    &["sudo", "mode"],
-    &["do", "anything", "now"],
-    &["always", "comply"],
-    &["comply", "with", "every*"],
-    &["be", "harmful"],
-    &["harmful", "content"],
-    &["anything", "illegal"],
-    &["modo", "desarrollador"],
-    &["mode", "developpeur"],
-    &["entwicklermodus"],
-    &["modo", "desenvolvedor"],
-    &["modalita", "sviluppatore"],
-];
-
-/// How many words after a verb of setting aside its object may come.
-const WINDOW: usize = 4;
-/// How many words after "without" a safeguard may come ("without any ethical constraints").
-const WITHOUT_WINDOW: usize = 3;
+mod words;
 
 /// Refuses preference text that asks to switch safety off, naming the rule it matched.
 pub fn screen_preference(text: &str) -> Result<()> {
@@ -327,7 +108,23 @@ const READINGS: [(bool, bool); 4] = [(true, true), (true, false), (false, true),
 
 /// What rule the text matches, in words, if any, in any of its readings.
 fn find_attempt(text: &str) -> Option<String> {
-    READINGS.into_iter().find_map(|(leet, lower_first)| match_rules(&words(text, leet, lower_first)))
+    READINGS
+        .into_iter()
+        .find_map(|(leet, lower_first)| match_rules(&words(text, leet, lower_first)))
+        .or_else(|| cjk(text))
+}
+
+/// The rules for text without spaces between words (see `CJK_SET_ASIDE`).
+fn cjk(text: &str) -> Option<String> {
+    let text: String = text.nfkc().collect();
+    let found = |set: &[&'static str]| set.iter().find(|w| text.contains(*w)).copied();
+    if let Some(p) = found(CJK_PHRASES) {
+        return Some(format!("\"{p}\""));
+    }
+    match (found(CJK_SET_ASIDE), found(CJK_SAFEGUARDS)) {
+        (Some(a), Some(b)) => Some(format!("\"{a}\" … \"{b}\"")),
+        _ => None,
+    }
 }
 
 fn match_rules(words: &[String]) -> Option<String> {
@@ -349,8 +146,23 @@ fn match_rules(words: &[String]) -> Option<String> {
                 return Some(format!("\"{} … {}\"", words[i], words[j]));
             }
         }
-        if at(i, &r.safeguards) && within(i + 1, i + 2, &r.off).is_some() {
+        if at(i, &r.safeguards) && within(i + 1, i + 4, &r.off).is_some() {
             return Some(format!("\"{} off\"", words[i]));
+        }
+        // Verb last (German, Dutch): "alle Einschränkungen zu umgehen".
+        if at(i, &r.safeguards) && within(i + 1, i + 3, &r.set_aside).is_some() {
+            return Some(format!("\"{} …\" set aside", words[i]));
+        }
+        if at(i, &r.safeguards)
+            && within(i + 1, i + 3, &r.never).is_some_and(|j| within(j + 1, j + 2, &r.apply).is_some())
+        {
+            return Some(format!("\"{}\" do not apply", words[i]));
+        }
+        if at(i, &r.harm_subjects) {
+            let near = within(i.saturating_sub(HARM_WINDOW), i + HARM_WINDOW, &r.harm_details);
+            if let Some(j) = near {
+                return Some(format!("\"{}\" with \"{}\"", words[i], words[j]));
+            }
         }
         if at(i, &r.without) && within(i + 1, i + WITHOUT_WINDOW, &r.safeguards).is_some() {
             return Some(format!("\"{} …\" a safeguard", words[i]));
@@ -428,6 +240,9 @@ struct Rules {
     only: WordSet,
     even: WordSet,
     harmful: WordSet,
+    harm_subjects: WordSet,
+    harm_details: WordSet,
+    apply: WordSet,
     phrases: Vec<(String, Vec<WordSet>)>,
 }
 
@@ -441,7 +256,28 @@ fn rules() -> &'static Rules {
         never: WordSet::new(NEVER),
         refuse: WordSet::new(REFUSE),
         follow: WordSet::new(FOLLOW),
-        off: WordSet::new(&["off", "aus", "disabled", "desactivad*", "disattivat*", "desligad*"]),
+        off: WordSet::new(&[
+            "off",
+            "aus",
+            "disabled",
+            "desactivad*",
+            "disattivat*",
+            "desligad*",
+            "lifted",
+            "removed",
+            "suspended",
+            "waived",
+            "revoked",
+            "abolished",
+            "revogad*",
+            "eliminad*",
+            "abolit*",
+            "aufgehoben",
+            "отключен*",
+        ]),
+        harm_subjects: WordSet::new(HARM_SUBJECTS),
+        harm_details: WordSet::new(HARM_DETAILS),
+        apply: WordSet::new(APPLY),
         i: WordSet::new(I),
         obey: WordSet::new(OBEY),
         only: WordSet::new(ONLY),
