@@ -14,6 +14,7 @@ import type {
   Profile,
   Source,
   StoredPreference,
+  Suggestion,
   WeightChange,
 } from './padlock.js';
 
@@ -41,6 +42,7 @@ export type {
   Source,
   StopReason,
   StoredPreference,
+  Suggestion,
   WeightChange,
 } from './padlock.js';
 
@@ -142,6 +144,10 @@ export interface MemoryApi {
   events(): Promise<{ events: FeedbackEvent[]; unreadable: Unreadable[] }>;
   feedback(input: FeedbackInput): Promise<FeedbackOutcome>;
   rebuild(): Promise<WeightChange[]>;
+  /** Preferences the person's own messages suggest (only `user` messages are read), each with the sentence it
+   * came from; what is stored already or refused by the screen is left out. Stores nothing: `add` what the
+   * person confirms. */
+  suggest(messages: ChatMessage[]): Promise<Suggestion[]>;
   /** The whole memory as an export file, sealed with the passphrase when given; without one it holds every
    * preference and feedback prompt and answer in plain text (and warns on the console). */
   export(options?: { passphrase?: string; skipUnreadable?: boolean }): Promise<string>;

@@ -322,6 +322,7 @@ app.memory = setupMemoryPanel({
 app.chat = setupChat({
   engine: client, el, store, buildRequest, setState, getState: () => app.state, showError, clearError, onAnswer,
   onConversationsChanged: () => conversationList.refresh(),
+  onMemoryChanged: () => app.memory.refresh(),
 });
 Object.assign(conversationList, setupConversationList({
   el: { list: $('conversation-list'), status: $('conversations-status'), deleteAll: $('delete-all-conversations') },

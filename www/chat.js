@@ -4,6 +4,7 @@
 // finished turn is saved, encrypted, through the conversation store.
 import { newConversation } from './conversations.js';
 import { streamCompletion } from './completion.js';
+import { setupSuggestions } from './suggestions.js';
 
 const ROLE_NAMES = { user: 'You', assistant: 'padlock' };
 // The runtime's fixed harmlessness principle (src/align/values.rs), listed apart from the person's own.
@@ -22,12 +23,13 @@ export function steeredBy(report) {
 /**
  * host: { engine, el: { messages, announcer, prompt, send, stop, newChat, stats }, store (or null),
  * buildRequest(messages), getState(), setState(state), showError(err), clearError(),
- * onConversationsChanged(), onAnswer({ messages, result }) }.
+ * onConversationsChanged(), onAnswer({ messages, result }), onMemoryChanged() }.
  */
 export function setupChat(host) {
   const { el } = host;
   let conversation = newConversation();
   let controller = null;
+  const suggestions = setupSuggestions({ engine: host.engine, onRemembered: () => host.onMemoryChanged?.() });
 
   function messageElement(message) {
     const li = document.createElement('li');
@@ -78,7 +80,8 @@ export function setupChat(host) {
     el.prompt.value = '';
     const messages = conversation.messages.map(({ role, content }) => ({ role, content }));
     const answer = { role: 'assistant', content: '' };
-    el.messages.append(messageElement(conversation.messages.at(-1)));
+    const userEl = messageElement(conversation.messages.at(-1));
+    el.messages.append(userEl);
     const answerEl = messageElement(answer);
     answerEl.classList.add('streaming');
     answerEl.setAttribute('aria-busy', 'true');
@@ -110,6 +113,7 @@ export function setupChat(host) {
       el.stats.textContent = statsOf(result);
       await save();
       host.onAnswer({ messages, request, result });
+      await suggestions.suggestFor(userEl, text);
     } catch (err) {
       answerEl.remove();
       el.stats.textContent = `after ${((performance.now() - started) / 1000).toFixed(1)} s`;

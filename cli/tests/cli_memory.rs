@@ -169,3 +169,31 @@ fn an_unsealed_export_warns_is_owner_only_and_refuses_a_passphrase_on_import() {
     assert!(ok && !err.contains("warning"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn suggest_proposes_what_the_messages_state_and_stores_nothing() {
+    let dir = std::env::temp_dir().join(format!("padlock-cli-suggest-{}", std::process::id()));
+    let store = dir.to_str().unwrap();
+    let (ok, _, err) = padlock(&["memory", "--store", store, "add", "Use metric units."]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = padlock(&[
+        "memory",
+        "--store",
+        store,
+        "suggest",
+        "--message",
+        "I'm vegetarian. What can I cook tonight?",
+        "--message",
+        "My brother is vegan. From now on, use metric units.",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let suggestions = json(&out);
+    let texts: Vec<&str> = suggestions.as_array().unwrap().iter().map(|s| s["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["I'm vegetarian."], "metric is stored already, the brother is not the person");
+    assert_eq!(suggestions[0]["sentence"], "I'm vegetarian.");
+    assert_eq!(suggestions[0]["message"], 0);
+    let (ok, list, _) = padlock(&["memory", "--store", store, "list", "--json"]);
+    assert!(ok && !list.contains("vegetarian"), "suggest stored something: {list}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -19,6 +19,7 @@ mod personalize;
 mod records;
 pub mod schema;
 mod store;
+mod suggest;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod file;
@@ -39,6 +40,7 @@ pub use records::{
     MAX_PREFERENCE_CHARS, MAX_STORED_PREFERENCES, MAX_VALUE_HEADS, MAX_VALUE_HEAD_BYTES, MAX_WEIGHT,
 };
 pub use store::{Loaded, Store, Unreadable, Write};
+pub use suggest::{suggest, Suggestion};
 
 /// How many times a read-modify-write is retried when another writer got there first.
 const MAX_ATTEMPTS: usize = 64;

@@ -30,8 +30,7 @@ pub const DEFAULT_WEIGHT: f64 = 1.0;
 pub enum Source {
     /// The person wrote it ("remember this", the preferences panel, the command line).
     Explicit,
-    /// Suggested from the person's behaviour. Nothing here infers preferences yet, but the
-    /// JS API's `add` takes any source, so stored records and exports may hold it.
+    /// Suggested from the person's own messages (`memory::suggest`) and confirmed by them.
     Inferred,
     /// Created from feedback.
     Feedback,

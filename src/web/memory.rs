@@ -25,6 +25,7 @@ use crate::error::{Error, ErrorCode};
 use crate::generate::one_turn;
 use crate::memory::idb::IdbStore;
 use crate::memory::{self, FeedbackInput, Preference, PreferenceChange, Profile, Response, Source, ValueHead};
+use crate::tokenizer::ChatMessage;
 
 /// The database name `Memory.open()` uses when given none.
 pub const DEFAULT_NAME: &str = "padlock-memory";
@@ -166,6 +167,18 @@ impl Memory {
     /// "Remember this": adds `text` as an explicit preference (same as `add`).
     pub fn remember(&self, text: String) -> js_sys::Promise {
         self.add(text, JsValue::UNDEFINED)
+    }
+
+    /// Preferences the person's own messages suggest (`messages`: `[{ role, content }]`; only
+    /// the user's are read): `[{ text, sentence, message }]`, leaving out what is stored already
+    /// and what the screen refuses. Stores nothing: `add` what the person confirms.
+    pub fn suggest(&self, messages: JsValue) -> js_sys::Promise {
+        let parsed = from_js::<Vec<ChatMessage>>(messages, "messages");
+        self.run(move |m| async move {
+            let messages = parsed?;
+            let stored = m.preferences().await.map_err(js_error)?.items;
+            Ok(memory::suggest(&messages, &stored))
+        })
     }
 
     /// Changes a preference: `{ text, weight, enabled, resetLearned }` (each optional).

@@ -319,6 +319,34 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: L
   await page.waitForFunction(() => [...document.querySelectorAll('#preferences .pref-text')].some((e) => e.textContent === 'Explain in detail, with two examples.'));
   const stored = await page.evaluate(async () => (await window.padlock.memory.list()).preferences.map((p) => p.text));
   assert.ok(stored.includes('Explain in detail, with two examples.'), JSON.stringify(stored));
+
+  // A preference stated in a message is suggested under it; nothing is stored until Remember,
+  // and then it is stored encrypted like the others. Dismiss stores nothing.
+  const listed = () => page.evaluate(async () => (await window.padlock.memory.list()).preferences);
+  await send(page, "I'm vegetarian. What can I cook tonight?");
+  const card = page.locator('#messages li.user').last().locator('.suggestion');
+  await card.waitFor();
+  assert.match(await card.textContent(), /Remember “I'm vegetarian\.”/);
+  assert.ok(!(await listed()).some((p) => /vegetarian/.test(p.text)), 'stored before the person confirmed');
+  await card.getByRole('button', { name: 'Remember' }).click();
+  await page.waitForFunction(() => /Saved to your preferences/.test([...document.querySelectorAll('#messages li.user')].at(-1).textContent));
+  const saved = (await listed()).find((p) => p.text === "I'm vegetarian.");
+  assert.equal(saved?.source, 'inferred', JSON.stringify(saved));
+  await page.waitForFunction(() => [...document.querySelectorAll('#preferences .pref-text')].some((e) => e.textContent === "I'm vegetarian."));
+  const dump = await page.evaluate(async () => {
+    const db = await new Promise((resolve) => { const r = indexedDB.open('padlock-memory'); r.onsuccess = () => resolve(r.result); });
+    const rows = await new Promise((resolve) => { const r = db.transaction('preferences').objectStore('preferences').getAll(); r.onsuccess = () => resolve(r.result); });
+    db.close();
+    const latin1 = (buf) => Array.from(new Uint8Array(buf), (b) => String.fromCharCode(b)).join('');
+    return { n: rows.length, text: rows.map((r) => JSON.stringify(r) + latin1(r.data)).join('\n') };
+  });
+  assert.ok(dump.n >= 3 && !dump.text.includes('vegetarian'), 'the confirmed suggestion is stored in the clear');
+  await send(page, 'Please always use metric units.');
+  const second = page.locator('#messages li.user').last().locator('.suggestion');
+  await second.waitFor();
+  await second.getByRole('button', { name: 'Dismiss' }).click();
+  await second.waitFor({ state: 'detached' });
+  assert.ok(!(await listed()).some((p) => /metric/.test(p.text)), 'a dismissed suggestion was stored');
 });
 
 // Where the screenshots go (target/ is not versioned); `make test` and CI may point it elsewhere.

@@ -9,6 +9,7 @@
 //!   padlock memory --store DIR export FILE [--passphrase P | --passphrase-env VAR] [--skip-unreadable]
 //!   padlock memory --store DIR import FILE [--passphrase P | --passphrase-env VAR]
 //!   padlock memory --store DIR profile [--beta B] [--max-active N] [--method M] [--candidates K]
+//!   padlock memory --store DIR suggest --message TEXT [--message TEXT ...] [--json]
 //!   padlock memory --store DIR forget
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,8 @@ use clap::{Args, Subcommand};
 use padlock::align::{Method, PersonalizationOverrides};
 use padlock::generate::GenerateOptions;
 use padlock::memory::file::FileStore;
-use padlock::memory::{Memory, Personalized, PreferenceChange, Response, Source};
+use padlock::memory::{suggest, Memory, Personalized, PreferenceChange, Response, Source};
+use padlock::tokenizer::ChatMessage;
 use padlock::{Error, ErrorCode, Result};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +91,14 @@ enum MemoryCommand {
         #[arg(long, value_enum)]
         method: Option<Method>,
     },
+    /// Preferences the person's messages suggest (nothing is stored: `add` what you confirm).
+    Suggest {
+        /// One of the person's messages (repeat for several).
+        #[arg(long, required = true)]
+        message: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Deletes the memory and its directory.
     Forget,
 }
@@ -141,6 +151,19 @@ pub fn run(args: MemoryArgs) -> Result<()> {
     pollster::block_on(async {
         match args.command {
             MemoryCommand::List { json } => list(&open(dir)?, json).await,
+            MemoryCommand::Suggest { message, json } => {
+                let stored = open(dir)?.preferences().await?.items;
+                let messages: Vec<ChatMessage> =
+                    message.into_iter().map(|content| ChatMessage { role: "user".into(), content }).collect();
+                let suggestions = suggest(&messages, &stored);
+                if json {
+                    return print_json(&suggestions);
+                }
+                for s in &suggestions {
+                    println!("{}\t(from: {})", s.text, s.sentence);
+                }
+                Ok(())
+            }
             MemoryCommand::Add { text, weight } => {
                 let p = open(dir)?.add(&text, weight, Source::Explicit).await?;
                 println!("{}", p.id);
