@@ -14,6 +14,7 @@ import type {
   Profile,
   Source,
   StoredPreference,
+  Related,
   Suggestion,
   WeightChange,
 } from './padlock.js';
@@ -42,6 +43,7 @@ export type {
   Source,
   StopReason,
   StoredPreference,
+  Related,
   Suggestion,
   WeightChange,
 } from './padlock.js';
@@ -148,6 +150,8 @@ export interface MemoryApi {
    * came from; what is stored already or refused by the screen is left out. Stores nothing: `add` what the
    * person confirms. */
   suggest(messages: ChatMessage[]): Promise<Suggestion[]>;
+  /** The stored preferences `text` says the same as (offer a merge) or the opposite of (let the person choose). */
+  related(text: string): Promise<Related[]>;
   /** The whole memory as an export file, sealed with the passphrase when given; without one it holds every
    * preference and feedback prompt and answer in plain text (and warns on the console). */
   export(options?: { passphrase?: string; skipUnreadable?: boolean }): Promise<string>;

@@ -253,16 +253,43 @@ export function setupMemoryPanel(host) {
     return { preferences, method: el.method.value, beta: Number(el.beta.value), candidates: Number(el.candidates.value), explain };
   }
 
-  el.addForm.addEventListener('submit', (e) => {
+  el.addForm.addEventListener('submit', async (e) => {
     e.preventDefault();
     const text = el.text.value.trim();
     if (!text) return;
+    // A new preference that repeats or contradicts a saved one: the person chooses first.
+    const related = await client.memory.related(text).catch(() => []);
+    if (related.length && !(await chooseDespite(related))) return;
     act(async () => {
       const p = await client.memory.add(text, { weight: Number(el.weight.value) || 1 });
       el.text.value = '';
       return p;
     }, 'Remembered.');
   });
+
+  /** Shows what the new text repeats or contradicts; resolves true for "Save anyway". */
+  function chooseDespite(related) {
+    const box = $('preference-relations');
+    const lines = related.map((r) => r.relation === 'same'
+      ? `It says the same as your saved “${r.text}” (${r.dimension}).`
+      : `It contradicts your saved “${r.text}” (${r.dimension}): answers cannot follow both.`);
+    box.querySelector('p').textContent = lines.join(' ');
+    box.hidden = false;
+    return new Promise((resolve) => {
+      const done = (answer) => {
+        box.hidden = true;
+        save.removeEventListener('click', yes);
+        cancel.removeEventListener('click', no);
+        resolve(answer);
+      };
+      const [save, cancel] = box.querySelectorAll('button');
+      const yes = () => done(true);
+      const no = () => done(false);
+      save.addEventListener('click', yes);
+      cancel.addEventListener('click', no);
+      cancel.focus();
+    });
+  }
 
   // --- feedback on answers
   function showFeedback(visible) {

@@ -17,6 +17,7 @@ pub mod export;
 pub mod feedback;
 mod personalize;
 mod records;
+mod relate;
 pub mod schema;
 mod store;
 mod suggest;
@@ -39,6 +40,7 @@ pub use records::{
     Reward, Source, ValueHead, DEFAULT_WEIGHT, HARMLESS_ID, MAX_ACTIVE_LIMIT, MAX_FEEDBACK_CHARS, MAX_IMPORTED_EVENTS,
     MAX_PREFERENCE_CHARS, MAX_STORED_PREFERENCES, MAX_VALUE_HEADS, MAX_VALUE_HEAD_BYTES, MAX_WEIGHT,
 };
+pub use relate::{related, Related, Relation};
 pub use store::{Loaded, Store, Unreadable, Write};
 pub use suggest::{suggest, Suggestion};
 

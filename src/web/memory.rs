@@ -181,6 +181,15 @@ impl Memory {
         })
     }
 
+    /// The stored preferences `text` says the same as or the opposite of: `[{ id, text,
+    /// relation: "same" | "opposite", dimension }]`, to offer a merge or a choice before `add`.
+    pub fn related(&self, text: String) -> js_sys::Promise {
+        self.run(move |m| async move {
+            let stored = m.preferences().await.map_err(js_error)?.items;
+            Ok(memory::related(&text, &stored))
+        })
+    }
+
     /// Changes a preference: `{ text, weight, enabled, resetLearned }` (each optional).
     pub fn update(&self, id: String, change: JsValue) -> js_sys::Promise {
         let parsed = from_js::<PreferenceChange>(change, "change");

@@ -62,6 +62,18 @@ async function send(page, text) {
   return r.result;
 }
 
+/** Adds a preference in the panel; when the panel says it relates to a saved one (matching `related`), saves anyway. */
+async function addPreference(page, text, related) {
+  await page.fill('#preference-text', text);
+  await page.click('#add-preference button[type=submit]');
+  if (related) {
+    await page.waitForFunction(() => !document.getElementById('preference-relations').hidden);
+    assert.match(await page.textContent('#preference-relations'), related);
+    await page.getByRole('button', { name: 'Save anyway' }).click();
+  }
+  await page.waitForFunction((t) => [...document.querySelectorAll('#preferences .pref-text')].some((e) => e.textContent === t), text);
+}
+
 const openSettings = (page) => page.evaluate(() => { document.getElementById('settings').open = true; });
 
 const shownMessages = (page) => page.$$eval('#messages li', (lis) => lis.map((li) => ({
@@ -286,11 +298,15 @@ test('Compare shows the base and the personalized answer side by side, with mark
 
 test('thumbs down shows which saved weights moved and by how much', { timeout: LOAD_TIMEOUT_MS + 2 * GEN_TIMEOUT_MS }, async () => {
   const { page } = await freshProfileReady('feedback');
-  for (const text of ['Keep answers short and concise.', 'Explain in detail, with examples.']) {
-    await page.fill('#preference-text', text);
-    await page.click('#add-preference button[type=submit]');
-    await page.waitForFunction((t) => [...document.querySelectorAll('#preferences .pref-text')].some((e) => e.textContent === t), text);
-  }
+  // The second contradicts the first on length: the panel says so and the person chooses.
+  await addPreference(page, 'Keep answers short and concise.');
+  await page.fill('#preference-text', 'Keep it brief.');
+  await page.click('#add-preference button[type=submit]');
+  await page.waitForFunction(() => !document.getElementById('preference-relations').hidden);
+  assert.match(await page.textContent('#preference-relations'), /says the same as your saved “Keep answers short and concise\.”/);
+  await page.getByRole('button', { name: "Don't save" }).click();
+  await addPreference(page, 'Explain in detail, with examples.', /contradicts your saved “Keep answers short and concise\.” \(length\)/);
+  assert.ok(!(await page.evaluate(async () => (await window.padlock.memory.list()).preferences.map((p) => p.text))).includes('Keep it brief.'));
   await page.check('#steer-memory');
   await openSettings(page);
   await page.check('#greedy');
@@ -453,11 +469,8 @@ test('after a first visit the site opens and answers with the network off (servi
 
 test('export with a passphrase → forget everything → import gives back the same preferences and conversations', { timeout: LOAD_TIMEOUT_MS + GEN_TIMEOUT_MS + 120_000 }, async () => {
   const { page } = await freshProfileReady('export');
-  for (const text of ['Keep answers short and concise.', 'Explain in detail, with examples.']) {
-    await page.fill('#preference-text', text);
-    await page.click('#add-preference button[type=submit]');
-    await page.waitForFunction((t) => [...document.querySelectorAll('#preferences .pref-text')].some((e) => e.textContent === t), text);
-  }
+  await addPreference(page, 'Keep answers short and concise.');
+  await addPreference(page, 'Explain in detail, with examples.', /contradicts/);
   await page.check('#steer-base');
   await openSettings(page);
   await page.check('#greedy');
