@@ -152,6 +152,8 @@ export interface MemoryApi {
   suggest(messages: ChatMessage[]): Promise<Suggestion[]>;
   /** The stored preferences `text` says the same as (offer a merge) or the opposite of (let the person choose). */
   related(text: string): Promise<Related[]>;
+  /** Merges `other` into `keep` (two that say the same): feedback given to either counts for `keep` from now on. */
+  merge(keep: string, other: string): Promise<PreferenceView>;
   /** The whole memory as an export file, sealed with the passphrase when given; without one it holds every
    * preference and feedback prompt and answer in plain text (and warns on the console). */
   export(options?: { passphrase?: string; skipUnreadable?: boolean }): Promise<string>;

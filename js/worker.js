@@ -19,8 +19,8 @@
 //   { type: 'memory', op, args }         memory[op](...args) on the preference memory (IndexedDB,
 //                                        encrypted): list, add, remember, update, remove, profile,
 //                                        setProfile, events, feedback, rebuild, active, suggest,
-//                                        related, export, import, putValueHead, valueHeads,
-//                                        removeValueHead
+//                                        related, merge, export, import, putValueHead,
+//                                        valueHeads, removeValueHead
 //   { type: 'forget' }                   deletes the memory (other tabs close theirs first) and the
 //                                        kept models
 // Unprompted (worker -> page): { type: 'memory-closed' } when another tab forgot the memory.
@@ -39,7 +39,7 @@ let memory = null; // the opened Memory, on first use
 let memoryOpening = null; // the Memory.open in flight, so concurrent calls share one connection
 const MEMORY_NAME = 'padlock-memory';
 const MEMORY_OPS = new Set(['list', 'add', 'remember', 'update', 'remove', 'profile', 'setProfile', 'events',
-  'feedback', 'rebuild', 'active', 'suggest', 'related', 'export', 'import', 'putValueHead', 'valueHeads', 'removeValueHead']);
+  'feedback', 'rebuild', 'active', 'suggest', 'related', 'merge', 'export', 'import', 'putValueHead', 'valueHeads', 'removeValueHead']);
 
 class CodedError extends Error {
   constructor(code, message) {

@@ -25,6 +25,7 @@ macro_rules! for_each_suite_test {
             active_preferences_are_enabled_capped_and_weightiest_first,
             value_heads_and_profile_round_trip,
             forget_deletes_everything,
+            a_merge_keeps_the_learned_weight,
         );
     };
 }
@@ -688,6 +689,7 @@ mod browser {
             weight: 1.5,
             learned: 0.25,
             learned_since: 0,
+            merged: Vec::new(),
             enabled: true,
             source: Source::Explicit,
             created: now,

@@ -12,6 +12,7 @@ fn stored(text: &str) -> Preference {
         weight: 1.0,
         learned: 0.0,
         learned_since: 0,
+        merged: Vec::new(),
         enabled: true,
         source: Source::Explicit,
         created: 0,

@@ -120,9 +120,9 @@ fn observation(event: &FeedbackEvent) -> Option<(Vec<(&str, f64)>, bool)> {
 /// Applies one event to the preferences (their `learned` weights); returns what changed.
 pub fn apply(preferences: &mut [Preference], event: &FeedbackEvent) -> Vec<WeightChange> {
     let Some((x, liked)) = observation(event) else { return Vec::new() };
-    // Only preferences that still exist take part.
+    // Only preferences that still exist take part (or the one a preference was merged into).
     let present: Vec<(usize, f64)> =
-        x.iter().filter_map(|&(id, v)| preferences.iter().position(|p| p.id == id).map(|i| (i, v))).collect();
+        x.iter().filter_map(|&(id, v)| preferences.iter().position(|p| p.answers_for(id)).map(|i| (i, v))).collect();
     let z: f64 = present.iter().map(|&(i, v)| preferences[i].effective_weight() * v).sum();
     let scale = if liked { 1.0 - sigmoid(z) } else { -sigmoid(z) };
     let mut changes = Vec::new();

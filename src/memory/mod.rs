@@ -137,6 +137,7 @@ impl<S: Store> Memory<S> {
                 weight: weight.unwrap_or(DEFAULT_WEIGHT),
                 learned: 0.0,
                 learned_since: 0,
+                merged: Vec::new(),
                 enabled: true,
                 source,
                 created: now,
@@ -175,6 +176,41 @@ impl<S: Store> Memory<S> {
             p.validate()?;
             screen_beside_others(&p, &loaded.items)?;
             Ok((vec![Write::PutPreference(p.clone())], p))
+        })
+        .await
+    }
+
+    /// Merges the preference `other` into `keep`: `keep` stays with its text and weight, `other`
+    /// goes, and the feedback given to either counts for `keep`: the log is replayed over the
+    /// merged preferences in the same write, so `rebuild` afterwards changes nothing.
+    pub async fn merge(&self, keep: &str, other: &str) -> Result<Preference> {
+        check_id(keep)?;
+        check_id(other)?;
+        if keep == other || keep == HARMLESS_ID || other == HARMLESS_ID {
+            crate::bail!(InvalidArgument, "merge two different preferences of your own, not {keep:?} and {other:?}");
+        }
+        let events = self.events().await?.items;
+        self.modify(|loaded| {
+            let mut prefs = loaded.items.clone();
+            let o = prefs.iter().position(|p| p.id == other).ok_or_else(|| not_found(other, &loaded.unreadable))?;
+            let absorbed = prefs.remove(o);
+            let k = prefs.iter().position(|p| p.id == keep).ok_or_else(|| not_found(keep, &loaded.unreadable))?;
+            prefs[k].merged.push(absorbed.id.clone());
+            prefs[k].merged.extend(absorbed.merged.iter().cloned());
+            prefs[k].updated = now_millis();
+            prefs[k].validate()?;
+            // The log replayed over the merged preferences: the kept one's learned weight, and
+            // any other that reads the same events differently now (as `rebuild` would write).
+            let before = prefs.clone();
+            feedback::replay(&mut prefs, &events);
+            let mut writes: Vec<Write> = prefs
+                .iter()
+                .zip(&before)
+                .filter(|(p, b)| p.id == keep || p.learned != b.learned)
+                .map(|(p, _)| Write::PutPreference(p.clone()))
+                .collect();
+            writes.push(Write::DeletePreference(absorbed.id));
+            Ok((writes, prefs[k].clone()))
         })
         .await
     }

@@ -55,6 +55,11 @@ pub struct Preference {
     /// (`resetLearned`) then, and replaying the log must not undo the reset.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub learned_since: u64,
+    /// The ids of preferences merged into this one (`Memory::merge`): feedback given to them
+    /// counts for this one when the log replays.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub merged: Vec<String>,
     pub enabled: bool,
     pub source: Source,
     /// Milliseconds since the Unix epoch.
@@ -78,6 +83,12 @@ impl Preference {
         }
     }
 
+    /// Whether feedback recorded for the preference `id` counts for this one: it is this one, or
+    /// was merged into it.
+    pub fn answers_for(&self, id: &str) -> bool {
+        self.id == id || self.merged.iter().any(|m| m == id)
+    }
+
     pub fn is_universal(&self) -> bool {
         self.id == HARMLESS_ID
     }
@@ -90,6 +101,7 @@ impl Preference {
             weight: DEFAULT_WEIGHT,
             learned: 0.0,
             learned_since: 0,
+            merged: Vec::new(),
             enabled: true,
             source: Source::Universal,
             created: now,
@@ -102,6 +114,12 @@ impl Preference {
         check_id(&self.id)?;
         check_text(&self.text)?;
         check_weight(self.weight, "weight")?;
+        if self.merged.len() > MAX_STORED_PREFERENCES {
+            crate::bail!(InvalidArgument, "{:?} lists more than {MAX_STORED_PREFERENCES} merged preferences", self.id);
+        }
+        for id in &self.merged {
+            check_id(id)?;
+        }
         if !self.learned.is_finite() || self.learned.abs() > MAX_WEIGHT {
             crate::bail!(InvalidArgument, "learned weight of {:?} must be within ±{MAX_WEIGHT}", self.id);
         }

@@ -49,6 +49,7 @@ impl PreferenceV1 {
             weight: self.weight,
             learned: 0.0,
             learned_since: 0,
+            merged: Vec::new(),
             enabled: true,
             source: Source::Explicit,
             created: now,

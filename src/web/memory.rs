@@ -190,6 +190,15 @@ impl Memory {
         })
     }
 
+    /// Merges the preference `other` into `keep` (two that say the same): `keep` stays, `other`
+    /// goes, feedback given to either counts for `keep`. Resolves to the kept preference.
+    pub fn merge(&self, keep: String, other: String) -> js_sys::Promise {
+        self.run(move |m| async move {
+            let p = m.merge(&keep, &other).await.map_err(js_error)?;
+            serde_json::to_value(view(&p)).map_err(|e| invalid("preference", e))
+        })
+    }
+
     /// Changes a preference: `{ text, weight, enabled, resetLearned }` (each optional).
     pub fn update(&self, id: String, change: JsValue) -> js_sys::Promise {
         let parsed = from_js::<PreferenceChange>(change, "change");

@@ -614,3 +614,47 @@ pub async fn forget_deletes_everything<B: Backend>(b: &B) {
     assert!(c.events.is_empty() && c.value_heads.is_empty());
     m.forget().await.unwrap();
 }
+
+/// Two preferences that say the same, merged: the kept one has the learned weight the log gives
+/// them together (and replaying the log gives it again), the other is gone, and feedback that
+/// names the merged one's id still moves the kept one.
+pub async fn a_merge_keeps_the_learned_weight<B: Backend>(b: &B) {
+    let m = memory(b, "merge").await;
+    let short = m.add("Keep answers short.", None, Source::Explicit).await.unwrap().id;
+    let concise = m.add("Be concise.", None, Source::Explicit).await.unwrap().id;
+    let detailed = m.add("Give details.", None, Source::Explicit).await.unwrap().id;
+    let scored = |text: &str, rewards: &[(&str, f32)]| Response { tokens: 10, ..response(text, rewards) };
+    let brief = |ids: &[&str]| {
+        let mut r = vec![(HARMLESS_ID, 10.0)];
+        r.extend(ids.iter().map(|&id| (id, if id == detailed.as_str() { 8.0 } else { 12.0 })));
+        scored("Short.", &r)
+    };
+    let long = |ids: &[&str]| {
+        let mut r = vec![(HARMLESS_ID, 10.0)];
+        r.extend(ids.iter().map(|&id| (id, if id == detailed.as_str() { 11.0 } else { 9.0 })));
+        scored("Long ...", &r)
+    };
+    for q in ["a", "b"] {
+        let ids = [short.as_str(), concise.as_str(), detailed.as_str()];
+        m.feedback(choice(q, brief(&ids), long(&ids))).await.unwrap();
+    }
+    let learned = |items: &[padlock::memory::Preference], id: &str| items.iter().find(|p| p.id == id).unwrap().learned;
+    let before = m.preferences().await.unwrap().items;
+    assert!(learned(&before, &short) > 0.0 && learned(&before, &concise) > 0.0);
+    let kept = m.merge(&short, &concise).await.unwrap();
+    assert_eq!(kept.merged, std::slice::from_ref(&concise));
+    assert!(kept.learned > learned(&before, &short), "{} after, {} before", kept.learned, learned(&before, &short));
+    let after = m.preferences().await.unwrap().items;
+    assert!(after.iter().all(|p| p.id != concise), "the merged preference is still there");
+    assert_eq!(learned(&after, &short), kept.learned);
+    assert_eq!(m.rebuild().await.unwrap(), vec![], "the log replays to other weights than the merge left");
+    // A response scored before the merge names the merged id: it moves the kept preference.
+    let ids = [concise.as_str(), detailed.as_str()];
+    let outcome = m.feedback(choice("c", brief(&ids), long(&ids))).await.unwrap();
+    assert!(outcome.changes.iter().any(|c| c.id == short), "{:?}", outcome.changes);
+    for (keep, other) in [(short.as_str(), short.as_str()), (HARMLESS_ID, detailed.as_str()), (short.as_str(), "nope")]
+    {
+        assert!(m.merge(keep, other).await.is_err(), "merging {keep:?} and {other:?}");
+    }
+    m.forget().await.unwrap();
+}
