@@ -3,22 +3,11 @@
 //! saw them): how often a pair labelled the same, the opposite or unrelated is read so.
 #![cfg(not(target_arch = "wasm32"))]
 
-use padlock::memory::{related, Preference, Relation, Source};
+#[path = "common/preference.rs"]
+mod preference;
 
-fn stored(text: &str) -> Preference {
-    Preference {
-        id: "p".into(),
-        text: text.into(),
-        weight: 1.0,
-        learned: 0.0,
-        learned_since: 0,
-        merged: Vec::new(),
-        enabled: true,
-        source: Source::Explicit,
-        created: 0,
-        updated: 0,
-    }
-}
+use padlock::memory::{related, Relation};
+use preference::stored;
 
 fn read(a: &str, b: &str) -> &'static str {
     match related(a, &[stored(b)]).first().map(|r| r.relation) {

@@ -4,26 +4,15 @@
 //! already stored, nothing the screen refuses, and nothing from the assistant's messages.
 #![cfg(not(target_arch = "wasm32"))]
 
-use padlock::memory::{suggest, Preference, Source};
+#[path = "common/preference.rs"]
+mod preference;
+
+use padlock::memory::suggest;
 use padlock::tokenizer::ChatMessage;
+use preference::stored;
 
 fn user(text: &str) -> ChatMessage {
     ChatMessage { role: "user".into(), content: text.into() }
-}
-
-fn stored(text: &str) -> Preference {
-    Preference {
-        id: "p".into(),
-        text: text.into(),
-        weight: 1.0,
-        learned: 0.0,
-        learned_since: 0,
-        merged: Vec::new(),
-        enabled: true,
-        source: Source::Explicit,
-        created: 0,
-        updated: 0,
-    }
 }
 
 #[test]
