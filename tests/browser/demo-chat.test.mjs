@@ -439,6 +439,11 @@ test('every control has an accessible name, axe-core finds nothing serious or cr
 });
 
 test('after a first visit the site opens and answers with the network off (service worker)', { timeout: 2 * LOAD_TIMEOUT_MS + GEN_TIMEOUT_MS }, async () => {
+  // The service worker keeps a list of the page's modules: a module left off it breaks the
+  // offline load (say so plainly, before waiting for a page that cannot load).
+  const shell = fs.readFileSync(path.join(ROOT, 'www/sw.js'), 'utf8');
+  const modules = fs.readdirSync(path.join(ROOT, 'www')).filter((f) => f.endsWith('.js') && !['sw.js', 'bench.js'].includes(f));
+  for (const f of modules) assert.ok(shell.includes(`'${f}'`), `www/sw.js does not keep ${f} for offline use`);
   const { page, context } = await freshProfileReady('offline');
   const { serverRequests } = env;
   await page.waitForFunction(() => document.getElementById('offline').dataset.ready === 'true' && !!navigator.serviceWorker.controller);
