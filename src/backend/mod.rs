@@ -56,6 +56,11 @@ impl AttentionShape {
     pub fn kv_row(&self) -> usize {
         self.kv_heads * self.head_dim
     }
+
+    /// The bytes one position's keys and values take in every layer, as f32.
+    pub fn kv_bytes_per_position(&self) -> u64 {
+        (self.layers * 2 * self.kv_row() * 4) as u64
+    }
 }
 
 /// The bytes `load_f32` stores for a host `rows × cols` matrix (f32, little-endian, as an

@@ -183,7 +183,7 @@ impl<B: Backend> Llama<B> {
             .map(|(p, s)| p.len().saturating_add(max_tokens).min(ctx).saturating_sub(s.len()) as u64)
             .sum();
         if needed > available {
-            let per_position = (shape.layers * 2 * shape.kv_row() * 4) as u64;
+            let per_position = shape.kv_bytes_per_position();
             crate::bail!(
                 MemoryLimit,
                 "this request needs keys and values for {needed} more positions over {} contexts ({} MB), and the \

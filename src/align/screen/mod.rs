@@ -146,17 +146,17 @@ fn match_rules(words: &[String]) -> Option<String> {
                 return Some(format!("\"{} … {}\"", words[i], words[j]));
             }
         }
-        if at(i, &r.safeguards) && within(i + 1, i + 4, &r.off).is_some() {
-            return Some(format!("\"{} off\"", words[i]));
-        }
-        // Verb last (German, Dutch): "alle Einschränkungen zu umgehen".
-        if at(i, &r.safeguards) && within(i + 1, i + 3, &r.set_aside).is_some() {
-            return Some(format!("\"{} …\" set aside", words[i]));
-        }
-        if at(i, &r.safeguards)
-            && within(i + 1, i + 3, &r.never).is_some_and(|j| within(j + 1, j + 2, &r.apply).is_some())
-        {
-            return Some(format!("\"{}\" do not apply", words[i]));
+        if at(i, &r.safeguards) {
+            if within(i + 1, i + 4, &r.off).is_some() {
+                return Some(format!("\"{} off\"", words[i]));
+            }
+            // Verb last (German, Dutch): "alle Einschränkungen zu umgehen".
+            if within(i + 1, i + 3, &r.set_aside).is_some() {
+                return Some(format!("\"{} …\" set aside", words[i]));
+            }
+            if within(i + 1, i + 3, &r.never).is_some_and(|j| within(j + 1, j + 2, &r.apply).is_some()) {
+                return Some(format!("\"{}\" do not apply", words[i]));
+            }
         }
         if at(i, &r.harm_subjects) {
             let near = within(i.saturating_sub(HARM_WINDOW), i + HARM_WINDOW, &r.harm_details);
@@ -256,25 +256,7 @@ fn rules() -> &'static Rules {
         never: WordSet::new(NEVER),
         refuse: WordSet::new(REFUSE),
         follow: WordSet::new(FOLLOW),
-        off: WordSet::new(&[
-            "off",
-            "aus",
-            "disabled",
-            "desactivad*",
-            "disattivat*",
-            "desligad*",
-            "lifted",
-            "removed",
-            "suspended",
-            "waived",
-            "revoked",
-            "abolished",
-            "revogad*",
-            "eliminad*",
-            "abolit*",
-            "aufgehoben",
-            "отключен*",
-        ]),
+        off: WordSet::new(OFF),
         harm_subjects: WordSet::new(HARM_SUBJECTS),
         harm_details: WordSet::new(HARM_DETAILS),
         apply: WordSet::new(APPLY),

@@ -65,6 +65,27 @@ pub(super) const SET_ASIDE: &[&str] = &[
     "gormezden",
 ];
 
+/// What follows a safeguard that has been lifted ("safety off", "the policy was lifted").
+pub(super) const OFF: &[&str] = &[
+    "off",
+    "aus",
+    "disabled",
+    "desactivad*",
+    "disattivat*",
+    "desligad*",
+    "lifted",
+    "removed",
+    "suspended",
+    "waived",
+    "revoked",
+    "abolished",
+    "revogad*",
+    "eliminad*",
+    "abolit*",
+    "aufgehoben",
+    "отключен*",
+];
+
 /// Verbs of following, which set aside when negated ("do not follow", "ne tiens plus compte").
 pub(super) const FOLLOW: &[&str] = &[
     "follow*", "obey*", "respect*", "observ*", "honou*", "befolg*", "beacht*", "einhalt*", "rispett*", "segu*",

@@ -55,7 +55,7 @@ impl Drop for CpuKvCache {
 /// that is bounded: in wasm, the memory's 4 GiB less what it holds now and some headroom for
 /// the step's activations, plus the space caches freed; natively, no bound is known.
 pub(super) fn positions_available(shape: &AttentionShape) -> Option<u64> {
-    let per_position = (shape.layers * 2 * shape.kv_row() * 4).max(1) as u64;
+    let per_position = shape.kv_bytes_per_position().max(1);
     wasm_bytes_available().map(|bytes| bytes / per_position)
 }
 

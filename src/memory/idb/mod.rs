@@ -451,8 +451,8 @@ impl Store for IdbStore {
 
     async fn write(&self, writes: &[Write], expect_revision: Option<u64>) -> Result<bool> {
         self.check_open()?;
-        self.write_sealed("write", expect_revision, false, |rev| async move {
-            let mut manifest = self.current_manifest().await?;
+        self.write_sealed("write", expect_revision, false, |rev, stored| async move {
+            let mut manifest = self.open_manifest(stored.as_ref()).await?;
             let (mut puts, mut deletes) = (Vec::new(), Vec::new());
             for w in writes {
                 match w {
@@ -479,7 +479,7 @@ impl Store for IdbStore {
 
     async fn replace(&self, contents: &Contents) -> Result<()> {
         self.check_open()?;
-        self.write_sealed("import", None, true, |rev| async move {
+        self.write_sealed("import", None, true, |rev, _| async move {
             let mut manifest = Manifest::default();
             let mut puts = vec![self.put_listed(&mut manifest, PROFILE, PROFILE, rev, &contents.profile).await?];
             for p in &contents.preferences {

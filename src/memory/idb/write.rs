@@ -28,7 +28,7 @@ impl IdbStore {
         let heads = self.value_heads().await?.items;
         let flags = RESEAL_FLAGS.iter().map(|f| (META, f.to_string())).collect::<Vec<_>>();
         let (prefs, events, profile, heads, flags) = (&prefs, &events, &profile, &heads, &flags);
-        self.write_sealed("re-sealing the records of an older padlock", None, false, |rev| async move {
+        self.write_sealed("re-sealing the records of an older padlock", None, false, |rev, _| async move {
             let mut manifest = Manifest::default();
             let mut puts = Vec::new();
             for p in prefs {
@@ -73,7 +73,8 @@ impl IdbStore {
         Ok((HEADS, self.seal(HEADS, &head.name, rev, &head.bytes).await?, false))
     }
 
-    /// Seals what `plan` makes for the next revision and writes it in one transaction, sealing
+    /// Seals what `plan` makes for the next revision (given the manifest as stored, read with
+    /// the revision) and writes it in one transaction, sealing
     /// again while another tab writes in between. With `expect_revision`, only from that
     /// revision: `Ok(false)` (nothing written) otherwise. `clear` empties the data stores first.
     pub(super) async fn write_sealed<F, Fut>(
@@ -84,18 +85,19 @@ impl IdbStore {
         plan: F,
     ) -> Result<bool>
     where
-        F: Fn(u64) -> Fut,
+        F: Fn(u64, Option<JsValue>) -> Fut,
         Fut: std::future::Future<Output = Result<Planned>>,
     {
         for _ in 0..WRITE_ATTEMPTS {
-            let revision = {
+            let state = {
                 let (tx, _raw) = self.transaction(&[META], TransactionMode::ReadOnly)?;
-                read_state(&tx).await?.revision
+                read_state(&tx).await?
             };
+            let revision = state.revision;
             if expect_revision.is_some_and(|r| r != revision) {
                 return Ok(false);
             }
-            let planned = plan(revision + 1).await?;
+            let planned = plan(revision + 1, state.manifest).await?;
             let manifest = self.seal_manifest(&planned.manifest, revision + 1).await?;
             let (tx, raw) = self.transaction(&DATA_STORES, TransactionMode::ReadWrite)?;
             if read_state(&tx).await?.revision != revision {
@@ -114,14 +116,6 @@ impl IdbStore {
             return Ok(true);
         }
         crate::bail!(Busy, "{what}: other tabs kept writing to this memory; nothing was written, try again")
-    }
-
-    /// The manifest as it is now (for a write that changes some of its entries).
-    pub(super) async fn current_manifest(&self) -> Result<Manifest> {
-        let (tx, _raw) = self.transaction(&[META], TransactionMode::ReadOnly)?;
-        let state = read_state(&tx).await?;
-        drop(tx);
-        self.open_manifest(state.manifest.as_ref()).await
     }
 }
 
