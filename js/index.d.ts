@@ -141,8 +141,10 @@ export interface MemoryApi {
   remove(id: string): Promise<null>;
   profile(): Promise<Profile>;
   setProfile(change: Partial<Profile>): Promise<Profile>;
-  /** The preferences that steer the next answer (the harmlessness principle first). */
-  active(): Promise<PreferenceView[]>;
+  /** The preferences that would steer an answer to `messages` (the harmlessness principle first): the enabled ones
+   * relevant to the conversation, or marked `always`, by relevance × weight, at most the profile's `maxActive`.
+   * Without messages, those that steer every request. */
+  active(messages?: ChatMessage[]): Promise<PreferenceView[]>;
   events(): Promise<{ events: FeedbackEvent[]; unreadable: Unreadable[] }>;
   feedback(input: FeedbackInput): Promise<FeedbackOutcome>;
   rebuild(): Promise<WeightChange[]>;

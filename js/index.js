@@ -221,7 +221,8 @@ export class Engine {
 
   /**
    * Like generate, steered by the preference memory (its active preferences and profile).
-   * The result also has `response` (what memory.feedback takes) and `preferences` (the ids).
+   * The result also has `response` (what memory.feedback takes), `preferences` (the ids that
+   * steered) and `considered` (every stored preference: its relevance and whether it steered).
    */
   generateWithMemory(prompt, options = {}, onToken = null) {
     return this.#generate({ prompt, options: clean(options), useMemory: true }, onToken);

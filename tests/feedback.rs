@@ -44,7 +44,10 @@ async fn answer(
     sampling: SamplingParams,
 ) -> Response {
     let options = GenerateOptions { max_tokens: env("MAX", 80), sampling, ..Default::default() };
-    let plan = memory.personalize(&options).await.unwrap();
+    let plan = memory
+        .personalize(&options, &[padlock::tokenizer::ChatMessage { role: "user".into(), content: prompt.into() }])
+        .await
+        .unwrap();
     let mut gen = Generation::chat(engine, prompt, &plan.options).await.unwrap();
     let mut stop = StopRewards::default();
     while stop.step(&mut gen).await.unwrap().is_some() {}

@@ -690,6 +690,7 @@ mod browser {
             learned: 0.25,
             learned_since: 0,
             merged: Vec::new(),
+            always: false,
             enabled: true,
             source: Source::Explicit,
             created: now,

@@ -405,7 +405,7 @@ fn memory_steering_honours_the_requests_beta_method_and_k_over_the_profiles() {
     pollster::block_on(m.add("Answer like a pirate.", Some(2.0), Source::Explicit)).unwrap();
     pollster::block_on(m.set_profile(&Profile { beta: 4.0, candidates: 20, ..Default::default() })).unwrap();
     let options = GenerateOptions { max_tokens: 24, sampling: SamplingParams::greedy(), ..Default::default() };
-    let personalize = |request| pollster::block_on(m.personalize_with(&options, request)).unwrap();
+    let personalize = |request| pollster::block_on(m.personalize_with(&options, request, &[])).unwrap();
     let settings = |p: &Personalized| {
         let s = &p.options.personalization;
         (s.method, s.beta, s.candidates, p.plan.pad.beta, p.plan.pad.k)
@@ -415,7 +415,7 @@ fn memory_steering_honours_the_requests_beta_method_and_k_over_the_profiles() {
     // Without choices of the request's own, the profile's apply, and they steer the answer.
     let profiled = personalize(PersonalizationOverrides::default());
     assert_eq!(settings(&profiled), (Method::Pad, 4.0, 20, 4.0, 20));
-    assert_eq!(profiled, pollster::block_on(m.personalize(&options)).unwrap());
+    assert_eq!(profiled, pollster::block_on(m.personalize(&options, &[])).unwrap());
     assert_ne!(run_personalized(&engine, &profiled), base, "the profile's β = 4 moves the answer");
 
     // The request's β, k and method win: β = 0, or k = 1, is exactly the base model's answer.
@@ -432,7 +432,7 @@ fn memory_steering_honours_the_requests_beta_method_and_k_over_the_profiles() {
 
     // One bound on β for every caller: the request's is checked as the profile's is.
     let too_strong = PersonalizationOverrides { beta: Some(10.5), ..Default::default() };
-    let err = pollster::block_on(m.personalize_with(&options, too_strong)).unwrap_err();
+    let err = pollster::block_on(m.personalize_with(&options, too_strong, &[])).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidArgument);
     let err = pollster::block_on(m.set_profile(&Profile { beta: 10.5, ..Default::default() })).unwrap_err();
     assert_eq!(err.code, ErrorCode::InvalidArgument);

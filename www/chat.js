@@ -12,12 +12,15 @@ const HARMLESS_PREFIX = 'Be harmless:';
 
 /** What steered an answer, in words, from the completion's personalization report. */
 export function steeredBy(report) {
-  if (!report || report.method === 'base' || !report.labels?.length) return 'Not personalized: the base model alone.';
+  // Saved preferences this conversation is not about (the memory's relevance gating).
+  const unrelated = (report?.considered ?? []).filter((c) => !c.active && c.relevance < 0.5).map((c) => `“${c.text}”`);
+  const leftOut = unrelated.length ? ` Not relevant here: ${unrelated.join(', ')}.` : '';
+  if (!report || report.method === 'base' || !report.labels?.length) return `Not personalized: the base model alone.${leftOut}`;
   const own = report.labels.filter((l) => !l.startsWith(HARMLESS_PREFIX));
   const how = { pad: 'PAD', prompt: 'preference prompting', 'best-of-n': 'best-of-n' }[report.method] ?? report.method;
   const source = report.preferences ? 'your saved preferences' : 'preferences tried without saving';
   const named = own.length ? own.map((l) => `“${l}”`).join(', ') : 'none of your own';
-  return `Steered by ${source} (${how}): ${named} — and the harmlessness principle, always on.`;
+  return `Steered by ${source} (${how}): ${named} — and the harmlessness principle, always on.${leftOut}`;
 }
 
 /**

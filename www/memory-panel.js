@@ -102,6 +102,14 @@ export function setupMemoryPanel(host) {
       Object.assign(on, { type: 'checkbox', checked: p.enabled });
       on.setAttribute('aria-label', `Use ${named}`);
       on.addEventListener('change', () => act(() => client.memory.update(p.id, { enabled: on.checked }), 'Saved.'));
+      // Unticked, a preference steers only the requests it is relevant to (the runtime's relevance gating).
+      const label = document.createElement('label');
+      label.className = 'muted always';
+      const always = document.createElement('input');
+      Object.assign(always, { type: 'checkbox', checked: Boolean(p.always) });
+      always.setAttribute('aria-label', `Apply ${named} to every request`);
+      always.addEventListener('change', () => act(() => client.memory.update(p.id, { always: always.checked }), 'Saved.'));
+      label.append(always, ' everywhere');
       const remove = document.createElement('button');
       Object.assign(remove, { type: 'button', textContent: 'Remove', className: 'secondary remove' });
       remove.setAttribute('aria-label', `Remove ${named}`);
@@ -111,7 +119,7 @@ export function setupMemoryPanel(host) {
       edit.setAttribute('aria-label', `Edit ${named}`);
       edit.addEventListener('click', () => editText(li, text, p));
       li.prepend(on);
-      li.append(edit, remove);
+      li.append(label, edit, remove);
     }
     return li;
   }

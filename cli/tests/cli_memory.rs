@@ -145,6 +145,55 @@ fn generate_with_the_store_honours_explicit_method_beta_and_k() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `generate --store --json` reports every stored preference with its relevance to the prompt
+/// and whether it steered; only the relevant ones get a reward context, and one marked
+/// `--always` steers whatever the prompt is about.
+#[test]
+fn generate_with_the_store_steers_by_the_relevant_preferences_and_says_which() {
+    let model = common::model_path();
+    let model = model.to_str().unwrap();
+    let dir = std::env::temp_dir().join(format!("padlock-cli-relevance-{}", std::process::id()));
+    let store = dir.to_str().unwrap();
+    let add = |text: &str| {
+        let (ok, out, err) = padlock(&["memory", "--store", store, "add", text]);
+        assert!(ok, "{err}");
+        out.trim().to_string()
+    };
+    let (veg, short) = (add("I am vegetarian."), add("Be concise."));
+    let ask = |prompt: &str| {
+        let args = ["generate", "--json", "--model", model, "--prompt", prompt, "--max-tokens", "4", "--store", store];
+        let (ok, out, err) = padlock(&args);
+        assert!(ok, "{err}");
+        let answer = json(out.lines().last().expect("a JSON line"));
+        let seen: Vec<(String, f64, bool)> = answer["preferences"]
+            .as_array()
+            .expect("preferences")
+            .iter()
+            .map(|p| {
+                (p["id"].as_str().unwrap().into(), p["relevance"].as_f64().unwrap(), p["active"].as_bool().unwrap())
+            })
+            .collect();
+        (seen, answer["reward_labels"].as_array().map_or(0, Vec::len))
+    };
+    let mine = |seen: &[(String, f64, bool)], id: &str| seen.iter().find(|p| p.0 == id).cloned().map(|p| (p.1, p.2));
+    let (seen, contexts) = ask("How do I sort a list in Python?");
+    assert_eq!(mine(&seen, "harmless"), Some((1.0, true)));
+    assert_eq!(mine(&seen, &veg), Some((0.0, false)), "{seen:?}");
+    assert_eq!(mine(&seen, &short), Some((1.0, true)), "{seen:?}");
+    assert_eq!(contexts, 2, "concise and harmlessness score the answer");
+    let (seen, contexts) = ask("Give me a lasagna recipe.");
+    assert_eq!(mine(&seen, &veg), Some((1.0, true)), "{seen:?}");
+    assert_eq!(contexts, 3);
+    let (ok, _, err) = padlock(&["memory", "--store", store, "update", &veg, "--always"]);
+    assert!(ok, "{err}");
+    let (seen, contexts) = ask("How do I sort a list in Python?");
+    assert_eq!(mine(&seen, &veg), Some((1.0, true)), "{seen:?}");
+    assert_eq!(contexts, 3);
+    let (ok, out, _) = padlock(&["memory", "--store", store, "list"]);
+    assert!(ok && out.contains("[always]  I am vegetarian."), "{out}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn an_unsealed_export_warns_is_owner_only_and_refuses_a_passphrase_on_import() {
     let dir = std::env::temp_dir().join(format!("padlock-cli-export-{}", std::process::id()));

@@ -13,11 +13,13 @@
 //! The records and their checks are in `records.rs`, the store interface in `store.rs`, how
 //! feedback moves weights in [`feedback`], and memory-steered generation in `personalize.rs`.
 
+mod cues;
 pub mod export;
 pub mod feedback;
 mod personalize;
 mod records;
 mod relate;
+pub mod relevance;
 pub mod schema;
 mod store;
 mod suggest;
@@ -33,7 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
 use feedback::WeightChange;
-pub use personalize::{active, Personalized};
+pub use personalize::{select, Personalized, Selection};
 use records::check_weight;
 pub use records::{
     check_id, new_id, now_millis, random_bytes, Contents, FeedbackEvent, FeedbackKind, Preference, Profile, Response,
@@ -41,6 +43,7 @@ pub use records::{
     MAX_PREFERENCE_CHARS, MAX_STORED_PREFERENCES, MAX_VALUE_HEADS, MAX_VALUE_HEAD_BYTES, MAX_WEIGHT,
 };
 pub use relate::{related, Related, Relation};
+pub use relevance::{relevance, PreferenceUse};
 pub use store::{Loaded, Store, Unreadable, Write};
 pub use suggest::{suggest, Suggestion};
 
@@ -55,6 +58,8 @@ pub struct PreferenceChange {
     pub text: Option<String>,
     pub weight: Option<f64>,
     pub enabled: Option<bool>,
+    /// Steer every answer (`true`) or only those it is relevant to (`false`).
+    pub always: Option<bool>,
     /// Forget what feedback learned for this preference.
     #[serde(default)]
     pub reset_learned: bool,
@@ -138,6 +143,7 @@ impl<S: Store> Memory<S> {
                 learned: 0.0,
                 learned_since: 0,
                 merged: Vec::new(),
+                always: false,
                 enabled: true,
                 source,
                 created: now,
@@ -150,7 +156,7 @@ impl<S: Store> Memory<S> {
         .await
     }
 
-    /// Changes a preference's text, weight or enabled state.
+    /// Changes a preference's text, weight, enabled state or whether it steers every answer.
     pub async fn update(&self, id: &str, change: &PreferenceChange) -> Result<Preference> {
         check_id(id)?;
         self.modify(|loaded| {
@@ -166,6 +172,9 @@ impl<S: Store> Memory<S> {
             }
             if let Some(enabled) = change.enabled {
                 p.enabled = enabled;
+            }
+            if let Some(always) = change.always {
+                p.always = always;
             }
             if change.reset_learned {
                 p.learned = 0.0;

@@ -60,6 +60,11 @@ pub struct Preference {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(target_arch = "wasm32", tsify(optional))]
     pub merged: Vec<String>,
+    /// Steers every answer, whatever it is about (otherwise only answers it is relevant to,
+    /// see `memory::relevance`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    #[cfg_attr(target_arch = "wasm32", tsify(optional))]
+    pub always: bool,
     pub enabled: bool,
     pub source: Source,
     /// Milliseconds since the Unix epoch.
@@ -102,6 +107,7 @@ impl Preference {
             learned: 0.0,
             learned_since: 0,
             merged: Vec::new(),
+            always: false,
             enabled: true,
             source: Source::Universal,
             created: now,
@@ -142,6 +148,10 @@ impl Preference {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// The kinds of feedback a person gives.

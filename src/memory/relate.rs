@@ -11,6 +11,7 @@
 
 use serde::Serialize;
 
+use super::cues::{matches_at, words};
 use super::Preference;
 
 /// How a stored preference relates to a new text.
@@ -357,7 +358,7 @@ fn same_set(a: &[(String, String)], b: &[(String, String)]) -> bool {
 }
 
 /// The (dimension, side) pairs a text takes, once each; a dimension taken both ways is left out.
-fn stances(text: &str) -> Vec<(String, String)> {
+pub(super) fn stances(text: &str) -> Vec<(String, String)> {
     let words = words(text);
     let mut out: Vec<(String, String)> = Vec::new();
     let mut add = |dim: &str, side: &str| {
@@ -390,24 +391,4 @@ fn stances(text: &str) -> Vec<(String, String)> {
 fn negated(words: &[String], i: usize) -> bool {
     let from = i.saturating_sub(NEGATION_REACH);
     NEGATIONS.iter().any(|n| (from..i).any(|j| matches_at(words, j, n)))
-}
-
-/// Whether the cue `cue` (one or more words, `*` for any ending) starts at word `i`.
-fn matches_at(words: &[String], i: usize, cue: &str) -> bool {
-    let parts: Vec<&str> = cue.split(' ').collect();
-    parts.iter().enumerate().all(|(k, part)| {
-        words.get(i + k).is_some_and(|w| match part.strip_suffix('*') {
-            Some(stem) => w.starts_with(stem),
-            None => w == part,
-        })
-    })
-}
-
-fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .replace(['’', '‘'], "'")
-        .split(|c: char| !(c.is_alphanumeric() || "'-+#/;°.".contains(c)))
-        .map(|w| w.trim_matches(['.', '\'', '-', '/', ';']).to_string())
-        .filter(|w| !w.is_empty())
-        .collect()
 }

@@ -50,6 +50,7 @@ impl PreferenceV1 {
             learned: 0.0,
             learned_since: 0,
             merged: Vec::new(),
+            always: false,
             enabled: true,
             source: Source::Explicit,
             created: now,

@@ -11,7 +11,7 @@ use crate::align::Method;
 use crate::chat::ChatRequest;
 use crate::error::{Error, ErrorCode};
 use crate::generate::{now_seconds, StopReason};
-use crate::memory::Response;
+use crate::memory::{PreferenceUse, Response};
 use crate::tokenizer::ChatMessage;
 
 /// The answer in OpenAI's chat-completion shape, padlock's additions under `personalization`
@@ -63,6 +63,10 @@ struct PersonalizationReport {
     /// Memory-steered answers: the ids of the stored preferences that steered it.
     #[serde(skip_serializing_if = "Option::is_none")]
     preferences: Option<Vec<String>>,
+    /// Memory-steered answers: every stored preference with its relevance to the conversation
+    /// and whether it steered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    considered: Option<Vec<PreferenceUse>>,
     /// Memory-steered answers: the response as `memory.feedback` takes it.
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<Response>,
@@ -72,10 +76,11 @@ impl ChatCompletion {
     pub(crate) fn new(
         result: GenerateResult,
         method: Method,
-        memory: Option<(Vec<String>, Response)>,
+        memory: Option<(Vec<String>, Vec<PreferenceUse>, Response)>,
     ) -> ChatCompletion {
         let created = (js_sys::Date::now() / 1000.0) as u64;
-        let (preferences, response) = memory.map_or((None, None), |(ids, r)| (Some(ids), Some(r)));
+        let (preferences, considered, response) =
+            memory.map_or((None, None, None), |(ids, c, r)| (Some(ids), Some(c), Some(r)));
         let prompt_tokens = result.prompt_ids.len();
         let completion_tokens = result.generated_ids.len();
         ChatCompletion {
@@ -105,6 +110,7 @@ impl ChatCompletion {
                 labels: result.reward_labels,
                 rewards: result.sequence_rewards,
                 preferences,
+                considered,
                 response,
             },
         }

@@ -24,7 +24,9 @@ use crate::align::PersonalizationOverrides;
 use crate::error::{Error, ErrorCode};
 use crate::generate::one_turn;
 use crate::memory::idb::IdbStore;
-use crate::memory::{self, FeedbackInput, Preference, PreferenceChange, Profile, Response, Source, ValueHead};
+use crate::memory::{
+    self, FeedbackInput, Preference, PreferenceChange, PreferenceUse, Profile, Response, Source, ValueHead,
+};
 use crate::tokenizer::ChatMessage;
 
 /// The database name `Memory.open()` uses when given none.
@@ -81,6 +83,8 @@ struct MemoryGenerateResult {
     response: Response,
     /// The ids of the preferences whose PersRM contexts scored the answer, in order.
     preferences: Vec<String>,
+    /// Every stored preference with its relevance to the request and whether it steered.
+    considered: Vec<PreferenceUse>,
     method: crate::align::Method,
 }
 
@@ -265,10 +269,12 @@ impl Memory {
         self.run(|m| async move { m.rebuild().await.map_err(js_error) })
     }
 
-    /// The preferences that would steer the next answer, in order.
-    pub fn active(&self) -> js_sys::Promise {
+    /// The preferences that would steer an answer to `messages` (`[{ role, content }]`), in
+    /// order; without messages, those that steer every request.
+    pub fn active(&self, messages: JsValue) -> js_sys::Promise {
+        let messages = from_js::<Option<Vec<ChatMessage>>>(messages, "messages");
         self.run(|m| async move {
-            let active = m.active().await.map_err(js_error)?;
+            let active = m.active(&messages?.unwrap_or_default()).await.map_err(js_error)?;
             Ok(active.iter().map(view).map(|v| serde_json::to_value(v).unwrap_or_default()).collect::<Vec<_>>())
         })
     }
@@ -301,7 +307,8 @@ impl Memory {
             // The method, β, k and baseWithGuideline the caller gave win over the profile's.
             let request: PersonalizationOverrides =
                 serde_json::from_value(serde_json::Value::Object(merged)).map_err(|e| invalid("options", e))?;
-            let plan = m.personalize_with(&options, request).await.map_err(js_error)?;
+            let asked = [ChatMessage { role: "user".into(), content: prompt.clone() }];
+            let plan = m.personalize_with(&options, request, &asked).await.map_err(js_error)?;
             let messages = one_turn(&prompt, plan.options.system.as_deref());
             let result =
                 generate_exclusive(&runtime, &messages, false, &plan.options, Some(&plan.plan), on_token.as_ref())
@@ -311,6 +318,7 @@ impl Memory {
                 result,
                 response,
                 preferences: plan.preference_ids(),
+                considered: plan.considered.clone(),
                 method: plan.options.personalization.method,
             })
         })
@@ -329,7 +337,7 @@ impl Memory {
             let profile = m.profile().await.map_err(js_error)?;
             let options = request.options(&profile.sampling).map_err(js_error)?;
             let overrides = request.personalization.as_ref().map(|p| p.overrides()).unwrap_or_default();
-            let plan = m.personalize_with(&options, overrides).await.map_err(js_error)?;
+            let plan = m.personalize_with(&options, overrides, &request.messages).await.map_err(js_error)?;
             let result = generate_exclusive(
                 &runtime,
                 &request.messages,
@@ -341,7 +349,7 @@ impl Memory {
             .await?;
             let response = response_of(&plan, &result);
             let method = plan.options.personalization.method;
-            Ok(ChatCompletion::new(result, method, Some((plan.preference_ids(), response))))
+            Ok(ChatCompletion::new(result, method, Some((plan.preference_ids(), plan.considered, response))))
         })
     }
 

@@ -363,6 +363,21 @@ test('thumbs down shows which saved weights moved and by how much', { timeout: L
   await second.getByRole('button', { name: 'Dismiss' }).click();
   await second.waitFor({ state: 'detached' });
   assert.ok(!(await listed()).some((p) => /metric/.test(p.text)), 'a dismissed suggestion was stored');
+
+  // Only the preferences relevant to a request steer it, and the answer says which were left
+  // out; ticked "everywhere", a preference steers every request (a stored field). A new chat,
+  // so that the dinner question above is not this conversation's topic.
+  await page.getByRole('button', { name: 'New chat' }).click();
+  const code = await send(page, 'How do I reverse a string in Python?');
+  const veg = code.personalization.considered.find((c) => c.text === "I'm vegetarian.");
+  assert.deepEqual([veg?.relevance, veg?.active], [0, false], JSON.stringify(code.personalization.considered));
+  assert.ok(code.personalization.considered.some((c) => c.text === 'Keep answers short and concise.' && c.active));
+  assert.match(await page.textContent('#messages li.assistant:last-child .meta'), /Not relevant here: “I'm vegetarian\.”/);
+  await page.getByRole('checkbox', { name: "Apply “I'm vegetarian.” to every request" }).check();
+  await page.waitForFunction(async () => (await window.padlock.memory.list()).preferences.some((p) => p.text === "I'm vegetarian." && p.always));
+  const everywhere = await send(page, 'How do I reverse a string in Python?');
+  assert.ok(everywhere.personalization.considered.some((c) => c.text === "I'm vegetarian." && c.active));
+  assert.doesNotMatch(await page.textContent('#messages li.assistant:last-child .meta'), /Not relevant here/);
 });
 
 // Where the screenshots go (target/ is not versioned); `make test` and CI may point it elsewhere.

@@ -557,7 +557,7 @@ pub async fn feedback_moves_weights_within_bounds_and_replays_exactly<B: Backend
 pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backend>(b: &B) {
     let m = memory(b, "active").await;
     // Without preferences of the person's own, generation is the base model's.
-    let plain = m.personalize(&Default::default()).await.unwrap();
+    let plain = m.personalize(&Default::default(), &[]).await.unwrap();
     assert_eq!(plain.options.personalization.method, Method::Base);
     assert!(plain.options.personalization.preferences.is_empty() && plain.preference_ids().is_empty());
 
@@ -568,9 +568,9 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
     m.update(&ids[3], &PreferenceChange { enabled: Some(false), ..Default::default() }).await.unwrap();
     let profile = Profile { max_active: 3, beta: 0.75, ..Default::default() };
     m.set_profile(&profile).await.unwrap();
-    let active: Vec<String> = m.active().await.unwrap().into_iter().map(|p| p.text).collect();
+    let active: Vec<String> = m.active(&[]).await.unwrap().into_iter().map(|p| p.text).collect();
     assert_eq!(active, vec![padlock::align::values::HARMLESS_PRINCIPLE, "Beta.", "Epsilon.", "Gamma."]);
-    let p = m.personalize(&Default::default()).await.unwrap();
+    let p = m.personalize(&Default::default(), &[]).await.unwrap();
     assert_eq!(p.options.personalization.method, Method::Pad);
     assert_eq!(p.options.personalization.beta, 0.75);
     let pairs: Vec<(&str, f32)> =
@@ -585,6 +585,21 @@ pub async fn active_preferences_are_enabled_capped_and_weightiest_first<B: Backe
     assert_eq!(r.tokens, 7);
     assert_eq!(r.rewards[2], Reward { preference: ids[2].clone(), value: 2.5 });
     assert_eq!(r.stop[3], Reward { preference: HARMLESS_ID.into(), value: 1.0 });
+
+    // A preference about a topic steers only the requests about it, ahead of lighter ones
+    // there; marked `always` (a stored field), it steers every request.
+    let veg = m.add("I am vegetarian.", Some(3.0), Source::Explicit).await.unwrap().id;
+    let recipe = [padlock::tokenizer::ChatMessage { role: "user".into(), content: "A lasagna recipe, please.".into() }];
+    let texts = |ps: Vec<padlock::memory::Preference>| ps.into_iter().skip(1).map(|p| p.text).collect::<Vec<_>>();
+    assert_eq!(texts(m.active(&[]).await.unwrap()), ["Beta.", "Epsilon.", "Gamma."]);
+    assert_eq!(texts(m.active(&recipe).await.unwrap()), ["I am vegetarian.", "Beta.", "Epsilon."]);
+    let p = m.personalize(&Default::default(), &recipe).await.unwrap();
+    let seen = p.considered.iter().find(|c| c.id == veg).map(|c| (c.relevance, c.active));
+    assert_eq!(seen, Some((1.0, true)));
+    assert_eq!(p.considered.len(), 7, "every stored preference, the disabled one included");
+    m.update(&veg, &PreferenceChange { always: Some(true), ..Default::default() }).await.unwrap();
+    assert!(m.preferences().await.unwrap().items.iter().any(|p| p.id == veg && p.always));
+    assert_eq!(texts(m.active(&[]).await.unwrap()), ["I am vegetarian.", "Beta.", "Epsilon."]);
     m.forget().await.unwrap();
 }
 

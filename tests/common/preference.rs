@@ -10,6 +10,7 @@ pub fn stored(text: &str) -> Preference {
         learned: 0.0,
         learned_since: 0,
         merged: Vec::new(),
+        always: false,
         enabled: true,
         source: Source::Explicit,
         created: 0,

@@ -8,6 +8,7 @@ use padlock::align::Method;
 use padlock::backend::Backend;
 use padlock::generate::{now_seconds, BestOfN, Engine, Explanation, GenerateOptions, Generation};
 use padlock::memory::feedback::StopRewards;
+use padlock::memory::PreferenceUse;
 use padlock::{Error, ErrorCode, Result};
 
 use crate::commands::memory;
@@ -96,7 +97,8 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
         || args.seed.is_some();
     let plan = match &args.store {
         Some(dir) => {
-            Some(memory::personalize(dir, &options, args.personalization.overrides(args.top_k), !sampling_given)?)
+            let overrides = args.personalization.overrides(args.top_k);
+            Some(memory::personalize(dir, &options, overrides, !sampling_given, &args.prompt)?)
         }
         None => None,
     };
@@ -120,7 +122,8 @@ fn generate<B: Backend>(args: GenerateArgs, engine: Engine<B>, about: String) ->
         if args.answers > 1 && !args.json {
             println!("--- answer {}", ["A", "B"][answer as usize]);
         }
-        let response = generate_one(&engine, &args, &options, &about)?;
+        let considered = plan.as_ref().map(|p| p.considered.as_slice());
+        let response = generate_one(&engine, &args, &options, &about, considered)?;
         if let Some(plan) = &plan {
             responses.push(plan.response(response.text, response.tokens, &response.rewards, &response.stop_rewards));
         }
@@ -144,6 +147,7 @@ fn generate_one<B: Backend>(
     args: &GenerateArgs,
     options: &GenerateOptions,
     about: &str,
+    considered: Option<&[PreferenceUse]>,
 ) -> Result<Answered> {
     let t0 = now_seconds();
     let mut gen = pollster::block_on(Generation::chat(engine, &args.prompt, options))?;
@@ -185,6 +189,7 @@ fn generate_one<B: Backend>(
             "stop_rewards": stop_rewards,
             "explanation": (options.personalization.method == Method::Pad).then_some(explanation),
             "backend": engine.model.backend().name(),
+            "preferences": considered,
         });
         println!("{out}");
     } else {

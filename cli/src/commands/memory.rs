@@ -4,7 +4,8 @@
 //!
 //!   padlock memory --store DIR list [--json]
 //!   padlock memory --store DIR add TEXT [--weight W]
-//!   padlock memory --store DIR update ID [--text T] [--weight W] [--enable | --disable] [--reset-learned]
+//!   padlock memory --store DIR update ID [--text T] [--weight W] [--enable | --disable]
+//!                                        [--always | --where-relevant] [--reset-learned]
 //!   padlock memory --store DIR remove ID
 //!   padlock memory --store DIR export FILE [--passphrase P | --passphrase-env VAR] [--skip-unreadable]
 //!   padlock memory --store DIR import FILE [--passphrase P | --passphrase-env VAR]
@@ -59,6 +60,12 @@ enum MemoryCommand {
         enable: bool,
         #[arg(long)]
         disable: bool,
+        /// Steer every answer, whatever it is about.
+        #[arg(long, conflicts_with = "where_relevant")]
+        always: bool,
+        /// Steer only the answers it is relevant to (the default).
+        #[arg(long)]
+        where_relevant: bool,
         /// Forget what feedback learned for it.
         #[arg(long)]
         reset_learned: bool,
@@ -169,13 +176,14 @@ pub fn run(args: MemoryArgs) -> Result<()> {
                 println!("{}", p.id);
                 Ok(())
             }
-            MemoryCommand::Update { id, text, weight, enable, disable, reset_learned } => {
-                let enabled = match (enable, disable) {
+            MemoryCommand::Update { id, text, weight, enable, disable, always, where_relevant, reset_learned } => {
+                let either = |yes: bool, no: bool| match (yes, no) {
                     (true, _) => Some(true),
                     (_, true) => Some(false),
                     _ => None,
                 };
-                let change = PreferenceChange { text, weight, enabled, reset_learned };
+                let (enabled, always) = (either(enable, disable), either(always, where_relevant));
+                let change = PreferenceChange { text, weight, enabled, always, reset_learned };
                 let p = open(dir)?.update(&id, &change).await?;
                 println!("{}  {:.3}  {}", p.id, p.effective_weight(), p.text);
                 Ok(())
@@ -232,7 +240,8 @@ async fn list(m: &Memory<FileStore>, json: bool) -> Result<()> {
     for p in &loaded.items {
         let learned = if p.learned != 0.0 { format!(" ({:+.3} learned)", p.learned) } else { String::new() };
         let state = if p.enabled { "" } else { " [disabled]" };
-        println!("{}  {:.3}{learned}{state}  {}", p.id, p.effective_weight(), p.text);
+        let always = if p.always { " [always]" } else { "" };
+        println!("{}  {:.3}{learned}{state}{always}  {}", p.id, p.effective_weight(), p.text);
     }
     for u in &loaded.unreadable {
         println!("{}  unreadable: {}", u.id, u.error);
@@ -261,12 +270,14 @@ async fn profile(
 }
 
 /// `options` steered by the memory in `dir`, with the method, β and k the command line was
-/// given (`request`) over the profile's, and the profile's decoding settings if `profile_sampling`.
+/// given (`request`) over the profile's, and the profile's decoding settings if `profile_sampling`,
+/// for an answer to `prompt`.
 pub fn personalize(
     dir: &Path,
     options: &GenerateOptions,
     request: PersonalizationOverrides,
     profile_sampling: bool,
+    prompt: &str,
 ) -> Result<Personalized> {
     pollster::block_on(async {
         let m = open(dir)?;
@@ -274,7 +285,8 @@ pub fn personalize(
         if profile_sampling {
             options.sampling = m.profile().await?.sampling;
         }
-        m.personalize_with(&options, request).await
+        let messages = [ChatMessage { role: "user".into(), content: prompt.into() }];
+        m.personalize_with(&options, request, &messages).await
     })
 }
 
