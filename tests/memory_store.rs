@@ -26,6 +26,7 @@ macro_rules! for_each_suite_test {
             value_heads_and_profile_round_trip,
             forget_deletes_everything,
             a_merge_keeps_the_learned_weight,
+            an_export_from_before_version_2_imports,
         );
     };
 }

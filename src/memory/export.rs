@@ -1,7 +1,7 @@
 //! The export file: the whole memory as JSON, optionally sealed with a passphrase.
 //!
 //! ```json
-//! { "format": "padlock-memory", "version": 1, "exported": 1764000000000,
+//! { "format": "padlock-memory", "version": 2, "exported": 1764000000000,
 //!   "contents": { "profile": {...}, "preferences": [...], "events": [...], "valueHeads": [...] } }
 //! ```
 //! or, with a passphrase, `"sealed": { "kdf": "PBKDF2-HMAC-SHA256", "iterations": 600000,
@@ -12,6 +12,10 @@
 //!
 //! Import is all or nothing: the file is parsed, opened and every record validated before
 //! the store is touched.
+//!
+//! Versions: 1 is the first; 2 adds to each preference `merged` (the ids merged into it) and
+//! `always` (it steers every answer). Both are optional, so a version 1 file migrates by
+//! reading it as it is: nothing merged, every preference steering where it is relevant.
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -20,8 +24,10 @@ use super::{now_millis, random_bytes, Contents};
 use crate::error::{Error, ErrorCode, Result};
 
 pub const FORMAT: &str = "padlock-memory";
-/// The export format's version (independent of the stores' schema version).
-pub const VERSION: u32 = 1;
+/// The export format's version this build writes (independent of the stores' schema version).
+pub const VERSION: u32 = 2;
+/// The oldest export format version an import reads.
+pub const OLDEST_VERSION: u32 = 1;
 pub const KDF: &str = "PBKDF2-HMAC-SHA256";
 pub const CIPHER: &str = "AES-256-GCM";
 /// OWASP's 2023 recommendation for PBKDF2-HMAC-SHA256.
@@ -31,7 +37,8 @@ pub const PBKDF2_ITERATIONS: u32 = 600_000;
 const ITERATIONS_ACCEPTED: std::ops::RangeInclusive<u32> = 100_000..=2_000_000;
 /// The largest export an import reads (checked before parsing).
 pub const MAX_IMPORT_BYTES: usize = 256 << 20;
-/// Associated data of a sealed export: binds the ciphertext to this format.
+/// Associated data of a sealed export: binds the ciphertext to this format (the same for every
+/// version, so that a sealed version 1 file still opens).
 pub const SEALED_AAD: &[u8] = b"padlock-memory/1";
 
 #[derive(Serialize, Deserialize)]
@@ -109,9 +116,9 @@ pub async fn import(text: &str, passphrase: Option<&str>) -> Result<Contents> {
     if file.format != FORMAT {
         return Err(invalid(format!("not a padlock memory export (format {:?})", file.format)));
     }
-    if file.version != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&file.version) {
         return Err(invalid(format!(
-            "export format version {} is not one this padlock reads (it reads {VERSION})",
+            "export format version {} is not one this padlock reads (it reads {OLDEST_VERSION} to {VERSION})",
             file.version
         )));
     }

@@ -673,3 +673,31 @@ pub async fn a_merge_keeps_the_learned_weight<B: Backend>(b: &B) {
     }
     m.forget().await.unwrap();
 }
+
+/// An export written by padlock before export version 2 (by the command line at commit 71a1257:
+/// two preferences, the profile's β = 3, one choice; plain and sealed) imports with all it
+/// holds, nothing merged and nothing marked `always`, and exports again at the current version.
+pub async fn an_export_from_before_version_2_imports<B: Backend>(b: &B) {
+    let plain = include_str!("../fixtures/memory_export_v1.json");
+    let sealed = include_str!("../fixtures/memory_export_v1_sealed.json");
+    for (file, passphrase) in [(plain, None), (sealed, Some("correct horse battery"))] {
+        let m = memory(b, "export-v1").await;
+        let contents = m.import(file, passphrase).await.unwrap();
+        let prefs: Vec<(&str, f64, bool, usize)> =
+            contents.preferences.iter().map(|p| (p.text.as_str(), p.weight, p.always, p.merged.len())).collect();
+        assert_eq!(
+            prefs[1..],
+            [("Keep answers short and concise.", 1.5, false, 0), ("I am vegetarian.", 1.0, false, 0)]
+        );
+        assert_eq!(contents.profile.beta, 3.0);
+        assert_eq!(contents.events.len(), 1);
+        assert_eq!(contents.events[0].prompt, "What is a black hole?");
+        assert_eq!(m.contents(false).await.unwrap(), contents, "the store holds what the file did");
+        assert!(m.rebuild().await.unwrap().is_empty(), "replaying the imported log changes nothing");
+        let again = m.export(None, false).await.unwrap();
+        let value: serde_json::Value = serde_json::from_str(&again).unwrap();
+        assert_eq!(value["version"], padlock::memory::export::VERSION);
+        assert_eq!(padlock::memory::export::import(&again, None).await.unwrap(), contents);
+        m.forget().await.unwrap();
+    }
+}
