@@ -2,12 +2,13 @@
 //! contexts, decode speed, length and relevance to the question. Reproduces the figures in
 //! BENCHMARKS.md and EVAL.md ("Relevance gating with five preferences"):
 //!
-//!     cargo run --release -p padlock-cli --example relevance_steering -- [MAX_TOKENS]
+//!     cargo run --release -p padlock-cli --example relevance_steering -- [MAX_TOKENS] [koala]
 //!
 //! The five are the issue's ("I am vegetarian.", "Explain code with Python examples.", "Be
 //! concise.", "Use metric units.", "I am learning German; add the German word for key
-//! terms."), the requests the first relevance table's first person asks
-//! (`tests/fixtures/relevance_cases.tsv`, profile p1). Greedy, the memory's PAD settings;
+//! terms."); the requests are those the first relevance table's first person asks
+//! (`tests/fixtures/relevance_cases.tsv`, profile p1), or with `koala` the 50 prompts of the
+//! project's evaluation (`eval/koala_eval_50.json`). Greedy, the memory's PAD settings;
 //! "weightiest" marks every preference `always`, which gives the selection before relevance
 //! gating (the three weightiest, older first on a tie).
 
@@ -67,11 +68,17 @@ fn main() {
     let max: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(64);
     let bytes = std::fs::read("models/SmolLM2-135M-Instruct.Q4_1.gguf").expect("the default model");
     let engine = Engine::load(CpuBackend::new(), Arc::new(bytes), &mut |_| {}).expect("load");
-    let prompts: Vec<String> = include_str!("../../tests/fixtures/relevance_cases.tsv")
-        .lines()
-        .filter(|l| l.starts_with("p1\t"))
-        .filter_map(|l| l.split('\t').nth(2).map(str::to_string))
-        .collect();
+    let prompts: Vec<String> = if std::env::args().any(|a| a == "koala") {
+        let koala: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../../eval/koala_eval_50.json")).expect("the evaluation prompts");
+        koala.iter().filter_map(|p| p["prompt"].as_str().map(str::to_string)).collect()
+    } else {
+        include_str!("../../tests/fixtures/relevance_cases.tsv")
+            .lines()
+            .filter(|l| l.starts_with("p1\t"))
+            .filter_map(|l| l.split('\t').nth(2).map(str::to_string))
+            .collect()
+    };
     let stores: Vec<(&str, Memory<FileStore>)> = ["relevant", "weightiest"]
         .into_iter()
         .map(|name| {
