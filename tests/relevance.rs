@@ -1,7 +1,7 @@
 //! Relevance per request (`memory::relevance`) on tables of people's stored preferences
 //! (`fixtures/relevance_profiles*.tsv`) and requests (`fixtures/relevance_cases*.tsv`), each
 //! labelled with the preferences that should shape each answer by an author who never saw the
-//! rules (the rules were then fitted to tables 1–3 in turn; EVAL.md gives each table's first,
+//! rules (the rules were then fitted to each table in turn; EVAL.md gives each table's first,
 //! blind, measurement). Precision and recall of "this preference steers this request", per
 //! request topic, over the preferences not marked `always` (those steer every request by
 //! definition). And the selection itself: relevant ones only, `always` ones everywhere.
@@ -112,12 +112,11 @@ const TABLES: [(&str, &str, &str); 4] = [
     ("fourth", include_str!("fixtures/relevance_profiles4.tsv"), include_str!("fixtures/relevance_cases4.tsv")),
 ];
 
-/// Each table at the precision and recall it reached (the fourth was measured blind at 0.874
-/// and 0.698, then two rules that misread preferences were fixed), and per request topic over
-/// all four.
+/// Each table at 0.85 precision and recall or more, and every request topic over the four at
+/// 0.8 or more (the rules were fitted to these tables after measuring each blind: EVAL.md).
 #[test]
 fn relevance_on_the_tables_meets_the_precision_and_recall() {
-    let floors = [(0.85, 0.85), (0.85, 0.85), (0.85, 0.85), (0.85, 0.80)];
+    let floors = [(0.85, 0.85); 4];
     let mut pooled: BTreeMap<String, Counts> = BTreeMap::new();
     let mut failed = Vec::new();
     for ((name, profiles, cases), (min_p, min_r)) in TABLES.iter().zip(floors) {
@@ -142,7 +141,7 @@ fn relevance_on_the_tables_meets_the_precision_and_recall() {
             c.tp,
             c.tp + c.fn_
         );
-        if c.precision() < 0.75 || c.recall() < 0.75 {
+        if c.precision() < 0.8 || c.recall() < 0.8 {
             failed.push(format!("topic {topic}: precision {:.3}, recall {:.3}", c.precision(), c.recall()));
         }
     }

@@ -76,41 +76,22 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "units",
-        cues: "metric, imperial, unit, units, celsius, fahrenheit, kilo*, km, kg, mile, miles, pound, pounds, \
-            lbs, feet, foot, inch*, gram*, ounce*, oz, cup, cups, litre*, liter*, gallon*, meter*, metre*, \
-            centimet*, measurement*, measure*, how much, how many, how far, how long, how hot, how cold, \
-            how big, how tall, how heavy, how fast, recipe*, distance*, temperature*, weigh*, size, km, \
-            per day, per week",
+        cues: "metric, imperial, unit, units, celsius, fahrenheit, kilo*, km, kg, mile, miles, pound, pounds, lbs, feet, foot, inch*, gram*, ounce*, oz, cup, cups, litre*, liter*, gallon*, meter*, metre*, centimet*, measurement*, measure*, how much, how many, how far, how long, how hot, how cold, how big, how tall, how heavy, how fast, recipe*, distance*, temperature*, size, km, per day, per week, weigh, weighs, weight",
         reaches: &[],
     },
     Topic {
         name: "travel",
-        cues: "trip*, travel*, flight*, fly, flying, hotel*, airbnb, hostel*, itinerar*, vacation*, abroad, \
-            passport*, visa, airport*, luggage, suitcase, road trip, tour, tours, tourist*, sightseeing, \
-            beach*, camping, destination*, backpack*, cruise*, city break, weekend in, days in, visit, \
-            visiting, jet lag, train ticket*, rental car, border, week away, getaway, go for a, days off",
+        cues: "trip*, travel*, flight*, fly, flying, hotel*, airbnb, hostel*, itinerar*, vacation*, abroad, passport*, visa, airport*, luggage, suitcase, road trip, tour, tours, tourist*, sightseeing, beach*, camping, destination*, backpack*, cruise*, city break, weekend in, days in, visit, visiting, jet lag, train ticket*, rental car, border, week away, getaway, days off",
         reaches: &[],
     },
     Topic {
         name: "health",
-        cues: "health*, doctor*, symptom*, medic*, pain*, ache*, headache*, sick, ill, illness, fever, flu, \
-            injur*, exercis*, workout*, work out, gym, jog*, fitness, lose weight, sleep*, stress*, anxi*, \
-            vitamin*, blood, heart, diabet*, pregnan*, therap*, mental, yoga, stretch*, muscle*, marathon, \
-            swim*, cycling, knee*, back pain, prescription*, pill*, drug*, dose*, dosage, nurse*, hospital*, \
-            surgery, condition, asthma, migraine*, insulin, allerg*, calorie*, diet, nutrition*, protein*, \
-            bike*, biking, cycl*, ride, rides, riding, vaccin*, throat, walk*, sore, hurt*, glucose, surgery, \
-            paracetamol, ibuprofen, medicine*, ~run, ~running, ~runs, race, races, km, septic, sepsis, \
-            patholog*, physiolog*, infection*, wound*, bleed*, fracture*, cpr, first aid, first-aid, \
-            overdose, trauma, tingl*, numb*, dizz*, nause*, rash*, cough*, swollen, swelling, bruis*, itch*, \
-            caffeine, blood pressure, hot spring*, sauna*",
+        cues: "health*, doctor*, symptom*, medic*, pain*, ache*, headache*, sick, ill, illness, fever, flu, injur*, exercis*, workout*, work out, gym, jog*, fitness, lose weight, sleep*, stress*, anxi*, vitamin*, blood, heart, diabet*, pregnan*, therap*, mental, yoga, stretch*, muscle*, marathon, swim*, cycling, knee*, back pain, prescription*, pill*, drug*, dose*, dosage, nurse*, hospital*, surgery, condition, asthma, migraine*, insulin, allerg*, calorie*, diet, nutrition*, protein*, bike*, biking, cycl*, ride, rides, riding, vaccin*, throat, walk*, sore, hurt*, glucose, surgery, paracetamol, ibuprofen, medicine*, ~run, ~running, ~runs, race, races, km, septic, sepsis, patholog*, physiolog*, infection*, wound*, bleed*, fracture*, cpr, first aid, first-aid, overdose, trauma, tingl*, numb*, dizz*, nause*, rash*, cough*, swollen, swelling, bruis*, itch*, caffeine, blood pressure, hot spring*, sauna*, long run, running shoe*, mileage, my run, a run, smoke, smok*, mould, mold, air purifier*, air quality, pollen, dust",
         reaches: &[],
     },
     Topic {
         name: "money",
-        cues: "money, budget*, saving, savings, save money, invest*, stock*, loan*, mortgage*, debt*, tax, \
-            taxes, salary, income, bank*, credit, retire*, price*, cost*, cheap*, afford*, expens*, spend*, \
-            dollar*, euro*, crypto*, bitcoin, insurance, rent, bills, pay, paying, paid, finance*, financial, \
-            frugal, fund*, emergency fund",
+        cues: "money, budget*, saving, savings, save money, invest*, stock*, loan*, mortgage*, debt*, tax, taxes, salary, income, bank*, credit, retire*, price*, cost*, cheap*, afford*, expens*, spend*, dollar*, euro*, crypto*, bitcoin, insurance, rent, bills, pay, paying, paid, finance*, financial, frugal, fund*, emergency fund, tipping",
         reaches: &["shopping", "travel"],
     },
     Topic {
@@ -128,12 +109,7 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "science",
-        cues: "science*, scientific, physics, chemistry, chemical*, biology, math*, equation*, atom*, molecule*, \
-            planet*, space, star, stars, gravity, evolution, cell, cells, dna, climate, photosynthesis, \
-            experiment*, homework, formula*, calculat*, energy, electric*, quantum, theory, universe, moon, \
-            sun, volcano*, earthquake*, weather, statistic*, p-value*, bayes*, regression*, sample size, \
-            a/b test*, probabilit*, variance, correlat*, dataset*, trend line, reaction*, heat, exam*, \
-            revis*, study, studying",
+        cues: "science*, scientific, physics, chemistry, chemical*, biology, math*, equation*, atom*, molecule*, planet*, space, star, stars, gravity, evolution, cell, cells, dna, climate, photosynthesis, experiment*, homework, formula*, calculat*, energy, electric*, quantum, theory, universe, moon, sun, volcano*, earthquake*, weather, statistic*, p-value*, bayes*, regression*, sample size, a/b test*, probabilit*, variance, correlat*, dataset*, trend line, reaction*, heat, exam*, revis*, study, studying, fraction*, algebra, geometry, arithmetic, calculus, trigonometr*",
         reaches: &[],
     },
     Topic {
@@ -146,12 +122,7 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "work",
-        cues: "job, jobs, boss, manager, colleague*, coworker*, co-worker*, career*, interview*, promotion, \
-            office, client*, customer*, supplier*, invoice*, deadline*, meeting*, presentation*, shift, \
-            shifts, salary, freelanc*, logo*, portfolio*, nurse, teacher*, designer*, developer*, dev, \
-            engineer*, lawyer*, accountant*, paramedic*, student*, graders, classroom, lesson*, pupils, \
-            ~work, at work, my work, teach, teaching, my class, business*, small business, my shop, i run a, \
-            pilot*, captain, crew, cockpit",
+        cues: "job, jobs, boss, manager, colleague*, coworker*, co-worker*, career*, interview*, promotion, office, client*, customer*, supplier*, invoice*, deadline*, meeting*, presentation*, shift, shifts, salary, freelanc*, logo*, portfolio*, nurse, teacher*, designer*, developer*, dev, engineer*, lawyer*, accountant*, paramedic*, student*, graders, classroom, lesson*, pupils, ~work, at work, my work, teach, teaching, my class, business*, small business, my shop, i run a, pilot*, captain, crew, cockpit, tutor*",
         reaches: &[],
     },
     Topic {
@@ -189,18 +160,16 @@ const TOPICS: &[Topic] = &[
         name: "faith",
         cues: "ramadan, iftar, suhoor, sehri, eid, fast, fasting, shabbat, sabbath, lent, passover, diwali, \
             christmas, church*, mosque*, synagogue*, temple*, pray*, religio*",
-        reaches: &["food", "time"],
+        reaches: &["time"],
     },
     Topic {
         name: "access",
-        cues: "wheelchair*, mobility, accessib*, step-free, stairs, staircase*, ramp*, elevator*, lift, lifts, \
-            disabled, disabilit*, seated, walking aid*, cane",
+        cues: "wheelchair*, mobility, accessib*, step-free, stairs, staircase*, ramp*, elevator*, lift, lifts, disabled, disabilit*, seated, walking aid*, cane, hearing, hearing aid*, hard of hearing, deaf*, blind, low vision, eyesight, hear, noisy, noise*, listen*, subtitle*, video call*, phone call*, night out, day out, venue*, downtown, outing*",
         reaches: &["travel", "home"],
     },
     Topic {
         name: "nature",
-        cues: "bee, bees, beekeep*, hive*, honey, wasp*, insect*, pesticid*, pollinat*, flower*, crop*, farm*, \
-            harvest*, orchard*, chicken coop*",
+        cues: "bee, bees, beekeep*, hive*, honey, wasp*, insect*, pesticid*, pollinat*, flower*, crop*, farm*, harvest*, orchard*, chicken coop*, beehive*, honeybee*",
         reaches: &[],
     },
     Topic {
@@ -209,19 +178,23 @@ const TOPICS: &[Topic] = &[
             set up, install*, recipe*",
         reaches: &[],
     },
-    Topic { name: "compare", cues: "compar*, versus, vs, difference*, better, or, worth it", reaches: &[] },
+    Topic {
+        name: "age",
+        cues: "retire*, retiree*, pension*, senior*, elderly, old age",
+        reaches: &["money", "travel", "health"],
+    },
+    Topic { name: "compare",
+        cues: "compar*, versus, vs, difference*, better, or, worth it, weigh* up, option*, pros and cons, choose between",
+        reaches: &[] },
     Topic {
         name: "locale",
         cues: "live in, living in, based in, my country, uk, britain, england, scotland, ireland, canada, \
             australia*, new zealand, usa, us, america, india, germany, france, spain, law, laws, legal*",
-        reaches: &["money", "shopping", "travel", "health", "home"],
+        reaches: &["money", "shopping", "travel", "home"],
     },
     Topic {
         name: "family",
-        cues: "kid, kids, child, children, son, sons, daughter*, baby, babies, toddler*, parent*, mom, dad, mum, \
-            mother, father, family, bedtime, birthday*, teen*, school, playdate*, nanny, babysit*, girls, \
-            boys, youngest, eldest, oldest, little one*, grandchild*, grandkid*, granddaughter*, grandson*, \
-            wife, husband, partner",
+        cues: "kid, kids, child, children, son, sons, daughter*, baby, babies, toddler*, parent*, mom, dad, mum, mother, father, family, bedtime, birthday*, teen*, school, playdate*, nanny, babysit*, girls, boys, youngest, eldest, oldest, little one*, grandchild*, grandkid*, granddaughter*, grandson*, wife, husband, partner, lunchbox*, school lunch*",
         reaches: &[],
     },
     Topic {
@@ -234,9 +207,7 @@ const TOPICS: &[Topic] = &[
     },
     Topic {
         name: "language",
-        cues: "language*, translat*, word for, vocabulary, how do you say, how to say, phrase*, fluent, \
-            conjugat*, ~german, ~french, ~spanish, ~italian, ~japanese, ~chinese, ~mandarin, ~korean, \
-            ~portuguese, ~dutch, ~russian, ~arabic, how do i say, how would i say, english word",
+        cues: "language*, translat*, word for, vocabulary, how do you say, how to say, phrase*, fluent, conjugat*, ~german, ~french, ~spanish, ~italian, ~japanese, ~chinese, ~mandarin, ~korean, ~portuguese, ~dutch, ~russian, ~arabic, how do i say, how would i say, english word, anime, manga, kanji, hiragana, katakana, listening practice, in the original, subtitles",
         reaches: &[],
     },
 ];
@@ -288,7 +259,15 @@ fn topics_named(text: &str, reading: Reading) -> Vec<&'static str> {
 /// The topics a preference is about, with the ones they reach; empty for a preference about
 /// every request.
 fn preference_topics(text: &str) -> Vec<&'static str> {
-    let mut named = topics_named(&without_parentheses(text), Reading::Preference);
+    let text = without_parentheses(text);
+    // "Be warm and encouraging, I get anxious easily.": the reason after a styled instruction
+    // names no topic of its own.
+    let first_clause = text.split([',', ';', ':']).next().unwrap_or_default();
+    let read = if opens_an_instruction(first_clause) && is_styled(first_clause) { first_clause } else { &text };
+    let mut named = topics_named(read, Reading::Preference);
+    if states_an_age(read) && !named.contains(&"age") {
+        named.push("age");
+    }
     if named.iter().any(|t| !WHOSE.contains(t)) {
         named.retain(|t| !WHOSE.contains(t));
     }
@@ -337,11 +316,28 @@ fn without_parentheses(text: &str) -> String {
 /// Whether a text states a fact about the person ("I play the cello.", "My dog is old.") rather
 /// than telling how to answer ("Be concise.", "I'm dyslexic, so short sentences help.").
 fn is_fact(text: &str) -> bool {
+    let opens_first_person = words(text).first().is_some_and(|w| cues(FIRST_PERSON).any(|c| c == w));
+    opens_first_person && !opens_an_instruction(text) && !is_styled(text)
+}
+
+fn opens_an_instruction(text: &str) -> bool {
+    words(text).first().is_some_and(|w| cues(INSTRUCTION_OPENINGS).any(|c| c == w))
+}
+
+/// Whether a text names a kind of answer: a style word or a stance on a style dimension.
+fn is_styled(text: &str) -> bool {
     let words = words(text);
-    let first = |list: &'static str| words.first().is_some_and(|w| cues(list).any(|c| c == w));
-    let styled = (0..words.len()).any(|i| cues(STYLE_WORDS).any(|c| matches_at(&words, i, c)))
-        || super::relate::stances(text).iter().any(|(d, _)| STYLE_DIMENSIONS.contains(&d.as_str()));
-    first(FIRST_PERSON) && !first(INSTRUCTION_OPENINGS) && !styled
+    (0..words.len()).any(|i| cues(STYLE_WORDS).any(|c| matches_at(&words, i, c)))
+        || super::relate::stances(text).iter().any(|(d, _)| STYLE_DIMENSIONS.contains(&d.as_str()))
+}
+
+/// "I'm 72", "I am 68": an age from which savings, travel and health advice differ.
+fn states_an_age(text: &str) -> bool {
+    let words = words(text);
+    words.windows(2).any(|w| {
+        let said = matches!(w[0].as_str(), "i'm" | "im" | "am" | "aged");
+        said && w[1].parse::<u32>().is_ok_and(|age| (55..=110).contains(&age))
+    })
 }
 
 /// The words of a fact that tie it to a request: not common, four letters or more, cut to
