@@ -105,18 +105,21 @@ fn measure(profiles: &str, cases: &str) -> (BTreeMap<String, Counts>, Counts) {
     (per_topic, all)
 }
 
-const TABLES: [(&str, &str, &str); 4] = [
+const TABLES: [(&str, &str, &str); 5] = [
     ("first", include_str!("fixtures/relevance_profiles.tsv"), include_str!("fixtures/relevance_cases.tsv")),
     ("second", include_str!("fixtures/relevance_profiles2.tsv"), include_str!("fixtures/relevance_cases2.tsv")),
     ("third", include_str!("fixtures/relevance_profiles3.tsv"), include_str!("fixtures/relevance_cases3.tsv")),
     ("fourth", include_str!("fixtures/relevance_profiles4.tsv"), include_str!("fixtures/relevance_cases4.tsv")),
+    // Written after the rules stopped changing: its measurement is blind.
+    ("fifth", include_str!("fixtures/relevance_profiles5.tsv"), include_str!("fixtures/relevance_cases5.tsv")),
 ];
 
-/// Each table at 0.85 precision and recall or more, and every request topic over the four at
-/// 0.8 or more (the rules were fitted to these tables after measuring each blind: EVAL.md).
+/// Each table at 0.85 precision and recall or more, and every request topic over all five at 0.8
+/// or more (the rules were fitted to the first four after measuring each blind, the fifth was
+/// measured blind only: EVAL.md).
 #[test]
 fn relevance_on_the_tables_meets_the_precision_and_recall() {
-    let floors = [(0.85, 0.85); 4];
+    let floors = [(0.85, 0.85); 5];
     let mut pooled: BTreeMap<String, Counts> = BTreeMap::new();
     let mut failed = Vec::new();
     for ((name, profiles, cases), (min_p, min_r)) in TABLES.iter().zip(floors) {
