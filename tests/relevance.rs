@@ -35,6 +35,11 @@ impl Counts {
     fn recall(&self) -> f64 {
         self.tp as f64 / (self.tp + self.fn_).max(1) as f64
     }
+    /// "precision (right/called)  recall (right/labelled)".
+    fn row(&self) -> String {
+        let (p, r) = (self.precision(), self.recall());
+        format!("{p:.3} ({}/{})  {r:.3} ({}/{})", self.tp, self.tp + self.fp, self.tp, self.tp + self.fn_)
+    }
 }
 
 /// (profile, id) → (always, text).
@@ -83,25 +88,9 @@ fn measure(profiles: &str, cases: &str) -> (BTreeMap<String, Counts>, Counts) {
     println!("{}", wrong.join("\n"));
     println!("topic      precision  recall");
     for (topic, c) in &per_topic {
-        println!(
-            "{topic:10} {:.3} ({}/{})  {:.3} ({}/{})",
-            c.precision(),
-            c.tp,
-            c.tp + c.fp,
-            c.recall(),
-            c.tp,
-            c.tp + c.fn_
-        );
+        println!("{topic:10} {}", c.row());
     }
-    println!(
-        "all        {:.3} ({}/{})  {:.3} ({}/{})",
-        all.precision(),
-        all.tp,
-        all.tp + all.fp,
-        all.recall(),
-        all.tp,
-        all.tp + all.fn_
-    );
+    println!("all        {}", all.row());
     (per_topic, all)
 }
 
@@ -135,15 +124,7 @@ fn relevance_on_the_tables_meets_the_precision_and_recall() {
     }
     println!("--- all tables, per topic");
     for (topic, c) in &pooled {
-        println!(
-            "{topic:10} {:.3} ({}/{})  {:.3} ({}/{})",
-            c.precision(),
-            c.tp,
-            c.tp + c.fp,
-            c.recall(),
-            c.tp,
-            c.tp + c.fn_
-        );
+        println!("{topic:10} {}", c.row());
         if c.precision() < 0.8 || c.recall() < 0.8 {
             failed.push(format!("topic {topic}: precision {:.3}, recall {:.3}", c.precision(), c.recall()));
         }
