@@ -2,7 +2,7 @@
 //! contexts, decode speed, length and relevance to the question. Reproduces the figures in
 //! BENCHMARKS.md and EVAL.md ("Relevance gating with five preferences"):
 //!
-//!     cargo run --release -p padlock-cli --example relevance_steering -- [MAX_TOKENS] [koala]
+//!     cargo run --profile release-nolto -p padlock-cli --example relevance_steering -- [MAX_TOKENS] [koala]
 //!
 //! The five are the issue's ("I am vegetarian.", "Explain code with Python examples.", "Be
 //! concise.", "Use metric units.", "I am learning German; add the German word for key
