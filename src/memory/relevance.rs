@@ -237,16 +237,24 @@ enum Reading {
 /// The topics `text` names.
 fn topics_named(text: &str, reading: Reading) -> Vec<&'static str> {
     let words = words(text);
-    let style = |i: usize| reading == Reading::Preference && cues(STYLE_WORDS).any(|c| matches_at(&words, i, c));
+    // Which words are style words is the same for every topic: found once.
+    let read: Vec<usize> = (0..words.len())
+        .filter(|&i| reading == Reading::Request || !cues(STYLE_WORDS).any(|c| matches_at(&words, i, c)))
+        .collect();
     let mut out = Vec::new();
     for topic in TOPICS {
         let (mut strong, mut weak) = (false, false);
-        for i in (0..words.len()).filter(|&i| !style(i)) {
-            for cue in cues(topic.cues) {
-                match cue.strip_prefix('~') {
-                    Some(cue) => weak |= matches_at(&words, i, cue),
-                    None => strong |= matches_at(&words, i, cue),
-                }
+        for cue in cues(topic.cues) {
+            let (is_weak, cue) = cue.strip_prefix('~').map_or((false, cue), |c| (true, c));
+            let found = if is_weak { weak } else { strong };
+            if found {
+                continue;
+            }
+            let hit = read.iter().any(|&i| matches_at(&words, i, cue));
+            if is_weak {
+                weak |= hit;
+            } else {
+                strong |= hit;
             }
         }
         if strong || (weak && reading == Reading::Preference) {
