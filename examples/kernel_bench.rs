@@ -36,38 +36,21 @@ mod bench {
     }
 
     fn row_bytes(dt: GgmlDType, k: usize) -> usize {
-        match dt {
-            GgmlDType::F32 => 4 * k,
-            GgmlDType::F16 => 2 * k,
-            GgmlDType::Q4_0 => k / 32 * 18,
-            GgmlDType::Q4_1 => k / 32 * 20,
-            GgmlDType::Q8_0 => k / 32 * 34,
-        }
+        dt.row_bytes(k)
     }
 
     /// Random quants with small finite f16 scales (0x2000 ≈ 0.0078 and its neighbours).
     fn weights(rng: &mut Rng, dt: GgmlDType, n: usize, k: usize) -> Vec<u8> {
         let mut w: Vec<u8> = (0..n * row_bytes(dt, k)).map(|_| rng.next() as u8).collect();
-        let (bb, scales) = match dt {
-            GgmlDType::Q4_0 => (18, 1),
-            GgmlDType::Q4_1 => (20, 2),
-            GgmlDType::Q8_0 => (34, 1),
-            GgmlDType::F16 => {
-                for h in w.chunks_exact_mut(2) {
-                    h[1] = 0x20 | (h[1] & 0x83);
+        match dt {
+            GgmlDType::F32 => w.chunks_exact_mut(4).for_each(|f| f[3] = 0x3c | (f[3] & 0x80)),
+            GgmlDType::BF16 => w.chunks_exact_mut(2).for_each(|h| h[1] = 0x3c | (h[1] & 0x80)),
+            _ => {
+                for b in w.chunks_exact_mut(dt.block_bytes()) {
+                    for &at in dt.f16_scale_offsets() {
+                        b[at + 1] = 0x20 | (b[at + 1] & 0x83);
+                    }
                 }
-                return w;
-            }
-            GgmlDType::F32 => {
-                for f in w.chunks_exact_mut(4) {
-                    f[3] = 0x3c | (f[3] & 0x80);
-                }
-                return w;
-            }
-        };
-        for b in w.chunks_exact_mut(bb) {
-            for s in 0..scales {
-                b[2 * s + 1] = 0x20 | (b[2 * s + 1] & 0x83);
             }
         }
         w
@@ -106,7 +89,7 @@ mod bench {
         );
 
         let q41 = GgmlDType::Q4_1;
-        let shapes: [(&str, GgmlDType, usize, usize); 8] = [
+        let shapes: [(&str, GgmlDType, usize, usize); 11] = [
             ("attn q/o   576×576   Q4_1", q41, 576, 576),
             ("attn k/v   192×576   Q4_1", q41, 192, 576),
             ("ffn gate/up 1536×576 Q4_1", q41, 1536, 576),
@@ -115,6 +98,9 @@ mod bench {
             ("ffn up    1536×576   Q4_0", GgmlDType::Q4_0, 1536, 576),
             ("ffn up    1536×576   Q8_0", GgmlDType::Q8_0, 1536, 576),
             ("ffn up    1536×576   F16 ", GgmlDType::F16, 1536, 576),
+            ("ffn down   576×1536  Q4_K", GgmlDType::Q4_K, 576, 1536),
+            ("ffn down   576×1536  Q6_K", GgmlDType::Q6_K, 576, 1536),
+            ("ffn up    1536×576   Q5_0", GgmlDType::Q5_0, 1536, 576),
         ];
         println!(
             "\n{:<28} {:>7} {:>10} {:>9} {:>13} {:>9}",

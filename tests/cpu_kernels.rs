@@ -9,29 +9,28 @@ use padlock::backend::cpu::quant::{dequantize_row, kernel_name, matmul, referenc
 use padlock::gguf::GgmlDType;
 use padlock::ErrorCode;
 
-const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
+/// The types with SIMD kernels of their own.
+const SIMD_DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
+
+/// Every type candle also reads (all but IQ4_NL, which `dequantize_matches_gguf_numpy` checks).
+fn candle_dtypes() -> impl Iterator<Item = GgmlDType> {
+    GgmlDType::ALL.into_iter().filter(|&dt| dt != GgmlDType::IQ4_NL)
+}
 
 #[path = "common/kernels.rs"]
 mod kernels;
 use kernels::Rng;
 
 fn block_size(dt: GgmlDType) -> usize {
-    match dt {
-        GgmlDType::F32 | GgmlDType::F16 => 1,
-        _ => 32,
-    }
-}
-fn block_bytes(dt: GgmlDType) -> usize {
-    match dt {
-        GgmlDType::F32 => 4,
-        GgmlDType::F16 => 2,
-        GgmlDType::Q4_0 => 18,
-        GgmlDType::Q4_1 => 20,
-        _ => 34,
-    }
+    dt.block_size()
 }
 fn row_bytes(dt: GgmlDType, k: usize) -> usize {
-    k / block_size(dt) * block_bytes(dt)
+    dt.row_bytes(k)
+}
+
+/// The shapes' `k`s that hold whole blocks of `dt`.
+fn whole_blocks(dt: GgmlDType, ks: &[usize]) -> Vec<usize> {
+    ks.iter().copied().filter(|k| k.is_multiple_of(dt.block_size())).collect()
 }
 
 /// `n × k` weights of type `dt`: random quants, finite random scales.
@@ -47,6 +46,15 @@ fn candle_dequantize(dt: GgmlDType, w: &[u8], n: usize, k: usize) -> Vec<f32> {
         GgmlDType::Q4_0 => CDType::Q4_0,
         GgmlDType::Q4_1 => CDType::Q4_1,
         GgmlDType::Q8_0 => CDType::Q8_0,
+        GgmlDType::BF16 => CDType::BF16,
+        GgmlDType::Q5_0 => CDType::Q5_0,
+        GgmlDType::Q5_1 => CDType::Q5_1,
+        GgmlDType::Q2_K => CDType::Q2K,
+        GgmlDType::Q3_K => CDType::Q3K,
+        GgmlDType::Q4_K => CDType::Q4K,
+        GgmlDType::Q5_K => CDType::Q5K,
+        GgmlDType::Q6_K => CDType::Q6K,
+        GgmlDType::IQ4_NL => panic!("test bug: candle has no IQ4_NL"),
     };
     assert_eq!(w.len(), n * row_bytes(dt, k), "test bug: candle reads past a short buffer");
     // candle casts the byte pointer to its block type: give it 8-byte alignment.
@@ -93,10 +101,10 @@ fn kernel_family() {
 fn matmul_matches_candle_all_dtypes_and_shapes() {
     let mut rng = Rng(0x5eed_0001);
     let mut cases = 0;
-    for dt in DTYPES {
-        let mut ks = vec![32, 64, 96, 576, 1536];
+    for dt in candle_dtypes() {
+        let mut ks = whole_blocks(dt, &[32, 64, 96, 256, 576, 1536]);
         if block_size(dt) == 1 {
-            ks.extend([1, 7, 45, 100]); // F32/F16: k need not be a multiple of 32
+            ks.extend([1, 7, 45, 100]); // F32/F16/BF16: k need not be a multiple of 32
         }
         for &k in &ks {
             for n in [1, 3, 7, 13, 100, 577] {
@@ -146,8 +154,11 @@ fn matmul_thread_splits() {
 #[test]
 fn simd_matches_scalar_reference() {
     let mut rng = Rng(0x5eed_0003);
-    for dt in DTYPES {
-        for (n, k) in [(5, 32), (33, 320), (64, 576), (9, 1536)] {
+    for dt in candle_dtypes() {
+        for (n, k) in [(5, 32), (33, 320), (64, 576), (9, 1536), (7, 512usize)] {
+            if !k.is_multiple_of(block_size(dt)) {
+                continue;
+            }
             let w = random_weights(&mut rng, dt, n, k);
             for tokens in 1..=9 {
                 let x = random_x(&mut rng, tokens * k);
@@ -174,8 +185,11 @@ fn simd_matches_scalar_reference() {
 #[test]
 fn dequantize_row_matches_candle_bitwise() {
     let mut rng = Rng(0x5eed_0004);
-    for dt in DTYPES {
-        for (n, k) in [(1, 32), (3, 576), (2, 1536)] {
+    for dt in candle_dtypes() {
+        for (n, k) in [(1, 32), (3, 576), (2, 1536), (1, 256usize)] {
+            if !k.is_multiple_of(block_size(dt)) {
+                continue;
+            }
             let w = random_weights(&mut rng, dt, n, k);
             let want = candle_dequantize(dt, &w, n, k);
             // Row by row, and the whole matrix in one call (any whole number of blocks).
@@ -204,8 +218,8 @@ fn dequantize_row_matches_candle_bitwise() {
 #[test]
 fn invalid_sizes_are_errors() {
     let mut rng = Rng(7);
-    let (n, k, tokens) = (3, 64, 2);
-    for dt in DTYPES {
+    for dt in GgmlDType::ALL {
+        let (n, k, tokens) = (3, 64.max(block_size(dt)), 2);
         let w = random_weights(&mut rng, dt, n, k);
         let x = random_x(&mut rng, tokens * k);
         let mut y = vec![0f32; tokens * n];
@@ -219,9 +233,9 @@ fn invalid_sizes_are_errors() {
         assert_eq!(code(matmul(dt, &w, usize::MAX, k, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
         assert_eq!(code(matmul(dt, &w, n, usize::MAX / 2, &x, tokens, &mut y)), ErrorCode::InvalidArgument);
         assert_eq!(code(matmul(dt, &w, n, k, &x, usize::MAX, &mut y)), ErrorCode::InvalidArgument);
-        if block_size(dt) == 32 {
+        if block_size(dt) > 1 {
             // k not a multiple of the block size, even with consistent lengths elsewhere.
-            let k = 48;
+            let k = block_size(dt) + 16;
             let x = random_x(&mut rng, k);
             let mut y = vec![0f32; 1];
             assert_eq!(code(matmul(dt, &[0u8; 20], 1, k, &x, 1, &mut y)), ErrorCode::InvalidArgument);
@@ -232,7 +246,7 @@ fn invalid_sizes_are_errors() {
         assert!(dequantize_row(dt, &w[..rb], &mut out).is_ok());
         assert_eq!(code(dequantize_row(dt, &w[..rb], &mut out[1..])), ErrorCode::InvalidArgument);
         assert_eq!(code(dequantize_row(dt, &w[..rb], &mut vec![0f32; k + 1])), ErrorCode::InvalidArgument);
-        if block_bytes(dt) > 1 {
+        if dt.block_bytes() > 1 {
             assert_eq!(code(dequantize_row(dt, &w[..rb - 1], &mut out)), ErrorCode::InvalidArgument);
         }
         // matmul_scalar checks the same way.
@@ -242,11 +256,12 @@ fn invalid_sizes_are_errors() {
 
 #[test]
 fn empty_shapes() {
-    for dt in DTYPES {
+    for dt in GgmlDType::ALL {
         // n = 0 or tokens = 0: nothing to do, no error.
-        matmul(dt, &[], 0, 64, &[0.5; 128], 2, &mut []).unwrap();
-        let w = vec![0u8; row_bytes(dt, 64) * 3];
-        matmul(dt, &w, 3, 64, &[], 0, &mut []).unwrap();
+        let k = 256;
+        matmul(dt, &[], 0, k, &[0.5; 512], 2, &mut []).unwrap();
+        let w = vec![0u8; row_bytes(dt, k) * 3];
+        matmul(dt, &w, 3, k, &[], 0, &mut []).unwrap();
         // k = 0: empty sums.
         let mut y = vec![f32::NAN; 6];
         matmul(dt, &[], 3, 0, &[], 2, &mut y).unwrap();
@@ -314,7 +329,7 @@ fn special_values_propagate() {
 fn check_special_values() {
     let specials = [0x7c00u16, 0xfc00, 0x7e00, 0x7c01]; // +Inf, −Inf, qNaN, sNaN
     let k = 64;
-    for dt in DTYPES {
+    for dt in SIMD_DTYPES {
         let n = specials.len();
         let mut w = vec![0u8; n * row_bytes(dt, k)];
         for (j, &h) in specials.iter().enumerate() {
@@ -335,6 +350,7 @@ fn check_special_values() {
                     row[..2].copy_from_slice(&h.to_le_bytes());
                     row[2] = 1;
                 }
+                other => unreachable!("{} is not one of SIMD_DTYPES", other.name()),
             }
         }
         let want = |j: usize| f16::from_bits(specials[j]).to_f32();
@@ -362,4 +378,11 @@ fn check_special_values() {
             }
         }
     }
+}
+
+/// Blocks of every type quantized by llama.cpp, and of random bytes, against the `gguf`
+/// package's numpy dequantizer (see `kernels::check_gguf_numpy_blocks`).
+#[test]
+fn dequantize_matches_gguf_numpy() {
+    kernels::check_gguf_numpy_blocks();
 }

@@ -130,9 +130,13 @@ fn dtype_table() {
         assert_eq!((d.block_size(), d.block_bytes(), d.name()), (bs, bb, name));
         assert_eq!(d.row_bytes(64), 64 / bs * bb);
     }
-    let e = GgmlDType::from_ggml_type(14).unwrap_err();
+    for d in GgmlDType::ALL {
+        assert_eq!(GgmlDType::from_ggml_type(d.ggml_type()).unwrap(), d);
+        assert!(d.block_bytes() > 0 && d.row_bytes(256 * d.block_size()) == 256 * d.block_bytes());
+    }
+    let e = GgmlDType::from_ggml_type(23).unwrap_err();
     assert_eq!(e.code, ErrorCode::UnsupportedDtype);
-    assert!(e.message.contains("Q6_K (type 14)") && e.message.contains("Q4_1"), "{e}");
+    assert!(e.message.contains("IQ4_XS (type 23)") && e.message.contains("Q4_1") && e.message.contains("Q6_K"), "{e}");
     assert_eq!(GgmlDType::from_ggml_type(u32::MAX).unwrap_err().code, ErrorCode::UnsupportedDtype);
 }
 
@@ -265,9 +269,9 @@ fn tensor_offsets_and_types_in_real_file() {
     assert_eq!(e.code, ErrorCode::GgufMisaligned);
     assert!(e.message.contains("output_norm.weight"), "{e}");
 
-    let e = parse_err(&patch(type_at, &14u32.to_le_bytes()));
+    let e = parse_err(&patch(type_at, &23u32.to_le_bytes()));
     assert_eq!(e.code, ErrorCode::UnsupportedDtype);
-    assert!(e.message.contains("Q6_K (type 14)") && e.message.contains("output_norm.weight"), "{e}");
+    assert!(e.message.contains("IQ4_XS (type 23)") && e.message.contains("output_norm.weight"), "{e}");
 
     // Architecture: the string "llama" patched in place.
     let arch_value = enc_str(b"llama");
@@ -419,16 +423,16 @@ fn bad_tensors() {
             bt,
         ),
         (
-            "unsupported type 14",
+            "unsupported type 23 (IQ4_XS)",
             Box::new(|w| {
-                w.tensor("t", &[256, 2], 14);
+                w.tensor("t", &[256, 2], 23);
             }),
             ErrorCode::UnsupportedDtype,
         ),
         (
-            "BF16",
+            "unsupported type 16 (IQ2_XXS)",
             Box::new(|w| {
-                w.tensor("t", &[64], 30);
+                w.tensor("t", &[256], 16);
             }),
             ErrorCode::UnsupportedDtype,
         ),

@@ -14,6 +14,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
+/// The types with simd128 kernels of their own (the others share the scalar code).
 const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
 
 #[path = "common/kernels.rs"]
@@ -29,6 +30,14 @@ fn row_bytes(dt: GgmlDType, k: usize) -> usize {
 
 fn random_weights(rng: &mut Rng, dt: GgmlDType, n: usize, k: usize) -> Vec<u8> {
     kernels::random_weights(rng, dt, n * k)
+}
+
+/// Every type's blocks (quantized by llama.cpp, and random) against the `gguf` package's
+/// numpy dequantizer, here with the simd128 build (BF16, Q5_0/1, IQ4_NL and the K-quants take
+/// the vectorized scalar path).
+#[wasm_bindgen_test]
+fn dequantize_matches_gguf_numpy() {
+    kernels::check_gguf_numpy_blocks();
 }
 
 #[wasm_bindgen_test]
@@ -195,6 +204,7 @@ fn check_special_values() {
                     row[..2].copy_from_slice(&h.to_le_bytes());
                     row[2] = 1;
                 }
+                other => unreachable!("{} has no simd128 kernel of its own", other.name()),
             }
         }
         let want = |j: usize| f16::from_bits(specials[j]).to_f32();

@@ -3,7 +3,9 @@
 // the worker client (window.padlock), so the codes are checked across the worker boundary too.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { requireArtifacts, openBrowser, loadModelViaClient, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
+import fs from 'node:fs';
+import path from 'node:path';
+import { requireArtifacts, openBrowser, loadModelViaClient, MODEL_URL, MODEL_PATH, ROOT, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
 
 let env;
 
@@ -46,7 +48,7 @@ function directLoad(make) {
         // Tensor table entry: name, u32 n_dims, u64 dims[n_dims], u32 ggml type.
         const at = find('token_embd.weight');
         const nDims = view.getUint32(at, true);
-        view.setUint32(at + 4 + 8 * nDims, 14, true); // Q6_K
+        view.setUint32(at + 4 + 8 * nDims, 23, true); // IQ4_XS, a type padlock does not read
         bytes = full;
       }
     }
@@ -92,7 +94,7 @@ test('a file whose architecture is not llama rejects with UNSUPPORTED_ARCHITECTU
 test('a tensor of an unsupported type rejects with UNSUPPORTED_DTYPE', async () => {
   const r = await directLoad({ kind: 'dtype' });
   assert.equal(r.code, 'UNSUPPORTED_DTYPE', JSON.stringify(r));
-  assert.match(r.message, /Q6_K/);
+  assert.match(r.message, /IQ4_XS/);
 });
 
 test('the worker client keeps the error code (GGUF_EMPTY through postMessage)', async () => {
@@ -127,6 +129,69 @@ test('a model file larger than wasm memory can hold is refused with MEMORY_LIMIT
   await env.context.unroute(`**${url}`);
   assert.equal(r.code, 'MEMORY_LIMIT', JSON.stringify(r));
   assert.match(r.message, /5120 MB/);
+});
+
+/**
+ * A 600 MB "model" file served by the test server: the default model's first 8 MB (its header
+ * and the start of its weights) patched by `patch`, then a hole of zeros (a sparse file).
+ */
+function bigModelFile(name, patch) {
+  const head = fs.readFileSync(MODEL_PATH).subarray(0, 8 * 1024 ** 2);
+  patch(head);
+  const rel = `target/tmp/e2e-${name}.gguf`;
+  fs.mkdirSync(path.join(ROOT, 'target/tmp'), { recursive: true });
+  const fd = fs.openSync(path.join(ROOT, rel), 'w');
+  fs.writeSync(fd, head);
+  fs.ftruncateSync(fd, 600 * 1024 ** 2);
+  fs.closeSync(fd);
+  return '/' + rel;
+}
+
+/** Sets a metadata value of the default model's header in place: the u32 after `key`. */
+function setMetaU32(head, key, value) {
+  const at = head.indexOf(Buffer.from(key)) + key.length;
+  assert.equal(head.readUInt32LE(at), 4, `${key} is a u32`);
+  head.writeUInt32LE(value, at + 4);
+}
+
+/** createEngine's error for `url`, and the most of the file the download reported having read. */
+async function createEngineError(url, options) {
+  return env.page.evaluate(async ({ url, options }) => {
+    const { createEngine } = await import('padlock-llm');
+    let read = 0;
+    const onProgress = (p) => { if (p.phase === 'download') read = Math.max(read, p.loaded || 0); };
+    try {
+      await createEngine({ model: url, onProgress, ...options });
+      return { ok: true, read };
+    } catch (e) {
+      return { code: e.code, message: e.message, read };
+    }
+  }, { url, options });
+}
+
+test('a model that cannot run here is refused from its header, before its weights download', async (t) => {
+  const mb32 = 32 * 1024 ** 2;
+  await t.test('weights and the keys and values of the asked context beyond wasm memory: MEMORY_LIMIT', async () => {
+    const url = bigModelFile('long-context', (h) => setMetaU32(h, 'llama.context_length', 1 << 20));
+    const r = await createEngineError(url, { backend: 'cpu', contextLength: 100_000 });
+    assert.equal(r.code, 'MEMORY_LIMIT', JSON.stringify(r));
+    assert.match(r.message, /100000-token context/);
+    assert.ok(r.read < mb32, `${r.read} bytes were read of 600 MB`);
+  });
+  await t.test('a tensor type padlock does not read: UNSUPPORTED_DTYPE', async () => {
+    const url = bigModelFile('iq4-xs', (h) => {
+      const at = h.indexOf(Buffer.from('token_embd.weight')) + 'token_embd.weight'.length;
+      h.writeUInt32LE(23, at + 4 + 8 * h.readUInt32LE(at)); // IQ4_XS
+    });
+    const r = await createEngineError(url, { backend: 'cpu' });
+    assert.equal(r.code, 'UNSUPPORTED_DTYPE', JSON.stringify(r));
+    assert.match(r.message, /IQ4_XS/);
+    assert.ok(r.read < mb32, `${r.read} bytes were read of 600 MB`);
+  });
+  await t.test('contextLength must be a positive whole number', async () => {
+    const r = await createEngineError(MODEL_URL, { backend: 'cpu', contextLength: 0 });
+    assert.equal(r.code, 'INVALID_ARGUMENT', JSON.stringify(r));
+  });
 });
 
 test('with the real model: PROMPT_TOO_LONG, cancel, and the runtime still works afterwards',

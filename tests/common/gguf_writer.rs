@@ -86,13 +86,9 @@ pub struct T {
 pub fn tensor_bytes(ggml_type: u32, dims: &[u64]) -> usize {
     // Saturating: hostile tests build absurd shapes and then override the size.
     let n = dims.iter().fold(1u64, |a, &d| a.saturating_mul(d)).min(usize::MAX as u64) as usize;
-    match ggml_type {
-        0 => n.saturating_mul(4),
-        1 => n.saturating_mul(2),
-        2 => n / 32 * 18,
-        3 => n / 32 * 20,
-        8 => n / 32 * 34,
-        _ => n,
+    match padlock::gguf::GgmlDType::from_ggml_type(ggml_type) {
+        Ok(dt) => (n / dt.block_size()).saturating_mul(dt.block_bytes()),
+        Err(_) => n,
     }
 }
 

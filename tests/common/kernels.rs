@@ -48,7 +48,8 @@ impl Rng {
     }
 }
 
-/// `n_elements` weights of type `dt` (a whole number of blocks) as GGUF stores them.
+/// `n_elements` weights of type `dt` (a whole number of blocks) as GGUF stores them: random
+/// quants (every bit pattern) and finite random scales.
 pub fn random_weights(rng: &mut Rng, dt: GgmlDType, n_elements: usize) -> Vec<u8> {
     let blocks = n_elements / dt.block_size();
     let mut w = Vec::with_capacity(blocks * dt.block_bytes());
@@ -56,14 +57,13 @@ pub fn random_weights(rng: &mut Rng, dt: GgmlDType, n_elements: usize) -> Vec<u8
         match dt {
             GgmlDType::F32 => w.extend_from_slice(&(rng.f() * 0.5).to_le_bytes()),
             GgmlDType::F16 => w.extend_from_slice(&f16::from_f32(rng.f() * 0.5).to_le_bytes()),
-            GgmlDType::Q4_0 | GgmlDType::Q8_0 => {
-                w.extend_from_slice(&rng.scale());
-                (0..dt.block_bytes() - 2).for_each(|_| w.push(rng.byte()));
-            }
-            GgmlDType::Q4_1 => {
-                w.extend_from_slice(&rng.scale());
-                w.extend_from_slice(&rng.scale());
-                (0..16).for_each(|_| w.push(rng.byte()));
+            GgmlDType::BF16 => w.extend_from_slice(&half::bf16::from_f32(rng.f() * 0.5).to_le_bytes()),
+            _ => {
+                let start = w.len();
+                (0..dt.block_bytes()).for_each(|_| w.push(rng.byte()));
+                for &at in dt.f16_scale_offsets() {
+                    w[start + at..start + at + 2].copy_from_slice(&rng.scale());
+                }
             }
         }
     }
@@ -86,4 +86,40 @@ pub fn f64_products(wf: &[f32], n: usize, k: usize, x: &[f32], tokens: usize) ->
         }
     }
     out
+}
+
+/// Blocks of every type, quantized by llama.cpp (from the requantized default model) and of
+/// random bytes, against the `gguf` package's numpy dequantizer (scripts/quant_types.py
+/// blocks): bit for bit, and a matmul over them against f64 dot products of those values.
+pub fn check_gguf_numpy_blocks() {
+    use padlock::backend::cpu::quant::{dequantize_row, matmul};
+
+    let fixture: serde_json::Value = serde_json::from_str(include_str!("../fixtures/quant_blocks.json")).unwrap();
+    let types = fixture["types"].as_object().unwrap();
+    let mut rng = Rng(0x5eed_0006);
+    for dt in GgmlDType::ALL.into_iter().filter(|&dt| dt != GgmlDType::F32) {
+        let cases = types.get(dt.name()).unwrap_or_else(|| panic!("no {} blocks in the fixture", dt.name()));
+        for case in cases.as_array().unwrap() {
+            let hex = case["hex"].as_str().unwrap();
+            let w: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let want: Vec<f32> =
+                case["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let mut got = vec![0f32; want.len()];
+            dequantize_row(dt, &w, &mut got).unwrap();
+            for (i, (g, e)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g.to_bits(), e.to_bits(), "{} ({}) element {i}: {g} vs gguf {e}", dt.name(), case["from"]);
+            }
+            // The same bytes as one row of a matmul, on the mat-vec and the tile paths.
+            let k = want.len();
+            for tokens in [1, 3] {
+                let x = rng.vec(tokens * k);
+                let mut y = vec![f32::NAN; tokens];
+                matmul(dt, &w, 1, k, &x, tokens, &mut y).unwrap();
+                for (t, (s, abs)) in f64_products(&want, 1, k, &x, tokens).into_iter().enumerate() {
+                    assert!((y[t] as f64 - s).abs() <= 1e-5 * abs + 1e-30, "{}: {} vs {s}", dt.name(), y[t]);
+                }
+            }
+        }
+    }
 }

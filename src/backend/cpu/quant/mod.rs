@@ -1,5 +1,7 @@
 //! Matrix kernels for the GGUF weight formats: `y = x · Wᵀ` with f32 activations and
-//! weights left in their file format (F32, F16, Q4_0, Q4_1, Q8_0).
+//! weights left in their file format (every [`GgmlDType`]). F32, F16, Q4_0, Q4_1 and Q8_0
+//! have SIMD kernels of their own; the others (BF16, Q5_0/1, IQ4_NL and the K-quants) are
+//! dequantized a row at a time into an L1-resident f32 buffer that vectorized dots then read.
 //!
 //! Layout of the module:
 //! - this file: the public entry points, argument checks, the per-call set-up that all
@@ -34,7 +36,7 @@
 
 use crate::error::Result;
 use crate::gguf::GgmlDType;
-use blocks::{blocks, BlockQ4_0, BlockQ4_1, BlockQ8_0, F16Le, F32Le};
+use blocks::{blocks, F16Le, F32Le};
 
 mod blocks;
 mod scalar;
@@ -69,8 +71,7 @@ pub mod reference {
 /// weights in their GGUF format).
 ///
 /// `w` holds `n` rows of `k` elements, row-major, each row a whole number of blocks (GGUF
-/// `dims[0] = k`). Sizes are checked (`INVALID_ARGUMENT`, never a panic); a dtype without a
-/// kernel is `UNSUPPORTED_DTYPE`.
+/// `dims[0] = k`). Sizes are checked (`INVALID_ARGUMENT`, never a panic).
 ///
 /// Natively, large calls use the rayon pool; call from inside it (run the forward pass in
 /// `ThreadPool::install`) to keep the per-call fork/join cheap, see `run`.
@@ -88,7 +89,7 @@ pub fn matmul(dtype: GgmlDType, w: &[u8], n: usize, k: usize, x: &[f32], tokens:
 /// `out.len()` must be `bytes.len() / block_bytes · block_size` and `bytes` a whole number
 /// of blocks. The result is bit-for-bit ggml's (`d·q`, `d·q + m`, exact f16 → f32).
 pub fn dequantize_row(dtype: GgmlDType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
-    let fmt = Format::of(dtype)?;
+    let fmt = dtype;
     let (bs, bb) = (fmt.block_size(), fmt.block_bytes());
     if !bytes.len().is_multiple_of(bb) {
         crate::bail!(
@@ -133,67 +134,18 @@ pub fn kernel_name() -> &'static str {
 // Shared set-up
 // ---------------------------------------------------------------------------------------
 
-/// The weight formats, as the kernels see them. Every format is handled in groups of 32
-/// elements (a quant block; for F32/F16 simply 32 consecutive weights, with a scalar tail
-/// when `k` is not a multiple of 32).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Format {
-    F32,
-    F16,
-    Q4_0,
-    Q4_1,
-    Q8_0,
-}
+/// The weight formats, as the kernels see them: a GGUF tensor type. Every format is handled
+/// in groups of 32 elements by the SIMD kernels (a quant block; for F32/F16 simply 32
+/// consecutive weights, with a scalar tail when `k` is not a multiple of 32); the formats
+/// without a SIMD kernel of their own (see `has_simd_kernel`) are dequantized a row at a time.
+pub(crate) use crate::gguf::GgmlDType as Format;
 
 /// Elements per SIMD group (= the quant block size).
 pub(crate) const GROUP: usize = 32;
 
-impl Format {
-    fn of(dtype: GgmlDType) -> Result<Format> {
-        #[allow(unreachable_patterns)]
-        Ok(match dtype {
-            GgmlDType::F32 => Format::F32,
-            GgmlDType::F16 => Format::F16,
-            GgmlDType::Q4_0 => Format::Q4_0,
-            GgmlDType::Q4_1 => Format::Q4_1,
-            GgmlDType::Q8_0 => Format::Q8_0,
-            other => crate::bail!(UnsupportedDtype, "no CPU matmul kernel for tensor type {}", other.name()),
-        })
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Format::F32 => "F32",
-            Format::F16 => "F16",
-            Format::Q4_0 => "Q4_0",
-            Format::Q4_1 => "Q4_1",
-            Format::Q8_0 => "Q8_0",
-        }
-    }
-
-    /// Elements per block (ggml's `blck_size`).
-    pub(crate) fn block_size(self) -> usize {
-        match self {
-            Format::F32 | Format::F16 => 1,
-            Format::Q4_0 | Format::Q4_1 | Format::Q8_0 => 32,
-        }
-    }
-
-    /// Bytes per block (ggml's `type_size`).
-    pub(crate) fn block_bytes(self) -> usize {
-        match self {
-            Format::F32 => size_of::<F32Le>(),
-            Format::F16 => size_of::<F16Le>(),
-            Format::Q4_0 => size_of::<BlockQ4_0>(),
-            Format::Q4_1 => size_of::<BlockQ4_1>(),
-            Format::Q8_0 => size_of::<BlockQ8_0>(),
-        }
-    }
-
-    /// Whether the mat-vec kernels want the per-block activation sums.
-    fn wants_xsum(self) -> bool {
-        matches!(self, Format::Q4_0 | Format::Q4_1)
-    }
+/// Whether the mat-vec kernels want the per-block activation sums.
+fn wants_xsum(fmt: Format) -> bool {
+    matches!(fmt, Format::Q4_0 | Format::Q4_1)
 }
 
 fn check(fmt: Format, w: &[u8], n: usize, k: usize, x: &[f32], tokens: usize, y: &[f32]) -> Result<()> {
@@ -250,14 +202,13 @@ impl<'a> Problem<'a> {
         tokens: usize,
         y: &[f32],
     ) -> Result<Self> {
-        let fmt = Format::of(dtype)?;
-        check(fmt, w, n, k, x, tokens, y)?;
-        Ok(Problem::new(fmt, w, n, k, x, tokens))
+        check(dtype, w, n, k, x, tokens, y)?;
+        Ok(Problem::new(dtype, w, n, k, x, tokens))
     }
 
     fn new(fmt: Format, w: &'a [u8], n: usize, k: usize, x: &'a [f32], tokens: usize) -> Self {
         let row_bytes = k / fmt.block_size() * fmt.block_bytes();
-        let xsum = if fmt.wants_xsum() { x.chunks_exact(GROUP).map(|c| c.iter().sum()).collect() } else { Vec::new() };
+        let xsum = if wants_xsum(fmt) { x.chunks_exact(GROUP).map(|c| c.iter().sum()).collect() } else { Vec::new() };
         Problem {
             fmt,
             w,
@@ -268,9 +219,9 @@ impl<'a> Problem<'a> {
             tokens,
             xsum,
             #[cfg(target_arch = "x86_64")]
-            xq: if fmt.wants_xsum() && x86::available() { x86::nibble_x(x) } else { Vec::new() },
+            xq: if wants_xsum(fmt) && x86::available() { x86::nibble_x(x) } else { Vec::new() },
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-            xq: if fmt.wants_xsum() { wasm::nibble_x(x) } else { Vec::new() },
+            xq: if wants_xsum(fmt) { wasm::nibble_x(x) } else { Vec::new() },
         }
     }
 
@@ -281,7 +232,7 @@ impl<'a> Problem<'a> {
         assert!(r0 <= r1 && r1 <= self.n && out.len() == (r1 - r0) * self.tokens);
         assert!(self.w.len() == self.n * self.row_bytes && self.x.len() == self.tokens * self.k);
         assert!(
-            !self.fmt.wants_xsum()
+            !wants_xsum(self.fmt)
                 || (self.xsum.len() == self.tokens * (self.k / GROUP) && self.xq.len() == self.x.len())
         );
     }
@@ -314,14 +265,16 @@ impl<'a> Problem<'a> {
 /// `$kernel::<Block>(args)` for the block type of `$fmt` (see `blocks.rs`), which each SIMD
 /// module gives its own `Block` trait; this is the one place that maps formats to them.
 #[cfg(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128")))]
+/// The other formats run `$otherwise`.
 macro_rules! per_format {
-    ($fmt:expr, $kernel:ident($($arg:expr),*)) => {
+    ($fmt:expr, $kernel:ident($($arg:expr),*), otherwise $otherwise:expr) => {
         match $fmt {
             Format::F32 => $kernel::<GroupF32>($($arg),*),
             Format::F16 => $kernel::<GroupF16>($($arg),*),
             Format::Q4_0 => $kernel::<BlockQ4_0>($($arg),*),
             Format::Q4_1 => $kernel::<BlockQ4_1>($($arg),*),
             Format::Q8_0 => $kernel::<BlockQ8_0>($($arg),*),
+            _ => $otherwise,
         }
     };
 }

@@ -19,7 +19,9 @@ pub(super) fn rows(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
     p.assert_kernel_bounds(r0, r1, out);
     // SAFETY: `rows_impl` reads only inside `p.w`, `p.x`, `p.xq` and `p.xsum`, whose sizes
     // `assert_kernel_bounds` pins down.
-    unsafe { per_format!(p.fmt, rows_impl(p, r0, r1, out)) }
+    // The formats without a kernel here take the scalar reference, which the crate's
+    // `+simd128` build vectorizes.
+    unsafe { per_format!(p.fmt, rows_impl(p, r0, r1, out), otherwise super::scalar::rows(p, r0, r1, out)) }
 }
 
 /// The activations as the Q4 mat-vec wants them. It reads the 16 bytes of nibbles as four

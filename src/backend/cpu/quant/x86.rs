@@ -30,7 +30,14 @@ pub(super) fn rows(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
     p.assert_kernel_bounds(r0, r1, out);
     // SAFETY: the CPU has the features (see above); `rows_impl` reads only inside `p.w`,
     // `p.x`, `p.xq` and `p.xsum`, whose sizes `assert_kernel_bounds` pins down.
-    unsafe { per_format!(p.fmt, rows_impl(p, r0, r1, out)) }
+    unsafe { per_format!(p.fmt, rows_impl(p, r0, r1, out), otherwise rows_dequantized(p, r0, r1, out)) }
+}
+
+/// The formats without a kernel here: the scalar reference's dequantize-a-row-then-dot,
+/// compiled for AVX2 + FMA so that both loops are vectorized 8 wide.
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn rows_dequantized(p: &Problem, r0: usize, r1: usize, out: &mut [f32]) {
+    super::scalar::rows(p, r0, r1, out)
 }
 
 /// The activations as the Q4 mat-vec wants them: per 32-block, `x_i − x_{i+16}/16` for
