@@ -15,25 +15,28 @@ use padlock::ErrorCode;
 use crate::gguf_writer::GgufWriter;
 pub use crate::kernels::{f64_products, random_weights, Rng};
 
-pub const DTYPES: [GgmlDType; 5] = [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
+pub const DTYPES: [GgmlDType; 14] = GgmlDType::ALL;
+
+/// The types the default model holds, which get every shape; the others get a few.
+const DEFAULT_MODEL_DTYPES: [GgmlDType; 5] =
+    [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0];
 
 fn ggml_type(dt: GgmlDType) -> u32 {
-    match dt {
-        GgmlDType::F32 => 0,
-        GgmlDType::F16 => 1,
-        GgmlDType::Q4_0 => 2,
-        GgmlDType::Q4_1 => 3,
-        GgmlDType::Q8_0 => 8,
-    }
+    dt.ggml_type()
 }
 
 /// (rows n, row length k) of the matrices: row counts around and between the kernels'
-/// 8-row and 64-row tiles, lengths of 1 to 48 blocks.
+/// 8-row and 64-row tiles, lengths of 1 to 48 blocks (whole blocks of the type).
 pub fn shapes(dt: GgmlDType) -> Vec<(usize, usize)> {
-    let mut s = vec![(1, 32), (7, 96), (13, 576), (100, 64), (257, 64), (5, 1536), (70, 128)];
+    let mut s = if DEFAULT_MODEL_DTYPES.contains(&dt) {
+        vec![(1, 32), (7, 96), (13, 576), (100, 64), (257, 64), (5, 1536), (70, 128)]
+    } else {
+        vec![(7, 256), (13, 576), (5, 1536), (70, 512)]
+    };
     if dt.block_size() == 1 {
         s.extend([(3, 1), (7, 45), (13, 100), (65, 33)]);
     }
+    s.retain(|&(_, k): &(usize, usize)| k.is_multiple_of(dt.block_size()));
     s
 }
 
@@ -321,7 +324,8 @@ pub async fn top_k_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
 pub async fn lm_head_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec<Output>) {
     let mut rng = Rng(23);
     for dt in DTYPES {
-        for (n, k) in [(257, 64), (100, 64)] {
+        let heads = if DEFAULT_MODEL_DTYPES.contains(&dt) { vec![(257, 64), (100, 64)] } else { vec![(70, 512)] };
+        for (n, k) in heads {
             let name = weight_name(dt, n, k);
             let w = b.load_weight(file, file.tensor(&name).expect("tensor")).expect("load_weight");
             for rows in [1, 2, 3, 5] {

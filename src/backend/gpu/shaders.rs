@@ -44,9 +44,18 @@ pub(crate) fn format_defines(dtype: GgmlDType) -> &'static [&'static str] {
     match dtype {
         GgmlDType::F32 => &["F32", "FLOAT"],
         GgmlDType::F16 => &["F16", "FLOAT"],
-        GgmlDType::Q4_0 => &["Q4_0", "BLOCKS", "NIBBLES"],
-        GgmlDType::Q4_1 => &["Q4_1", "BLOCKS", "NIBBLES"],
+        GgmlDType::BF16 => &["BF16", "FLOAT"],
+        GgmlDType::Q4_0 => &["Q4_0", "BLOCKS", "NIBBLES", "CENTRED"],
+        GgmlDType::Q4_1 => &["Q4_1", "BLOCKS", "NIBBLES", "MIN"],
+        GgmlDType::IQ4_NL => &["IQ4_NL", "BLOCKS", "NIBBLES"],
+        GgmlDType::Q5_0 => &["Q5_0", "BLOCKS", "FIVE_BITS", "CENTRED"],
+        GgmlDType::Q5_1 => &["Q5_1", "BLOCKS", "FIVE_BITS", "MIN"],
         GgmlDType::Q8_0 => &["Q8_0", "BLOCKS"],
+        GgmlDType::Q2_K => &["Q2_K", "SUPER"],
+        GgmlDType::Q3_K => &["Q3_K", "SUPER"],
+        GgmlDType::Q4_K => &["Q4_K", "SUPER", "SCALE_MIN_K4"],
+        GgmlDType::Q5_K => &["Q5_K", "SUPER", "SCALE_MIN_K4"],
+        GgmlDType::Q6_K => &["Q6_K", "SUPER"],
     }
 }
 
@@ -257,8 +266,7 @@ mod tests {
 
     #[test]
     fn every_variant_preprocesses_and_declares_its_bindings() {
-        let formats =
-            [GgmlDType::F32, GgmlDType::F16, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q8_0].map(format_defines);
+        let formats = GgmlDType::ALL.map(format_defines);
         let mut variants = vec![
             Variant::new("attention.wgsl").value("HEAD_DIM", 64),
             Variant::new("elementwise.wgsl").flag("ADD"),

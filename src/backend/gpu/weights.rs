@@ -1,7 +1,7 @@
 //! Weights on the GPU: the GGUF bytes, uploaded once into a few large buffers and never
-//! dequantized. Q4_1, F16 and F32 are kept byte for byte; Q4_0 (18-byte blocks) and Q8_0
-//! (34-byte blocks) get two bytes of padding per block so that every block starts on a
-//! 4-byte word (WGSL reads words), which is the layout `weights.wgsl` decodes.
+//! dequantized. Formats whose blocks are a whole number of 4-byte words are kept byte for
+//! byte; the others get two bytes of padding per block (see [`padding`]) so that every
+//! block starts on a word (WGSL reads words), which is the layout `weights.wgsl` decodes.
 //!
 //! Consecutive weights share a buffer (a chunk), so Q/K/V or gate/up can be multiplied in
 //! one dispatch that binds the chunk once; a weight too large for a chunk gets its own
@@ -28,35 +28,43 @@ pub struct GpuWeight {
     pub(crate) word: u32,
 }
 
+/// For the formats whose blocks are not a whole number of words: (block bytes, where in the
+/// block two zero bytes go). After a leading f16 scale where one leads (so that the quants
+/// start on a word), at the end otherwise.
+fn padding(dtype: GgmlDType) -> Option<(usize, usize)> {
+    match dtype {
+        GgmlDType::Q4_0 | GgmlDType::Q5_0 | GgmlDType::Q8_0 | GgmlDType::IQ4_NL => Some((dtype.block_bytes(), 2)),
+        GgmlDType::Q3_K | GgmlDType::Q6_K => Some((dtype.block_bytes(), dtype.block_bytes())),
+        _ => None,
+    }
+}
+
 /// The GPU layout of a GGUF tensor's bytes (see the module comment).
 pub(crate) fn repack(dtype: GgmlDType, bytes: &[u8]) -> Cow<'_, [u8]> {
-    let pad_blocks = |block: usize| -> Cow<'_, [u8]> {
-        let mut out = Vec::with_capacity(bytes.len() / block * (block + 2));
-        for b in bytes.chunks_exact(block) {
-            out.extend_from_slice(&b[..2]);
-            out.extend_from_slice(&[0, 0]);
-            out.extend_from_slice(&b[2..]);
+    match padding(dtype) {
+        Some((block, at)) => {
+            let mut out = Vec::with_capacity(bytes.len() / block * (block + 2));
+            for b in bytes.chunks_exact(block) {
+                out.extend_from_slice(&b[..at]);
+                out.extend_from_slice(&[0, 0]);
+                out.extend_from_slice(&b[at..]);
+            }
+            Cow::Owned(out)
         }
-        Cow::Owned(out)
-    };
-    match dtype {
-        GgmlDType::Q4_0 => pad_blocks(18),
-        GgmlDType::Q8_0 => pad_blocks(34),
-        _ if !bytes.len().is_multiple_of(4) => {
+        None if !bytes.len().is_multiple_of(4) => {
             let mut v = bytes.to_vec();
             v.resize(bytes.len().div_ceil(4) * 4, 0);
             Cow::Owned(v)
         }
-        _ => Cow::Borrowed(bytes),
+        None => Cow::Borrowed(bytes),
     }
 }
 
 /// Bytes `repack` makes of `n_bytes` of a `dtype` tensor, as the store places them (16-aligned).
 pub(crate) fn packed_len(dtype: GgmlDType, n_bytes: usize) -> u64 {
-    let n = match dtype {
-        GgmlDType::Q4_0 => n_bytes / 18 * 20,
-        GgmlDType::Q8_0 => n_bytes / 34 * 36,
-        _ => n_bytes.div_ceil(4) * 4,
+    let n = match padding(dtype) {
+        Some((block, _)) => n_bytes / block * (block + 2),
+        None => n_bytes.div_ceil(4) * 4,
     };
     (n as u64).div_ceil(16) * 16
 }
@@ -134,10 +142,21 @@ mod tests {
         let q41: Vec<u8> = (0..40).collect();
         assert!(matches!(repack(GgmlDType::Q4_1, &q41), Cow::Borrowed(_)));
         assert_eq!(repack(GgmlDType::F16, &[1, 2, 3, 4, 5, 6]).len(), 8);
-        for (dt, bytes) in
-            [(GgmlDType::Q8_0, &q8[..]), (GgmlDType::Q4_0, &q4[..]), (GgmlDType::F16, &[1u8, 2, 3, 4, 5, 6][..])]
-        {
+        let q6k: Vec<u8> = (0..420).map(|i| i as u8).collect();
+        let r = repack(GgmlDType::Q6_K, &q6k);
+        assert_eq!((r.len(), &r[208..214], &r[422..424]), (424, &[208u8, 209, 0, 0, 210, 211][..], &[0u8, 0][..]));
+        for (dt, bytes) in [
+            (GgmlDType::Q8_0, &q8[..]),
+            (GgmlDType::Q4_0, &q4[..]),
+            (GgmlDType::F16, &[1u8, 2, 3, 4, 5, 6][..]),
+            (GgmlDType::Q6_K, &q6k[..]),
+        ] {
             assert_eq!(packed_len(dt, bytes.len()), (repack(dt, bytes).len() as u64).div_ceil(16) * 16);
+        }
+        // Every format's GPU block is a whole number of words.
+        for dt in GgmlDType::ALL {
+            let block = padding(dt).map_or(dt.block_bytes(), |(b, _)| b + 2);
+            assert!(block.is_multiple_of(4) || dt.block_size() == 1, "{}", dt.name());
         }
     }
 }
