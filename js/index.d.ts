@@ -88,8 +88,12 @@ export interface EngineOptions {
   model: ModelSource;
   /** The file's SHA-256 (hex): checked before use (MODEL_INTEGRITY otherwise) and the key it is kept under. */
   sha256?: string;
-  /** 'auto' (default): WebGPU when the browser has an adapter, else the CPU. */
+  /** 'auto' (default): WebGPU when the browser has an adapter (and reads the model), else the CPU. */
   backend?: 'auto' | 'webgpu' | 'cpu';
+  /** The longest conversation, in tokens, to plan memory for (default: the model's context, at most 4096): the
+   * model's header is read first and the load refused before the weights download (MEMORY_LIMIT) when its weights
+   * and the keys and values of this many tokens do not fit. */
+  contextLength?: number;
   onProgress?: (progress: Progress) => void;
   /** Ask the browser not to evict the kept model (navigator.storage.persist()); default true. */
   persist?: boolean;
@@ -181,7 +185,7 @@ export class Engine {
   load(
     source: ModelSource,
     onProgress?: (progress: Progress) => void,
-    options?: { backend?: EngineOptions['backend']; sha256?: string },
+    options?: { backend?: EngineOptions['backend']; sha256?: string; contextLength?: number },
   ): Promise<{ info: Info; bytes: number; loadMs: number; cached: boolean }>;
   info(): Promise<Info>;
   /** Frees the caches the last chat turn kept (the next turn prefills its whole prompt). */

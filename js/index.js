@@ -38,10 +38,11 @@ export class PadlockError extends Error {
  * Starts the engine's worker and loads a model. `options`: { model (a URL, or an ArrayBuffer /
  * Uint8Array / Blob / File), sha256 (checked before use; the key the model is kept under),
  * backend ('auto' | 'webgpu' | 'cpu'), onProgress({ phase, loaded, total, fraction }),
- * persist (ask the browser not to evict the kept model; default true) }.
+ * persist (ask the browser not to evict the kept model; default true), contextLength (the
+ * context to plan memory for; see Engine.load) }.
  */
 export async function createEngine(options = {}) {
-  const { model, sha256, backend = 'auto', onProgress = () => {}, persist = true, ...rest } = options;
+  const { model, sha256, backend = 'auto', contextLength, onProgress = () => {}, persist = true, ...rest } = options;
   const unknown = Object.keys(rest);
   if (unknown.length) throw new PadlockError({ code: 'INVALID_ARGUMENT', message: `createEngine: unknown option ${unknown.map((k) => JSON.stringify(k)).join(', ')}` });
   if (model === undefined) throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'createEngine: `model` (a URL or the file\'s bytes) is required' });
@@ -50,7 +51,7 @@ export async function createEngine(options = {}) {
   }
   const engine = new Engine();
   try {
-    await engine.load(model, onProgress, { backend, sha256 });
+    await engine.load(model, onProgress, { backend, sha256, contextLength });
   } catch (e) {
     engine.terminate();
     throw e;
@@ -168,10 +169,17 @@ export class Engine {
    * { phase: 'download' | 'load', fraction (0..1), loaded, total }.
    * options.backend: 'auto' (default: WebGPU when the browser has an adapter, else the CPU),
    * 'webgpu' (rejects with GPU_UNAVAILABLE without one) or 'cpu'.
+   * options.contextLength: the longest conversation, in tokens, to plan memory for (default:
+   * the model's context, at most 4096). The model's header is read first (for a URL, as the
+   * first megabytes arrive) and the load refused there, before the weights are downloaded,
+   * with the typed error loading would give (UNSUPPORTED_DTYPE, UNSUPPORTED_ARCHITECTURE, …),
+   * MEMORY_LIMIT when the weights and the keys and values of that context do not fit in
+   * WebAssembly's memory, or GPU_LIMITS when 'webgpu' was asked for and a tensor does not fit
+   * the GPU's largest binding.
    * Resolves to { info, bytes, loadMs }; info.backend is 'webgpu' or 'cpu', and
    * info.backendNotice says why the CPU runs when 'auto' could not use WebGPU.
    */
-  async load(source, onProgress = () => {}, { backend = 'auto', sha256 } = {}) {
+  async load(source, onProgress = () => {}, { backend = 'auto', sha256, contextLength } = {}) {
     const onEvent = (m) => {
       if (m.type === 'progress') onProgress({ phase: m.phase, fraction: m.fraction, loaded: m.loaded, total: m.total });
     };
@@ -193,9 +201,12 @@ export class Engine {
     if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(String(sha256))) {
       throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'sha256: 64 hexadecimal digits' });
     }
+    if (contextLength !== undefined && !(Number.isInteger(contextLength) && contextLength > 0)) {
+      throw new PadlockError({ code: 'INVALID_ARGUMENT', message: 'contextLength: a positive whole number of tokens' });
+    }
     this.loaded = false;
-    this.lastLoad = payload.url ? { url: payload.url, backend, sha256 } : null;
-    const r = await this.#call('load', { ...payload, backend, sha256 }, onEvent, transfer);
+    this.lastLoad = payload.url ? { url: payload.url, backend, sha256, contextLength } : null;
+    const r = await this.#call('load', { ...payload, backend, sha256, contextLength }, onEvent, transfer);
     this.loaded = true;
     this.lastInfo = r.info;
     return r;

@@ -30,7 +30,7 @@
 
 // Static imports, so that bundlers (Vite, webpack 5, esbuild) follow them and copy the wasm
 // file that padlock.js finds with `new URL('padlock_bg.wasm', import.meta.url)`.
-import init, { Runtime, Memory } from './padlock.js';
+import init, { Runtime, Memory, inspectModel } from './padlock.js';
 import { MODEL_CACHE, modelKey } from './models.js';
 
 let runtime = null; // the loaded Runtime
@@ -82,14 +82,66 @@ const LOAD_HEADROOM = 256 * 1024 ** 2;
 function checkModelFits(bytes, what) {
   const room = WASM_MEMORY_LIMIT - baseMemoryBytes - LOAD_HEADROOM;
   if (bytes > room) {
-    const mb = (n) => Math.round(n / 1024 ** 2);
     throw new CodedError('MEMORY_LIMIT', `${what} is ${mb(bytes)} MB; WebAssembly's memory holds at most about ${mb(room)} MB `
       + 'of model beside what answering needs, so it cannot load here; nothing was changed');
   }
 }
 
-/** Streams `url` into one Uint8Array, reporting { phase: 'download', loaded, total, fraction }. */
-async function download(url, progress) {
+const mb = (n) => Math.round(n / 1024 ** 2);
+
+/** How much of a file is read for its header first; a longer header is read in doubling steps. */
+const HEADER_PROBE = 4 * 1024 ** 2;
+/** The context planned for when the page does not say (capped by the model's own). */
+const DEFAULT_CONTEXT = 4096;
+
+/**
+ * Checks a model from the header at the start of `prefix` (a file of `fileLength` bytes): that
+ * padlock reads it (the typed errors loading gives), and that its weights and the keys and
+ * values of `contextLength` positions fit in wasm memory, and its largest tensor in one
+ * WebGPU binding when the page asked for WebGPU. Resolves to the summary, or to null when the
+ * prefix ends inside the header (read more and ask again).
+ */
+async function checkHeader(prefix, fileLength, { contextLength, backend }, what) {
+  let summary;
+  try {
+    summary = inspectModel(prefix, fileLength);
+  } catch (e) {
+    if (e?.code === 'GGUF_TRUNCATED' && prefix.length < fileLength) return null;
+    throw e;
+  }
+  const positions = Math.min(contextLength || DEFAULT_CONTEXT, summary.contextLength);
+  const kv = summary.kvBytesPerPosition * positions;
+  const room = WASM_MEMORY_LIMIT - baseMemoryBytes - LOAD_HEADROOM;
+  if (fileLength + kv > room) {
+    throw new CodedError('MEMORY_LIMIT', `${what} needs ${mb(fileLength)} MB for its weights and ${mb(kv)} MB for the keys `
+      + `and values of a ${positions}-token context; WebAssembly's memory holds about ${mb(room)} MB here, so it `
+      + 'cannot load (a shorter contextLength, or a smaller model, may fit); nothing was changed');
+  }
+  if (backend === 'webgpu' && self.navigator?.gpu) {
+    const adapter = await self.navigator.gpu.requestAdapter().catch(() => null);
+    const limit = adapter ? Math.min(adapter.limits.maxStorageBufferBindingSize, adapter.limits.maxBufferSize) : Infinity;
+    if (summary.largestTensorBytes > limit) {
+      throw new CodedError('GPU_LIMITS', `${what} has a tensor of ${mb(summary.largestTensorBytes)} MB; this GPU binds at `
+        + `most ${mb(limit)} MB at once (use the CPU backend); nothing was changed`);
+    }
+  }
+  return summary;
+}
+
+/** `checkHeader` on a whole file the page gave (reading as little of it as the header needs). */
+async function checkFileHeader(bytes, plan, what) {
+  for (let n = HEADER_PROBE; ; n *= 2) {
+    const summary = await checkHeader(bytes.subarray(0, Math.min(n, bytes.length)), bytes.length, plan, what);
+    if (summary) return summary;
+  }
+}
+
+/**
+ * Streams `url` into one Uint8Array, reporting { phase: 'download', loaded, total, fraction }.
+ * Its header is checked (`checkHeader`) as soon as it has arrived, and the download stopped
+ * there when the model cannot run here.
+ */
+async function download(url, progress, plan) {
   let resp;
   try {
     resp = await fetch(url, { credentials: 'same-origin', cache: 'no-store' });
@@ -109,6 +161,8 @@ async function download(url, progress) {
   const chunks = [];
   let loaded = 0;
   let lastReport = 0;
+  // With a known length, the header is checked once the first HEADER_PROBE bytes are in.
+  let headerAt = total > 0 ? Math.min(HEADER_PROBE, total) : Infinity;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -120,6 +174,10 @@ async function download(url, progress) {
     loaded += value.length;
     try {
       checkModelFits(loaded, `the model at ${url}`);
+      if (out && loaded >= headerAt) {
+        const summary = await checkHeader(out.subarray(0, loaded), total, plan, `the model at ${url}`);
+        headerAt = summary ? Infinity : Math.min(2 * headerAt, total);
+      }
     } catch (e) {
       reader.cancel().catch(() => {});
       throw e;
@@ -167,7 +225,7 @@ function isQuotaError(e) {
  * is checked too (a damaged one is dropped and fetched again). A full quota rejects with
  * QUOTA_EXCEEDED and keeps what was already stored.
  */
-async function cachedDownload(url, sha256, progress) {
+async function cachedDownload(url, sha256, progress, plan) {
   const key = modelKey({ url, sha256 });
   const cache = self.caches ? await self.caches.open(MODEL_CACHE).catch(() => null) : null;
   const hit = cache ? await cache.match(key).catch(() => null) : null;
@@ -181,7 +239,7 @@ async function cachedDownload(url, sha256, progress) {
       await cache.delete(key).catch(() => {});
     }
   }
-  const bytes = await download(url, progress);
+  const bytes = await download(url, progress, plan);
   await verify(bytes, sha256, progress);
   if (cache) {
     const headers = { 'Content-Type': 'application/octet-stream', 'X-Padlock-Url': url, 'X-Padlock-Sha256': sha256 || '' };
@@ -235,6 +293,7 @@ async function handle(msg, reply) {
       try {
         const progress = (p) => reply({ type: 'progress', ...p });
         const { Runtime } = await ensureWasm();
+        const plan = { contextLength: msg.contextLength, backend: msg.backend || 'auto' };
         let bytes;
         let cached = false;
         if (msg.bytes) {
@@ -242,8 +301,9 @@ async function handle(msg, reply) {
           checkModelFits(bytes.length, 'the model file');
           await verify(bytes, msg.sha256, progress);
         } else {
-          ({ bytes, cached } = await cachedDownload(msg.url, msg.sha256, progress));
+          ({ bytes, cached } = await cachedDownload(msg.url, msg.sha256, progress, plan));
         }
+        await checkFileHeader(bytes, plan, msg.bytes ? 'the model file' : `the model at ${msg.url}`);
         if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
         progress({ phase: 'load', fraction: 0, loaded: 0, total: bytes.length });
         const t0 = performance.now();

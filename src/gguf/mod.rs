@@ -147,6 +147,22 @@ impl fmt::Debug for GgufFile {
 impl GgufFile {
     /// Parses and validates a whole GGUF file held in memory.
     pub fn parse(data: Arc<Vec<u8>>) -> Result<Self> {
+        let len = data.len();
+        Self::parse_with_length(data, len)
+    }
+
+    /// Parses the header (metadata and tensor table) from the first bytes of a file of
+    /// `file_len` bytes, checking every tensor against that length: what is known before
+    /// the weights are downloaded. A prefix that ends inside the header is `GGUF_TRUNCATED`.
+    /// The result has no tensor data: only `model::inspect` uses it, and never asks for any.
+    pub(crate) fn parse_header(prefix: Arc<Vec<u8>>, file_len: usize) -> Result<Self> {
+        if prefix.len() > file_len {
+            crate::bail!(InvalidArgument, "a header of {} bytes from a file of {file_len}", prefix.len());
+        }
+        Self::parse_with_length(prefix, file_len)
+    }
+
+    fn parse_with_length(data: Arc<Vec<u8>>, file_len: usize) -> Result<Self> {
         let buf: &[u8] = &data;
         if buf.is_empty() {
             return Err(Error::new(ErrorCode::GgufEmpty, "the model file is empty (0 bytes)"));
@@ -211,7 +227,7 @@ impl GgufFile {
         let data_start = align_up(r.pos, alignment)
             .ok_or_else(|| Error::new(ErrorCode::GgufTensorOutOfBounds, "data section offset overflows"))?;
 
-        let tensors = place_tensors(raw, data_start, alignment, buf.len())?;
+        let tensors = place_tensors(raw, data_start, alignment, file_len)?;
         Ok(GgufFile { data, version, alignment, metadata, metadata_index, tensors, tensor_index })
     }
 

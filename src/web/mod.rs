@@ -104,6 +104,20 @@ struct LoadOptions {
     backend: BackendChoice,
 }
 
+/// `inspectModel(prefix, fileLength)`: what a model file needs, from its first bytes (the
+/// header; a few MB), before the rest is downloaded: `{ architecture, parameters, weightBytes,
+/// largestTensorBytes, contextLength, kvBytesPerPosition, tensorTypes }` (`model::inspect`).
+/// Rejects as loading would for the header (`UNSUPPORTED_DTYPE`, …), with `GGUF_TRUNCATED`
+/// when the prefix ends inside the header.
+#[wasm_bindgen(js_name = inspectModel)]
+pub fn inspect_model(prefix: Vec<u8>, file_length: f64) -> Result<JsValue, JsValue> {
+    if !(file_length.is_finite() && file_length >= 0.0 && file_length <= usize::MAX as f64) {
+        return Err(js_error(Error::new(ErrorCode::InvalidArgument, format!("file length {file_length}"))));
+    }
+    let summary = crate::model::inspect::inspect(prefix, file_length as usize).map_err(js_error)?;
+    to_js(&summary)
+}
+
 #[wasm_bindgen]
 pub struct Runtime {
     pub(crate) inner: Rc<Inner>,
@@ -176,10 +190,17 @@ impl Runtime {
         if wanted != BackendChoice::Cpu {
             #[cfg(feature = "gpu")]
             match GpuBackend::new().await {
-                Ok(gpu) => {
-                    let engine = Engine::load(gpu, bytes.clone(), &mut progress).map_err(js_error)?;
-                    return Ok(Runtime::new(AnyEngine::Gpu(Box::new(engine)), None));
-                }
+                Ok(gpu) => match Engine::load(gpu, bytes.clone(), &mut progress) {
+                    Ok(engine) => return Ok(Runtime::new(AnyEngine::Gpu(Box::new(engine)), None)),
+                    // What this GPU cannot hold (or read) the CPU may: auto still runs the model.
+                    Err(e)
+                        if wanted == BackendChoice::Auto
+                            && matches!(e.code, ErrorCode::UnsupportedDtype | ErrorCode::GpuLimits) =>
+                    {
+                        notice = Some(format!("{}; running on the CPU", e.message))
+                    }
+                    Err(e) => return Err(js_error(e)),
+                },
                 Err(e) if wanted == BackendChoice::Auto => notice = Some(format!("{}; running on the CPU", e.message)),
                 Err(e) => return Err(js_error(e)),
             }
