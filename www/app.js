@@ -11,6 +11,7 @@ import { setupConversationList } from './conversation-list.js';
 import { setupCompare } from './compare.js';
 import { renderTokens } from './explanation.js';
 import { setupOffline } from './offline.js';
+import { setupKeptModels } from './kept-models.js';
 
 const DEFAULT_MODEL = '/models/SmolLM2-135M-Instruct.Q4_1.gguf';
 // Set once the person agreed to download the model (a later visit loads it without asking).
@@ -177,6 +178,7 @@ async function loadModel(source, label) {
     showNotice(r.info?.backendNotice);
     privacy.modelLoaded();
     setState('ready');
+    keptModels.refresh();
     el.prompt.focus();
     return r.info;
   } catch (err) {
@@ -289,6 +291,14 @@ async function openStore() {
     return null;
   }
 }
+
+const keptModels = setupKeptModels({
+  list: $('kept-models'),
+  status: $('kept-models-status'),
+  load: (url, name) => { app.ready = loadModel(url, name).catch(() => null); },
+  busy: () => app.state === 'loading' || app.state === 'generating',
+});
+keptModels.refresh();
 
 setState('idle');
 app.modelUrl = modelFromQuery();

@@ -5,11 +5,11 @@
 // It also tells the pages how many requests went past it (the page's and the model worker's),
 // for the privacy counter.
 
-const SHELL_CACHE = 'padlock-demo-shell-v1';
+const SHELL_CACHE = 'padlock-demo-shell-v2';
 const SHELL = [
   './', 'index.html', 'style.css', 'app.js', 'chat.js', 'compare.js', 'completion.js', 'conversation-list.js',
-  'conversations.js', 'explanation.js', 'export-file.js', 'memory-panel.js', 'offline.js', 'privacy.js',
-  'suggestions.js',
+  'conversations.js', 'explanation.js', 'export-file.js', 'kept-models.js', 'memory-panel.js', 'offline.js',
+  'privacy.js', 'suggestions.js',
   '../pkg/index.js', '../pkg/models.js', '../pkg/worker.js', '../pkg/padlock.js', '../pkg/padlock_bg.wasm',
 ].map((path) => new URL(path, self.location.href).href);
 const SHELL_PATHS = new Set(SHELL.map((href) => new URL(href).pathname));

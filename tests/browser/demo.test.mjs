@@ -177,3 +177,18 @@ test('Stop ends a running answer early', { timeout: GEN_TIMEOUT_MS + 30_000 }, a
   assert.ok(r.result.count > 0 && r.result.count < 256, `tokens: ${r.result.count}`);
   assert.match(r.stats, /stopped/);
 });
+
+test('the models kept on this device are listed, and one loads again from there without a download', { timeout: LOAD_TIMEOUT_MS + 30_000 }, async () => {
+  const { page } = env;
+  await page.click('#model-source summary');
+  const item = page.locator('#kept-models li', { hasText: 'SmolLM2-135M-Instruct.Q4_1.gguf' });
+  await item.waitFor({ timeout: 10_000 });
+  assert.match(await item.textContent(), /\(\d+ MB\)/);
+  const since = Date.now();
+  await item.getByRole('button', { name: /^Use / }).click();
+  await page.waitForFunction(() => document.body.dataset.state === 'ready' && /Ready/.test(document.getElementById('status').textContent),
+    null, { timeout: LOAD_TIMEOUT_MS, polling: 250 });
+  assert.match(await page.textContent('#status'), /from this device's cache/);
+  const fetched = pageRequests.filter((r) => r.t >= since && r.url.endsWith(MODEL_URL));
+  assert.deepEqual(fetched, [], 'loading a kept model fetched it again');
+});
