@@ -9,6 +9,9 @@
 #                PAD's decode cost (1 and 4 preferences vs plain) natively and in Chromium,
 #                time to first token over a chat's turns with the caches kept and not,
 #                and the WebGPU backend against the CPU backend (natively and in Chromium)
+#   make test-models  the default model requantized by llama.cpp into every tensor type, each
+#                checked against llama.cpp's greedy answers and an exact float64 pass, on the CPU
+#                and the GPU backend (scripts/test-models.sh; builds llama-cpp-python once, ~20 min)
 #   make heads   the value heads in heads/ (scripts/train-heads.sh; long, CPU-heavy)
 #   make eval    the evaluation in EVAL.md (scripts/eval.sh; hours on 2 cores, resumable)
 #
@@ -37,7 +40,7 @@ NATIVE_PROFILE ?= release
 NATIVE_DIR := target/$(NATIVE_PROFILE)
 E2E_TESTS ?= $(wildcard tests/browser/*.test.mjs)
 
-.PHONY: all setup lint native native-test wasm-test pkg package consumer serve demo e2e test soak bench bench-native bench-browser bench-pad bench-chat bench-gpu heads eval clean-pkg help
+.PHONY: test-models all setup lint native native-test wasm-test pkg package consumer serve demo e2e test soak bench bench-native bench-browser bench-pad bench-chat bench-gpu heads eval clean-pkg help
 
 all: help
 
@@ -46,6 +49,9 @@ help:
 
 setup:
 	scripts/setup.sh
+
+test-models:
+	scripts/test-models.sh
 
 # Formatting, clippy (native and wasm32, warnings are errors), the code-shape limits and the
 # module layering (no import circles).

@@ -5,6 +5,7 @@
 //
 //   node scripts/bench-browser.mjs [--tokens 128] [--only padlock|wllama] [--prompt "..."] [--warmup 8]
 //                                  [--order wllama,padlock] [--no-webgpu] [--backends cpu,webgpu]
+//                                  [--model /models/quant/SmolLM2-135M-Instruct.Q4_K_M.gguf]
 // --backends: padlock's backends to run, in order (default cpu); webgpu runs on SwiftShader here.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -43,6 +44,7 @@ try {
   if (opt('warmup')) params.set('warmup', opt('warmup'));
   if (opt('order')) params.set('order', opt('order'));
   if (opt('backends')) params.set('backends', opt('backends'));
+  if (opt('model')) params.set('model', opt('model'));
   if (args.includes('--wllama-log')) params.set('wllama_log', '1');
   await page.goto(`${server.url}/www/bench.html?${params}`);
   await page.waitForFunction(() => window.benchResult || window.benchError, null, { timeout: timeoutS * 1000, polling: 500 });

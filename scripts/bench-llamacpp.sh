@@ -23,9 +23,13 @@ if [[ ! -x "$BENCH" ]]; then
   [[ -f "$CACHE/llama_cpp_python-0.3.36.tar.gz" ]] ||
     python3 -m pip download --no-deps --no-build-isolation -d "$CACHE" llama-cpp-python==0.3.36
   [[ -d "$SRC" ]] || tar -xzf "$CACHE/llama_cpp_python-0.3.36.tar.gz" -C "$CACHE"
+  # AVX-512 only where the CPU has it: a build with it dies with SIGILL elsewhere (seen on an
+  # AMD EPYC VM with AVX2 only).
+  avx512=OFF
+  grep -qw avx512f /proc/cpuinfo && avx512=ON
   cmake -S "$SRC" -B "$SRC/build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=OFF \
-    -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=ON \
-    -DGGML_AVX512_VNNI=ON -DGGML_AVX512_VBMI=ON -DGGML_AVX_VNNI=ON \
+    -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=$avx512 \
+    -DGGML_AVX512_VNNI=$avx512 -DGGML_AVX512_VBMI=$avx512 -DGGML_AVX_VNNI=$avx512 \
     -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF \
     -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
   cmake --build "$SRC/build" --target llama-bench -j "$(nproc)"
