@@ -88,8 +88,7 @@ pub fn matmul(dtype: GgmlDType, w: &[u8], n: usize, k: usize, x: &[f32], tokens:
 ///
 /// `out.len()` must be `bytes.len() / block_bytes · block_size` and `bytes` a whole number
 /// of blocks. The result is bit-for-bit ggml's (`d·q`, `d·q + m`, exact f16 → f32).
-pub fn dequantize_row(dtype: GgmlDType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
-    let fmt = dtype;
+pub fn dequantize_row(fmt: GgmlDType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
     let (bs, bb) = (fmt.block_size(), fmt.block_bytes());
     if !bytes.len().is_multiple_of(bb) {
         crate::bail!(

@@ -99,7 +99,7 @@ fn dequantize_k(fmt: Format, bytes: &[u8], out: &mut [f32]) {
                 // Sub-block i (16 weights): bits 2·(i/2 mod 4) of qs[32·(i/8) + 16·(i mod 2) ..][..16].
                 for (i, o) in o.chunks_exact_mut(16).enumerate() {
                     let (dl, ml) = (d * (b.scales[i] & 0x0f) as f32, dmin * (b.scales[i] >> 4) as f32);
-                    let (q, shift) = (&b.qs[32 * (i / 8) + 16 * (i % 2)..][..16], 2 * (i / 2 % 4));
+                    let (q, shift) = two_bit_quants(&b.qs, i);
                     for (o, &q) in o.iter_mut().zip(q) {
                         *o = dl * ((q >> shift) & 3) as f32 - ml;
                     }
@@ -112,7 +112,7 @@ fn dequantize_k(fmt: Format, bytes: &[u8], out: &mut [f32]) {
                 // Sub-block i as in Q2_K, its third bit in bit i/2 of hmask[16·(i mod 2) ..][..16].
                 for (i, o) in o.chunks_exact_mut(16).enumerate() {
                     let dl = d * (q3k_scale(&b.scales, i) - 32) as f32;
-                    let (q, shift) = (&b.qs[32 * (i / 8) + 16 * (i % 2)..][..16], 2 * (i / 2 % 4));
+                    let (q, shift) = two_bit_quants(&b.qs, i);
                     let hm = &b.hmask[16 * (i % 2)..][..16];
                     for ((o, &q), &h) in o.iter_mut().zip(q).zip(hm) {
                         let high_clear = (h >> (i / 2)) & 1 == 0;
@@ -126,9 +126,7 @@ fn dequantize_k(fmt: Format, bytes: &[u8], out: &mut [f32]) {
                 let (d, dmin) = (b.d.get(), b.dmin.get());
                 // Sub-block i (32 weights): the low (i even) or high nibbles of qs[32·(i/2) ..][..32].
                 for (i, o) in o.chunks_exact_mut(32).enumerate() {
-                    let (sc, m) = k4_scale_min(&b.scales, i);
-                    let (dl, ml) = (d * sc as f32, dmin * m as f32);
-                    let (q, shift) = (&b.qs[32 * (i / 2)..][..32], 4 * (i % 2));
+                    let (dl, ml, q, shift) = k4_sub_block(d, dmin, &b.scales, &b.qs, i);
                     for (o, &q) in o.iter_mut().zip(q) {
                         *o = dl * ((q >> shift) & 0x0f) as f32 - ml;
                     }
@@ -140,9 +138,7 @@ fn dequantize_k(fmt: Format, bytes: &[u8], out: &mut [f32]) {
                 let (d, dmin) = (b.d.get(), b.dmin.get());
                 // As Q4_K, with the fifth bit of weight l of sub-block i in bit i of qh[l].
                 for (i, o) in o.chunks_exact_mut(32).enumerate() {
-                    let (sc, m) = k4_scale_min(&b.scales, i);
-                    let (dl, ml) = (d * sc as f32, dmin * m as f32);
-                    let (q, shift) = (&b.qs[32 * (i / 2)..][..32], 4 * (i % 2));
+                    let (dl, ml, q, shift) = k4_sub_block(d, dmin, &b.scales, &b.qs, i);
                     for ((o, &q), &h) in o.iter_mut().zip(q).zip(&b.qh) {
                         let q = ((q >> shift) & 0x0f) + if (h >> i) & 1 == 1 { 16 } else { 0 };
                         *o = dl * q as f32 - ml;
@@ -213,6 +209,20 @@ fn five_bits(q: u8, qh: u32, j: usize) -> (u32, u32) {
     let lo = (q & 0x0f) as u32 | (((qh >> j) << 4) & 0x10);
     let hi = (q >> 4) as u32 | ((qh >> (j + 12)) & 0x10);
     (lo, hi)
+}
+
+/// Q2_K/Q3_K sub-block `i` (16 weights): its 16 bytes of `qs` and the shift of its 2 bits.
+#[inline(always)]
+fn two_bit_quants(qs: &[u8; 64], i: usize) -> (&[u8], usize) {
+    (&qs[32 * (i / 8) + 16 * (i % 2)..][..16], 2 * (i / 2 % 4))
+}
+
+/// Q4_K/Q5_K sub-block `i` (32 weights): its scale `d·s` and offset `dmin·m`, its 32 bytes of
+/// `qs` and the shift of its nibble (low for even i).
+#[inline(always)]
+fn k4_sub_block<'a>(d: f32, dmin: f32, scales: &[u8; 12], qs: &'a [u8; 128], i: usize) -> (f32, f32, &'a [u8], usize) {
+    let (sc, m) = k4_scale_min(scales, i);
+    (d * sc as f32, dmin * m as f32, &qs[32 * (i / 2)..][..32], 4 * (i % 2))
 }
 
 /// Sub-block `i`'s 6-bit scale and minimum in Q4_K/Q5_K's 12 packed bytes: for i < 4 the low
