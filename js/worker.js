@@ -78,9 +78,14 @@ const WASM_MEMORY_LIMIT = 4 * 1024 ** 3;
 /** What a loaded model needs beyond its file before its first answer (caches, activations). */
 const LOAD_HEADROOM = 256 * 1024 ** 2;
 
+/** What wasm memory can give a model file beside what is there and what answering needs. */
+function wasmRoom() {
+  return WASM_MEMORY_LIMIT - baseMemoryBytes - LOAD_HEADROOM;
+}
+
 /** Rejects with MEMORY_LIMIT, before a byte is copied, a model file the wasm memory cannot hold. */
 function checkModelFits(bytes, what) {
-  const room = WASM_MEMORY_LIMIT - baseMemoryBytes - LOAD_HEADROOM;
+  const room = wasmRoom();
   if (bytes > room) {
     throw new CodedError('MEMORY_LIMIT', `${what} is ${mb(bytes)} MB; WebAssembly's memory holds at most about ${mb(room)} MB `
       + 'of model beside what answering needs, so it cannot load here; nothing was changed');
@@ -111,7 +116,7 @@ async function checkHeader(prefix, fileLength, { contextLength, backend }, what)
   }
   const positions = Math.min(contextLength || DEFAULT_CONTEXT, summary.contextLength);
   const kv = summary.kvBytesPerPosition * positions;
-  const room = WASM_MEMORY_LIMIT - baseMemoryBytes - LOAD_HEADROOM;
+  const room = wasmRoom();
   if (fileLength + kv > room) {
     throw new CodedError('MEMORY_LIMIT', `${what} needs ${mb(fileLength)} MB for its weights and ${mb(kv)} MB for the keys `
       + `and values of a ${positions}-token context; WebAssembly's memory holds about ${mb(room)} MB here, so it `
@@ -138,8 +143,8 @@ async function checkFileHeader(bytes, plan, what) {
 
 /**
  * Streams `url` into one Uint8Array, reporting { phase: 'download', loaded, total, fraction }.
- * Its header is checked (`checkHeader`) as soon as it has arrived, and the download stopped
- * there when the model cannot run here.
+ * Its header is checked (`checkHeader`) as soon as it has arrived (with an unknown length, at
+ * the end), and the download stopped there when the model cannot run here.
  */
 async function download(url, progress, plan) {
   let resp;
@@ -154,6 +159,7 @@ async function download(url, progress, plan) {
   if (!resp.body) {
     const buf = new Uint8Array(await resp.arrayBuffer());
     progress({ phase: 'download', loaded: buf.length, total: buf.length, fraction: 1 });
+    await checkFileHeader(buf, plan, `the model at ${url}`);
     return buf;
   }
   const reader = resp.body.getReader();
@@ -161,8 +167,10 @@ async function download(url, progress, plan) {
   const chunks = [];
   let loaded = 0;
   let lastReport = 0;
-  // With a known length, the header is checked once the first HEADER_PROBE bytes are in.
+  // With a known length, the header is checked once the first HEADER_PROBE bytes are in;
+  // without one, when the whole file is.
   let headerAt = total > 0 ? Math.min(HEADER_PROBE, total) : Infinity;
+  let header = null;
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
@@ -174,9 +182,9 @@ async function download(url, progress, plan) {
     loaded += value.length;
     try {
       checkModelFits(loaded, `the model at ${url}`);
-      if (out && loaded >= headerAt) {
-        const summary = await checkHeader(out.subarray(0, loaded), total, plan, `the model at ${url}`);
-        headerAt = summary ? Infinity : Math.min(2 * headerAt, total);
+      if (!header && out && loaded >= headerAt) {
+        header = await checkHeader(out.subarray(0, loaded), total, plan, `the model at ${url}`);
+        headerAt = Math.min(2 * headerAt, total);
       }
     } catch (e) {
       reader.cancel().catch(() => {});
@@ -196,6 +204,7 @@ async function download(url, progress, plan) {
     out = out.subarray(0, loaded);
   }
   progress({ phase: 'download', loaded, total: loaded, fraction: 1 });
+  if (!header) await checkFileHeader(out, plan, `the model at ${url}`);
   return out;
 }
 
@@ -303,7 +312,8 @@ async function handle(msg, reply) {
         } else {
           ({ bytes, cached } = await cachedDownload(msg.url, msg.sha256, progress, plan));
         }
-        await checkFileHeader(bytes, plan, msg.bytes ? 'the model file' : `the model at ${msg.url}`);
+        // A download checked the header as it arrived; bytes from the page or the cache here.
+        if (msg.bytes || cached) await checkFileHeader(bytes, plan, msg.bytes ? 'the model file' : `the model at ${msg.url}`);
         if (runtime) { try { runtime.free?.(); } catch {} runtime = null; }
         progress({ phase: 'load', fraction: 0, loaded: 0, total: bytes.length });
         const t0 = performance.now();
