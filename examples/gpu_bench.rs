@@ -98,7 +98,12 @@ mod bench {
             time(&b, &format!("silu_mul 1536 ×{tokens}"), || b.silu_mul(&f, &f).expect("silu"), read);
             time(&b, &format!("add 576 ×{tokens}"), || b.add(&x, &x).expect("add"), read);
             let seg = [Segment { start: 0, n_tokens: tokens }];
-            time(&b, &format!("rope 9 heads ×{tokens}"), || b.rope(&h, 9, &seg, 100000.0).expect("rope"), read);
+            time(
+                &b,
+                &format!("rope 9 heads ×{tokens}"),
+                || b.rope(&h, 9, &seg, &padlock::backend::Rope::plain(100000.0)).expect("rope"),
+                read,
+            );
             let logits = b.matmul(&x, &emb).expect("head");
             let top = LogitsWanted::Top { k: 10, also: vec![] };
             time(

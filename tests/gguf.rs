@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use gguf_writer::{enc_str, mini_llama, model_bytes, GgufWriter, V};
+use padlock::backend::Rope;
 use padlock::gguf::{GgmlDType, GgufFile, MetaValue};
 use padlock::model::config::LlamaConfig;
 use padlock::{Error, ErrorCode};
@@ -101,17 +102,20 @@ fn real_model_config() {
     assert_eq!(
         c,
         LlamaConfig {
+            architecture: "llama".into(),
             n_layers: 30,
             hidden: 576,
             ffn: 1536,
             n_heads: 9,
             n_kv_heads: 3,
             head_dim: 64,
-            rope_theta: 100000.0,
+            rope: Rope::plain(100000.0),
             rms_eps: c.rms_eps,
             vocab_size: 49152,
             context_length: 8192,
             tied_embeddings: true,
+            qkv_bias: false,
+            qk_norm: false,
         }
     );
     assert!((c.rms_eps - 1e-5).abs() < 1e-9);
@@ -193,7 +197,7 @@ fn synthetic_model_parses_and_configures() {
     assert_eq!(g.tensors().len(), 2 + 2 * 9);
     let c = LlamaConfig::from_gguf(&g).unwrap();
     assert_eq!((c.n_layers, c.hidden, c.ffn, c.n_heads, c.n_kv_heads, c.head_dim), (2, 64, 96, 4, 2, 16));
-    assert_eq!((c.vocab_size, c.context_length, c.rope_theta), (32, 256, 10000.0));
+    assert_eq!((c.vocab_size, c.context_length, &c.rope), (32, 256, &Rope::plain(10000.0)));
     assert!(c.tied_embeddings);
     assert_eq!(
         g.metadata("general.languages"),
@@ -216,7 +220,7 @@ fn synthetic_model_parses_and_configures() {
         w.tensor(&format!("blk.{i}.attn_v.weight"), &[64, 64], 3);
     }
     let c = LlamaConfig::from_gguf(&parse(&w.to_bytes()).unwrap()).unwrap();
-    assert_eq!((c.n_kv_heads, c.rope_theta, c.vocab_size), (4, 10000.0, 32));
+    assert_eq!((c.n_kv_heads, c.rope.theta, c.vocab_size), (4, 10000.0, 32));
 }
 
 /// Every cut of the real file is an error with the right code, and never a panic.

@@ -77,10 +77,43 @@ pub(crate) fn host_matrix_bytes(data: &[f32], rows: usize, cols: usize) -> Resul
     Ok(data.iter().flat_map(|v| v.to_le_bytes()).collect())
 }
 
-/// RoPE's frequencies base^(−2i/d) for the pairs i of a head, as llama.cpp computes them.
-/// Every backend takes its angles from these two functions, so they agree exactly.
-pub fn rope_frequencies(head_dim: usize, theta: f32) -> Vec<f32> {
-    (0..head_dim / 2).map(|i| libm::powf(theta, -2.0 * i as f32 / head_dim as f32)).collect()
+/// Which two elements of a head one rotary pair rotates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RopePairs {
+    /// Elements 2i and 2i+1: GGUF `llama` files (the converter permuted Q and K for this).
+    Adjacent,
+    /// Elements i and i + head_dim/2: GPT-NeoX's layout, kept by Qwen's files.
+    Halves,
+}
+
+/// How a model rotates its queries and keys: pair i turns by position · frequency(i), where
+/// frequency(i) = theta^(−2i/d) / factors[i] · scale, as llama.cpp computes it (`factors`:
+/// Llama 3's per-pair `rope_freqs.weight`; `scale`: linear RoPE scaling, 1 / factor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rope {
+    pub theta: f32,
+    pub scale: f32,
+    pub factors: Option<Vec<f32>>,
+    pub pairs: RopePairs,
+}
+
+impl Rope {
+    /// Base `theta`, adjacent pairs, no scaling: the original Llama's RoPE.
+    pub fn plain(theta: f32) -> Rope {
+        Rope { theta, scale: 1.0, factors: None, pairs: RopePairs::Adjacent }
+    }
+
+    /// The frequency of each of a head's `head_dim / 2` pairs. Every backend takes its
+    /// angles from this and `rope_sin_cos`, so they agree exactly.
+    pub fn frequencies(&self, head_dim: usize) -> Vec<f32> {
+        (0..head_dim / 2)
+            .map(|i| {
+                let base = libm::powf(self.theta, -2.0 * i as f32 / head_dim as f32);
+                let factor = self.factors.as_ref().and_then(|f| f.get(i)).copied().unwrap_or(1.0);
+                base / factor * self.scale
+            })
+            .collect()
+    }
 }
 
 /// `(sin, cos)` of the angle pos · freq.
@@ -129,7 +162,8 @@ pub trait Backend {
     /// Rows of the embedding table for `ids`: `[ids.len(), hidden]`.
     fn embed(&self, table: &Self::Weight, ids: &[u32]) -> Result<Self::Tensor>;
 
-    /// Root-mean-square normalisation of each row, scaled by `weight`.
+    /// Root-mean-square normalisation, scaled by `weight`, of each run of `weight`'s length in
+    /// a row: the whole row, or each head of a row of heads (Qwen3's per-head Q/K norm).
     fn rms_norm(&self, x: &Self::Tensor, weight: &Self::Weight, eps: f32) -> Result<Self::Tensor>;
 
     /// `x · Wᵀ`: `[rows, k] × [n, k]ᵀ → [rows, n]`.
@@ -150,9 +184,9 @@ pub trait Backend {
         self.matmul(x, w)
     }
 
-    /// Rotary position embedding, GGUF (interleaved pairs) convention, applied to each of
+    /// Rotary position embedding (`rope` says which pairs, how fast) applied to each of
     /// `n_heads` heads of each row; the row's position comes from its segment.
-    fn rope(&self, x: &Self::Tensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<Self::Tensor>;
+    fn rope(&self, x: &Self::Tensor, n_heads: usize, segments: &[Segment], rope: &Rope) -> Result<Self::Tensor>;
 
     /// Appends this step's keys and values to each sequence's cache at layer `layer`, then
     /// computes causal grouped-query attention of `q` over each sequence's cache.
@@ -174,6 +208,9 @@ pub trait Backend {
 
     /// `a + b`, element-wise.
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+
+    /// `x` with the vector `bias` (an F32 weight as long as a row) added to every row.
+    fn add_bias(&self, x: &Self::Tensor, bias: &Self::Weight) -> Result<Self::Tensor>;
 
     /// The given rows of `x`, in order (e.g. the last token of each sequence).
     fn select_rows(&self, x: &Self::Tensor, rows: &[usize]) -> Result<Self::Tensor>;

@@ -1,7 +1,9 @@
-//! The Llama hyper-parameters, read from GGUF metadata and checked against the tensor table,
-//! so that the forward pass can index tensors without checking anything itself.
+//! The hyper-parameters of a Llama-family model (`llama`, `qwen2`, `qwen3`), read from GGUF
+//! metadata and checked against the tensor table, so that the forward pass can index tensors
+//! without checking anything itself. The families differ in a few switches (biases, per-head
+//! Q/K norms, RoPE's pairs and frequencies), not in the forward pass.
 
-use crate::backend::AttentionShape;
+use crate::backend::{AttentionShape, Rope, RopePairs};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile};
 
@@ -10,20 +12,30 @@ const MAX_LAYERS: usize = 1 << 12;
 const MAX_DIM: usize = 1 << 20;
 const MAX_CONTEXT: usize = 1 << 24;
 
+/// The architectures (`general.architecture`) the one forward pass runs.
+pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
+    /// `general.architecture`, one of [`ARCHITECTURES`]; metadata keys start with it.
+    pub architecture: String,
     pub n_layers: usize,
     pub hidden: usize,
     pub ffn: usize,
     pub n_heads: usize,
     pub n_kv_heads: usize,
+    /// Query/key width of one head: hidden / heads unless the file says otherwise (Qwen3).
     pub head_dim: usize,
-    pub rope_theta: f32,
+    pub rope: Rope,
     pub rms_eps: f32,
     pub vocab_size: usize,
     pub context_length: usize,
     /// True when there is no `output.weight` (the LM head reuses `token_embd.weight`).
     pub tied_embeddings: bool,
+    /// Q, K and V have biases (`attn_{q,k,v}.bias`: Qwen2).
+    pub qkv_bias: bool,
+    /// Each head of Q and K is RMS-normed before RoPE (`attn_{q,k}_norm`: Qwen3).
+    pub qk_norm: bool,
 }
 
 fn config_err(msg: String) -> Error {
@@ -63,52 +75,57 @@ impl LlamaConfig {
 
     pub fn from_gguf(g: &GgufFile) -> Result<Self> {
         let arch = g.meta_str("general.architecture")?;
-        if arch != "llama" {
+        if !ARCHITECTURES.contains(&arch) {
             return Err(Error::new(
                 ErrorCode::UnsupportedArchitecture,
-                format!("model architecture {arch:?} is not supported; only \"llama\" is"),
+                format!("model architecture {arch:?} is not supported; supported: {}", ARCHITECTURES.join(", ")),
             ));
         }
-
-        let n_layers = read_size(g, "llama.block_count", MAX_LAYERS)?;
-        let hidden = read_size(g, "llama.embedding_length", MAX_DIM)?;
-        let ffn = read_size(g, "llama.feed_forward_length", MAX_DIM)?;
-        let n_heads = read_size(g, "llama.attention.head_count", MAX_DIM)?;
-        let n_kv_heads = optional_size(g, "llama.attention.head_count_kv", MAX_DIM)?.unwrap_or(n_heads);
-        let context_length = read_size(g, "llama.context_length", MAX_CONTEXT)?;
-        let (rope_theta, rms_eps) = read_norm_constants(g)?;
-        let head_dim = read_head_dim(g, hidden, n_heads, n_kv_heads)?;
-        let vocab_size = read_vocab_size(g)?;
+        let key = |k: &str| format!("{arch}.{k}");
+        let n_layers = read_size(g, &key("block_count"), MAX_LAYERS)?;
+        let hidden = read_size(g, &key("embedding_length"), MAX_DIM)?;
+        let ffn = read_size(g, &key("feed_forward_length"), MAX_DIM)?;
+        let n_heads = read_size(g, &key("attention.head_count"), MAX_DIM)?;
+        let n_kv_heads = optional_size(g, &key("attention.head_count_kv"), MAX_DIM)?.unwrap_or(n_heads);
+        let context_length = read_size(g, &key("context_length"), MAX_CONTEXT)?;
+        let head_dim = read_head_dim(g, arch, hidden, n_heads, n_kv_heads)?;
+        let rms_eps = read_rms_eps(g, arch)?;
+        let pairs = if arch == "llama" { RopePairs::Adjacent } else { RopePairs::Halves };
+        let rope = read_rope(g, arch, head_dim, pairs)?;
+        let vocab_size = read_vocab_size(g, arch)?;
         let config = LlamaConfig {
+            architecture: arch.to_string(),
             n_layers,
             hidden,
             ffn,
             n_heads,
             n_kv_heads,
             head_dim,
-            rope_theta,
+            rope,
             rms_eps,
             vocab_size,
             context_length,
             tied_embeddings: g.tensor("output.weight").is_none(),
+            qkv_bias: arch == "qwen2" || g.tensor("blk.0.attn_q.bias").is_some(),
+            qk_norm: arch == "qwen3",
         };
         config.check_tensors(g)?;
         Ok(config)
     }
 
-    /// Every tensor the forward pass indexes exists with the shape (and, for norms, the type)
-    /// this configuration implies.
+    /// Every tensor the forward pass indexes exists with the shape (and, for norms and biases,
+    /// the type) this configuration implies.
     fn check_tensors(&self, g: &GgufFile) -> Result<()> {
         let (hidden, ffn, vocab_size) = (self.hidden, self.ffn, self.vocab_size);
         let q_dim = self.n_heads * self.head_dim;
         let kv_dim = self.n_kv_heads * self.head_dim;
-        let check = |name: &str, expected: &[usize], norm: bool| -> Result<()> {
+        let check = |name: &str, expected: &[usize], vector: bool| -> Result<()> {
             let t = g.tensor(name).ok_or_else(|| config_err(format!("tensor {name:?} is missing")))?;
             if t.dims != expected {
                 return Err(config_err(format!("tensor {name:?} has shape {:?}, expected {expected:?}", t.dims)));
             }
-            if norm && t.dtype != GgmlDType::F32 {
-                return Err(config_err(format!("norm tensor {name:?} is {}, expected F32", t.dtype.name())));
+            if vector && t.dtype != GgmlDType::F32 {
+                return Err(config_err(format!("tensor {name:?} is {}, expected F32", t.dtype.name())));
             }
             Ok(())
         };
@@ -124,6 +141,15 @@ impl LlamaConfig {
             check(&format!("blk.{i}.attn_k.weight"), &[hidden, kv_dim], false)?;
             check(&format!("blk.{i}.attn_v.weight"), &[hidden, kv_dim], false)?;
             check(&format!("blk.{i}.attn_output.weight"), &[q_dim, hidden], false)?;
+            if self.qkv_bias {
+                check(&format!("blk.{i}.attn_q.bias"), &[q_dim], true)?;
+                check(&format!("blk.{i}.attn_k.bias"), &[kv_dim], true)?;
+                check(&format!("blk.{i}.attn_v.bias"), &[kv_dim], true)?;
+            }
+            if self.qk_norm {
+                check(&format!("blk.{i}.attn_q_norm.weight"), &[self.head_dim], true)?;
+                check(&format!("blk.{i}.attn_k_norm.weight"), &[self.head_dim], true)?;
+            }
             check(&format!("blk.{i}.ffn_norm.weight"), &[hidden], true)?;
             check(&format!("blk.{i}.ffn_gate.weight"), &[hidden, ffn], false)?;
             check(&format!("blk.{i}.ffn_up.weight"), &[hidden, ffn], false)?;
@@ -133,38 +159,89 @@ impl LlamaConfig {
     }
 }
 
-/// RoPE's base frequency (10000 when absent) and the RMS norm's epsilon.
-fn read_norm_constants(g: &GgufFile) -> Result<(f32, f32)> {
-    let rope_theta = match g.metadata("llama.rope.freq_base") {
-        None => 10000.0,
-        Some(_) => g.meta_f32("llama.rope.freq_base")?,
-    };
-    if !(rope_theta.is_finite() && rope_theta > 0.0) {
-        return Err(config_err(format!("llama.rope.freq_base = {rope_theta} must be a positive number")));
-    }
-    let rms_eps = g.meta_f32("llama.attention.layer_norm_rms_epsilon")?;
+/// The RMS norm's epsilon.
+fn read_rms_eps(g: &GgufFile, arch: &str) -> Result<f32> {
+    let key = format!("{arch}.attention.layer_norm_rms_epsilon");
+    let rms_eps = g.meta_f32(&key)?;
     if !(rms_eps.is_finite() && rms_eps > 0.0 && rms_eps < 1.0) {
-        return Err(config_err(format!("llama.attention.layer_norm_rms_epsilon = {rms_eps} must be in (0, 1)")));
+        return Err(config_err(format!("{key} = {rms_eps} must be in (0, 1)")));
     }
-    Ok((rope_theta, rms_eps))
+    Ok(rms_eps)
 }
 
-/// hidden / heads, checked against the head counts and any rotary or key/value width the file states.
-fn read_head_dim(g: &GgufFile, hidden: usize, n_heads: usize, n_kv_heads: usize) -> Result<usize> {
-    if !hidden.is_multiple_of(n_heads) {
-        return Err(config_err(format!("embedding_length {hidden} is not divisible by head_count {n_heads}")));
+/// RoPE: the base frequency (10000 when absent), linear scaling (`rope.scaling.factor`, or the
+/// older `rope.scale_linear`), and Llama 3's per-pair factors (`rope_freqs.weight`). Other
+/// scaling types (YaRN, LongRoPE) change more than the frequencies and are refused.
+fn read_rope(g: &GgufFile, arch: &str, head_dim: usize, pairs: RopePairs) -> Result<Rope> {
+    let positive = |key: String, default: f32| -> Result<f32> {
+        let v = match g.metadata(&key) {
+            None => return Ok(default),
+            Some(_) => g.meta_f32(&key)?,
+        };
+        if !(v.is_finite() && v > 0.0) {
+            return Err(config_err(format!("{key} = {v} must be a positive number")));
+        }
+        Ok(v)
+    };
+    let theta = positive(format!("{arch}.rope.freq_base"), 10000.0)?;
+    let scaling_key = format!("{arch}.rope.scaling.type");
+    if let Some(kind) = g.metadata(&scaling_key) {
+        let kind =
+            g.meta_str(&scaling_key).map_err(|_| config_err(format!("{scaling_key} is not a string: {kind:?}")))?;
+        if !matches!(kind, "none" | "linear") {
+            return Err(config_err(format!("{scaling_key} = {kind:?} is not supported; only linear RoPE scaling is")));
+        }
     }
-    let head_dim = hidden / n_heads;
+    let factor = positive(format!("{arch}.rope.scale_linear"), 1.0)?;
+    let factor = positive(format!("{arch}.rope.scaling.factor"), factor)?;
+    let factors = match g.tensor("rope_freqs.weight") {
+        None => None,
+        Some(t) => {
+            if t.dims != [head_dim / 2] || t.dtype != GgmlDType::F32 {
+                return Err(config_err(format!(
+                    "tensor \"rope_freqs.weight\" is {} {:?}, expected F32 [{}]",
+                    t.dtype.name(),
+                    t.dims,
+                    head_dim / 2
+                )));
+            }
+            // Empty when only the header was read (`inspect`), which needs no frequencies.
+            let values: Vec<f32> =
+                g.tensor_data(t).chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+            if values.iter().any(|v| !(v.is_finite() && *v > 0.0)) {
+                return Err(config_err(
+                    "tensor \"rope_freqs.weight\" holds a value that is not a positive number".into(),
+                ));
+            }
+            Some(values)
+        }
+    };
+    Ok(Rope { theta, scale: 1.0 / factor, factors, pairs })
+}
+
+/// The width of a head's queries and keys: `attention.key_length` where the file gives it
+/// (Qwen3: 128 with hidden 1024 and 16 heads), else hidden / heads; checked against the head
+/// counts and any rotary or value width the file states.
+fn read_head_dim(g: &GgufFile, arch: &str, hidden: usize, n_heads: usize, n_kv_heads: usize) -> Result<usize> {
+    let key_length = optional_size(g, &format!("{arch}.attention.key_length"), MAX_DIM)?;
+    let head_dim = match key_length {
+        Some(k) => k,
+        None if hidden.is_multiple_of(n_heads) => hidden / n_heads,
+        None => {
+            return Err(config_err(format!("embedding_length {hidden} is not divisible by head_count {n_heads}")));
+        }
+    };
     if !head_dim.is_multiple_of(2) {
         return Err(config_err(format!("head dimension {head_dim} must be even for RoPE")));
     }
     if n_kv_heads > n_heads || !n_heads.is_multiple_of(n_kv_heads) {
         return Err(config_err(format!("head_count {n_heads} is not a multiple of head_count_kv {n_kv_heads}")));
     }
-    // Models whose rotary or key/value width differs from hidden/heads need a different
-    // forward pass; refuse them here rather than compute garbage.
-    for key in ["llama.rope.dimension_count", "llama.attention.key_length", "llama.attention.value_length"] {
-        if let Some(v) = optional_size(g, key, MAX_DIM)? {
+    // Models that rotate part of a head, or whose values are another width than their keys,
+    // need a different forward pass; refuse them here rather than compute garbage.
+    for key in ["rope.dimension_count", "attention.value_length"] {
+        let key = format!("{arch}.{key}");
+        if let Some(v) = optional_size(g, &key, MAX_DIM)? {
             if v != head_dim {
                 return Err(config_err(format!(
                     "{key} = {v} differs from the head dimension {head_dim}; not supported"
@@ -175,8 +252,8 @@ fn read_head_dim(g: &GgufFile, hidden: usize, n_heads: usize, n_kv_heads: usize)
     Ok(head_dim)
 }
 
-/// `llama.vocab_size`, or the embedding table's second dimension when the file does not say.
-fn read_vocab_size(g: &GgufFile) -> Result<usize> {
+/// `{arch}.vocab_size`, or the embedding table's second dimension when the file does not say.
+fn read_vocab_size(g: &GgufFile, arch: &str) -> Result<usize> {
     let embd =
         g.tensor("token_embd.weight").ok_or_else(|| config_err("tensor \"token_embd.weight\" is missing".into()))?;
     if embd.dims.len() != 2 {
@@ -185,8 +262,9 @@ fn read_vocab_size(g: &GgufFile) -> Result<usize> {
             embd.dims
         )));
     }
-    match g.metadata("llama.vocab_size") {
+    let key = format!("{arch}.vocab_size");
+    match g.metadata(&key) {
         None => size_in_range("token_embd.weight dims[1]", embd.dims[1] as u64, MAX_DIM),
-        Some(_) => read_size(g, "llama.vocab_size", MAX_DIM),
+        Some(_) => read_size(g, &key, MAX_DIM),
     }
 }

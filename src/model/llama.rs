@@ -1,5 +1,6 @@
 //! The Llama forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or
-//! separate LM head), written once against `Backend`.
+//! separate LM head), written once against `Backend`; Qwen2's Q/K/V biases and Qwen3's
+//! per-head Q/K norms are optional steps of it.
 
 use crate::backend::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::Result;
@@ -11,6 +12,10 @@ struct Layer<W> {
     wq: W,
     wk: W,
     wv: W,
+    /// Biases added to Q, K and V (Qwen2).
+    qkv_bias: Option<[W; 3]>,
+    /// RMS norms of each head of Q and of K, before RoPE (Qwen3).
+    qk_norm: Option<[W; 2]>,
     wo: W,
     ffn_norm: W,
     gate: W,
@@ -84,6 +89,16 @@ pub enum Logits {
 
 /// A weight with a NaN or infinite value would turn every answer into NaN logits: the load
 /// fails instead, naming the tensor.
+/// The N results of a call that returns one per input, as an array.
+fn exactly<W, const N: usize>(ws: Vec<W>) -> Result<[W; N]> {
+    ws.try_into()
+        .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "a backend returned the wrong number of results"))
+}
+
+fn one<W>(ws: Vec<W>) -> Result<W> {
+    exactly::<W, 1>(ws).map(|[w]| w)
+}
+
 fn check_finite(file: &GgufFile, info: &TensorInfo) -> Result<()> {
     if let Some(at) = info.dtype.first_non_finite(file.tensor_data(info)) {
         let what = if info.dtype.block_size() == 1 { "element" } else { "block" };
@@ -103,7 +118,8 @@ impl<B: Backend> Llama<B> {
     pub fn load(backend: B, file: &GgufFile, progress: &mut dyn FnMut(f32)) -> Result<Self> {
         let config = LlamaConfig::from_gguf(file)?;
         // `from_gguf` has checked that every tensor named here exists with the right shape.
-        let total = 2 + 9 * config.n_layers;
+        let per_layer = 9 + 3 * config.qkv_bias as usize + 2 * config.qk_norm as usize;
+        let total = 2 + per_layer * config.n_layers + !config.tied_embeddings as usize;
         let mut loaded = 0usize;
         // Weights by name; a list is loaded together (Q/K/V and gate/up, see `load_weights`).
         let mut load = |names: &[String]| -> Result<Vec<B::Weight>> {
@@ -126,25 +142,30 @@ impl<B: Backend> Llama<B> {
             progress(loaded as f32 / total as f32);
             Ok(ws)
         };
-        let embedding = load(&["token_embd.weight".into()])?.remove(0);
-        let output_norm = load(&["output_norm.weight".into()])?.remove(0);
+        let embedding = one(load(&["token_embd.weight".into()])?)?;
+        let output_norm = one(load(&["output_norm.weight".into()])?)?;
         let mut layers = Vec::with_capacity(config.n_layers);
         for i in 0..config.n_layers {
-            let mut group = |ts: &[&str]| load(&ts.iter().map(|t| format!("blk.{i}.{t}.weight")).collect::<Vec<_>>());
-            let attn_norm = group(&["attn_norm"])?.remove(0);
-            let mut qkv = group(&["attn_q", "attn_k", "attn_v"])?.into_iter();
-            let (wq, wk, wv) = (qkv.next(), qkv.next(), qkv.next());
-            let wo = group(&["attn_output"])?.remove(0);
-            let ffn_norm = group(&["ffn_norm"])?.remove(0);
-            let mut gate_up = group(&["ffn_gate", "ffn_up"])?.into_iter();
-            let (gate, up) = (gate_up.next(), gate_up.next());
-            let down = group(&["ffn_down"])?.remove(0);
-            let (Some(wq), Some(wk), Some(wv), Some(gate), Some(up)) = (wq, wk, wv, gate, up) else {
-                crate::bail!(Backend, "a weight group did not load");
+            let mut group = |ts: &[&str]| -> Result<Vec<B::Weight>> {
+                load(&ts.iter().map(|t| format!("blk.{i}.{t}")).collect::<Vec<_>>())
             };
-            layers.push(Layer { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
+            let attn_norm = one(group(&["attn_norm.weight"])?)?;
+            let [wq, wk, wv] = exactly(group(&["attn_q.weight", "attn_k.weight", "attn_v.weight"])?)?;
+            let qkv_bias = match config.qkv_bias {
+                true => Some(exactly(group(&["attn_q.bias", "attn_k.bias", "attn_v.bias"])?)?),
+                false => None,
+            };
+            let qk_norm = match config.qk_norm {
+                true => Some(exactly(group(&["attn_q_norm.weight", "attn_k_norm.weight"])?)?),
+                false => None,
+            };
+            let wo = one(group(&["attn_output.weight"])?)?;
+            let ffn_norm = one(group(&["ffn_norm.weight"])?)?;
+            let [gate, up] = exactly(group(&["ffn_gate.weight", "ffn_up.weight"])?)?;
+            let down = one(group(&["ffn_down.weight"])?)?;
+            layers.push(Layer { attn_norm, wq, wk, wv, qkv_bias, qk_norm, wo, ffn_norm, gate, up, down });
         }
-        let output = if config.tied_embeddings { None } else { Some(load(&["output.weight".into()])?.remove(0)) };
+        let output = if config.tied_embeddings { None } else { Some(one(load(&["output.weight".into()])?)?) };
         progress(1.0);
         Ok(Llama {
             config,
@@ -341,19 +362,19 @@ impl<B: Backend> Llama<B> {
     ) -> Result<B::Tensor> {
         let (b, cfg) = (&self.backend, &self.config);
         let h = b.rms_norm(&x, &layer.attn_norm, cfg.rms_eps)?;
-        let [q, k, v]: [B::Tensor; 3] = b
-            .matmul_many(&h, &[&layer.wq, &layer.wk, &layer.wv])?
-            .try_into()
-            .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
-        let q = b.rope(&q, cfg.n_heads, segments, cfg.rope_theta)?;
-        let k = b.rope(&k, cfg.n_kv_heads, segments, cfg.rope_theta)?;
+        let [mut q, mut k, mut v] = exactly(b.matmul_many(&h, &[&layer.wq, &layer.wk, &layer.wv])?)?;
+        if let Some([bq, bk, bv]) = &layer.qkv_bias {
+            (q, k, v) = (b.add_bias(&q, bq)?, b.add_bias(&k, bk)?, b.add_bias(&v, bv)?);
+        }
+        if let Some([norm_q, norm_k]) = &layer.qk_norm {
+            (q, k) = (b.rms_norm(&q, norm_q, cfg.rms_eps)?, b.rms_norm(&k, norm_k, cfg.rms_eps)?);
+        }
+        let q = b.rope(&q, cfg.n_heads, segments, &cfg.rope)?;
+        let k = b.rope(&k, cfg.n_kv_heads, segments, &cfg.rope)?;
         let attn = b.attention(i, &q, &k, &v, caches, segments, shape)?;
         x = b.add(&x, &b.matmul(&attn, &layer.wo)?)?;
         let h = b.rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
-        let [gate, up]: [B::Tensor; 2] = b
-            .matmul_many(&h, &[&layer.gate, &layer.up])?
-            .try_into()
-            .map_err(|_| crate::Error::new(crate::ErrorCode::Backend, "matmul_many: wrong count"))?;
+        let [gate, up] = exactly(b.matmul_many(&h, &[&layer.gate, &layer.up])?)?;
         let ffn = b.silu_mul(&gate, &up)?;
         x = b.add(&x, &b.matmul(&ffn, &layer.down)?)?;
         Ok(x)

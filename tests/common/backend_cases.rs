@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use padlock::backend::cpu::quant::dequantize_row;
-use padlock::backend::{AttentionShape, Backend, LogitsWanted, Segment};
+use padlock::backend::{AttentionShape, Backend, LogitsWanted, Rope, RopePairs, Segment};
 use padlock::gguf::{GgmlDType, GgufFile};
 use padlock::ErrorCode;
 
@@ -207,6 +207,21 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
             out.push(Output { name: format!("rms_norm {norm} {rows}x{k}"), values: y, tol });
         }
     }
+    // Per-head norms (a weight of one head's width over rows of heads), and biases.
+    let head_norm = b.load_weight(file, file.tensor("norm.F32.64").expect("norm")).expect("load");
+    for (rows, heads) in [(3, 4), (70, 9)] {
+        let x = rng.vec(rows * heads * 64);
+        let y = read(b, &b.rms_norm(&upload(b, &x, rows, heads * 64), &head_norm, 1e-6).expect("rms_norm")).await;
+        let tol = uniform_tol(&y, 1e-5);
+        out.push(Output { name: format!("rms_norm per head {rows}x{heads}x64"), values: y, tol });
+    }
+    for (rows, k) in [(3, 64), (70, 576), (1, 45)] {
+        let bias = b.load_weight(file, file.tensor(&format!("norm.F32.{k}")).expect("bias")).expect("load");
+        let x = rng.vec(rows * k);
+        let y = read(b, &b.add_bias(&upload(b, &x, rows, k), &bias).expect("add_bias")).await;
+        let tol = uniform_tol(&y, 1e-7);
+        out.push(Output { name: format!("add_bias {rows}x{k}"), values: y, tol });
+    }
     for (heads, head_dim, segments) in [
         (9, 64, vec![Segment { start: 0, n_tokens: 3 }]),
         (
@@ -222,10 +237,15 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
     ] {
         let rows: usize = segments.iter().map(|s| s.n_tokens).sum();
         let x = rng.vec(rows * heads * head_dim);
-        let y =
-            read(b, &b.rope(&upload(b, &x, rows, heads * head_dim), heads, &segments, 100000.0).expect("rope")).await;
-        let tol = uniform_tol(&y, 1e-5);
-        out.push(Output { name: format!("rope {heads}x{head_dim} {segments:?}"), values: y, tol });
+        // Llama's RoPE, and NeoX pairs with Llama 3's per-pair factors and linear scaling.
+        let factors = (0..head_dim / 2).map(|i| 1.0 + (i % 5) as f32).collect();
+        let scaled = Rope { theta: 500000.0, scale: 0.25, factors: Some(factors), pairs: RopePairs::Halves };
+        for rope in [Rope::plain(100000.0), scaled] {
+            let y =
+                read(b, &b.rope(&upload(b, &x, rows, heads * head_dim), heads, &segments, &rope).expect("rope")).await;
+            let tol = uniform_tol(&y, 1e-5);
+            out.push(Output { name: format!("rope {:?} {heads}x{head_dim} {segments:?}", rope.pairs), values: y, tol });
+        }
     }
     for (rows, cols) in [(1, 1536), (3, 100), (70, 576), (1, 1)] {
         let (g, u) = (rng.vec(rows * cols), rng.vec(rows * cols));

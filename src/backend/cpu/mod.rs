@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
-use super::{AttentionShape, Backend, LogitsWanted, Segment};
+use super::{AttentionShape, Backend, LogitsWanted, Rope, RopePairs, Segment};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 pub use kv::CpuKvCache;
@@ -142,15 +142,15 @@ impl Backend for CpuBackend {
     }
 
     fn rms_norm(&self, x: &Tensor, weight: &CpuWeight, eps: f32) -> Result<Tensor> {
-        let mut w = vec![0f32; weight.cols];
-        quant::dequantize_row(weight.dtype, weight.bytes(), &mut w)?;
+        let w = weight_vector(weight)?;
+        let n = w.len();
         with_data(x, |x, rows, cols| {
-            if cols != w.len() {
-                crate::bail!(Backend, "rms_norm: rows of {cols} against a weight of {}", w.len());
+            if n == 0 || !cols.is_multiple_of(n) {
+                crate::bail!(Backend, "rms_norm: rows of {cols} against a weight of {n}");
             }
             let mut out = vec![0f32; x.len()];
-            for (src, dst) in x.chunks_exact(cols).zip(out.chunks_exact_mut(cols)) {
-                let mean_sq = src.iter().map(|v| v * v).sum::<f32>() / cols as f32;
+            for (src, dst) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+                let mean_sq = src.iter().map(|v| v * v).sum::<f32>() / n as f32;
                 let scale = 1.0 / (mean_sq + eps).sqrt();
                 for ((d, s), g) in dst.iter_mut().zip(src).zip(&w) {
                     *d = s * scale * g;
@@ -218,20 +218,28 @@ impl Backend for CpuBackend {
         split(self, x, ws).into_iter().collect()
     }
 
-    fn rope(&self, x: &Tensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<Tensor> {
+    fn rope(&self, x: &Tensor, n_heads: usize, segments: &[Segment], rope: &Rope) -> Result<Tensor> {
         with_data(x, |x, rows, cols| {
             check_rows(rows, segments)?;
+            if n_heads == 0 || !cols.is_multiple_of(n_heads) || !(cols / n_heads).is_multiple_of(2) {
+                crate::bail!(Backend, "rope: {cols} columns in {n_heads} heads");
+            }
             let head_dim = cols / n_heads;
-            let freqs = super::rope_frequencies(head_dim, theta);
+            let half = head_dim / 2;
+            let freqs = rope.frequencies(head_dim);
             let mut out = x.to_vec();
             let positions = segments.iter().flat_map(|s| s.start..s.start + s.n_tokens);
             for (row, pos) in out.chunks_exact_mut(cols).zip(positions) {
                 for (i, &f) in freqs.iter().enumerate() {
                     let (sin, cos) = super::rope_sin_cos(pos, f);
+                    let (ia, ib) = match rope.pairs {
+                        RopePairs::Adjacent => (2 * i, 2 * i + 1),
+                        RopePairs::Halves => (i, i + half),
+                    };
                     for head in row.chunks_exact_mut(head_dim) {
-                        let (a, b) = (head[2 * i], head[2 * i + 1]);
-                        head[2 * i] = a * cos - b * sin;
-                        head[2 * i + 1] = a * sin + b * cos;
+                        let (a, b) = (head[ia], head[ib]);
+                        head[ia] = a * cos - b * sin;
+                        head[ib] = a * sin + b * cos;
                     }
                 }
             }
@@ -318,6 +326,17 @@ impl Backend for CpuBackend {
         (a + b).map_err(backend_err)
     }
 
+    fn add_bias(&self, x: &Tensor, bias: &CpuWeight) -> Result<Tensor> {
+        let bias = weight_vector(bias)?;
+        with_data(x, |x, rows, cols| {
+            if cols != bias.len() {
+                crate::bail!(Backend, "add_bias: rows of {cols} against a bias of {}", bias.len());
+            }
+            let out = x.chunks_exact(cols).flat_map(|row| row.iter().zip(&bias).map(|(v, b)| v + b)).collect();
+            tensor(out, rows, cols)
+        })
+    }
+
     fn select_rows(&self, x: &Tensor, rows: &[usize]) -> Result<Tensor> {
         with_data(x, |x, n_rows, cols| {
             let mut out = Vec::with_capacity(rows.len() * cols);
@@ -338,6 +357,16 @@ impl Backend for CpuBackend {
     async fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
         with_data(x, |x, _, _| Ok(x.to_vec()))
     }
+}
+
+/// A one-row weight (a norm's scale, a bias) as f32 values.
+fn weight_vector(weight: &CpuWeight) -> Result<Vec<f32>> {
+    if weight.rows != 1 {
+        crate::bail!(Backend, "expected a vector, got a {}×{} weight", weight.rows, weight.cols);
+    }
+    let mut w = vec![0f32; weight.cols];
+    quant::dequantize_row(weight.dtype, weight.bytes(), &mut w)?;
+    Ok(w)
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {

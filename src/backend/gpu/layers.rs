@@ -10,26 +10,26 @@ use super::shaders::{format_defines, Variant};
 use super::weights::packed_len;
 use super::{bind_weight, to_u32, GpuBackend, GpuKvCache, GpuTensor, GpuWeight};
 use crate::backend::AttentionShape;
-use crate::backend::{Backend, LogitsWanted, Segment};
+use crate::backend::{Backend, LogitsWanted, Rope, RopePairs, Segment};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 
-/// RoPE angles of the last step, by (segments, head_dim, theta).
+/// RoPE angles of the last step, by (segments, frequencies).
 pub(super) struct RopeMemo {
-    key: (Vec<Segment>, usize, u32),
+    key: (Vec<Segment>, Vec<u32>),
     data: Rc<[u8]>,
 }
 
 impl GpuBackend {
     /// cos, sin of every row's angles, pair by pair, as the rope kernel reads them; kept
     /// while the step repeats (every layer of a step asks for the same table).
-    fn rope_table(&self, segments: &[Segment], head_dim: usize, theta: f32) -> Rc<[u8]> {
-        let key = (segments.to_vec(), head_dim, theta.to_bits());
+    fn rope_table(&self, segments: &[Segment], head_dim: usize, rope: &Rope) -> Rc<[u8]> {
+        let freqs = rope.frequencies(head_dim);
+        let key = (segments.to_vec(), freqs.iter().map(|f| f.to_bits()).collect());
         let mut memo = self.rope_memo.borrow_mut();
         if let Some(m) = memo.as_ref().filter(|m| m.key == key) {
             return m.data.clone();
         }
-        let freqs = crate::backend::rope_frequencies(head_dim, theta);
         let total: usize = segments.iter().map(|s| s.n_tokens).sum();
         let mut bytes = Vec::with_capacity(total * freqs.len() * 8);
         for pos in segments.iter().flat_map(|s| s.start..s.start + s.n_tokens) {
@@ -121,17 +121,19 @@ impl Backend for GpuBackend {
     }
 
     fn rms_norm(&self, x: &GpuTensor, weight: &GpuWeight, eps: f32) -> Result<GpuTensor> {
-        if weight.cols != x.cols || weight.rows != 1 {
+        if weight.cols == 0 || !x.cols.is_multiple_of(weight.cols) || weight.rows != 1 {
             crate::bail!(Backend, "rms_norm: rows of {} against a {}×{} weight", x.cols, weight.rows, weight.cols);
         }
+        // Each run of the weight's length is a row to the kernel (a head, for a per-head norm).
+        let runs = x.rows * (x.cols / weight.cols);
         let out = self.alloc(x.rows, x.cols)?;
-        let p = RmsNormParams { k: to_u32(x.cols, "k")?, rows: to_u32(x.rows, "rows")?, base: weight.word, eps };
+        let p = RmsNormParams { k: to_u32(weight.cols, "k")?, rows: to_u32(runs, "rows")?, base: weight.word, eps };
         let mut v = Variant::new("rms_norm.wgsl").flags(format_defines(weight.dtype));
         let grid = if self.per_thread {
             v = v.flag("ROW_THREAD");
-            self.rec.grid(x.rows.div_ceil(64) as u64)?
+            self.rec.grid(runs.div_ceil(64) as u64)?
         } else {
-            self.rec.grid(x.rows as u64)?
+            self.rec.grid(runs as u64)?
         };
         self.rec.dispatch(&v, &p, &[bind_weight(weight), x.bind(), out.bind()], grid)?;
         Ok(out)
@@ -146,7 +148,7 @@ impl Backend for GpuBackend {
         self.matmul_grouped(x, ws)
     }
 
-    fn rope(&self, x: &GpuTensor, n_heads: usize, segments: &[Segment], theta: f32) -> Result<GpuTensor> {
+    fn rope(&self, x: &GpuTensor, n_heads: usize, segments: &[Segment], rope: &Rope) -> Result<GpuTensor> {
         let total: usize = segments.iter().map(|s| s.n_tokens).sum();
         if total != x.rows {
             crate::bail!(Backend, "batch has {} rows but its segments cover {total}", x.rows);
@@ -155,7 +157,7 @@ impl Backend for GpuBackend {
             crate::bail!(Backend, "rope: {} columns in {n_heads} heads", x.cols);
         }
         let head_dim = x.cols / n_heads;
-        let table = self.rope_table(segments, head_dim, theta);
+        let table = self.rope_table(segments, head_dim, rope);
         let out = self.alloc(x.rows, x.cols)?;
         let grid = self.rec.grid((x.rows * x.cols / 2).div_ceil(256) as u64)?;
         let p = RopeParams {
@@ -164,7 +166,11 @@ impl Backend for GpuBackend {
             rows: to_u32(x.rows, "rows")?,
             ..Default::default()
         };
-        self.rec.dispatch(&Variant::new("rope.wgsl"), &p, &[Bind::Shared(&table), x.bind(), out.bind()], grid)?;
+        let mut v = Variant::new("rope.wgsl");
+        if rope.pairs == RopePairs::Halves {
+            v = v.flag("HALVES");
+        }
+        self.rec.dispatch(&v, &p, &[Bind::Shared(&table), x.bind(), out.bind()], grid)?;
         Ok(out)
     }
 
@@ -187,6 +193,31 @@ impl Backend for GpuBackend {
 
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
         self.elementwise("ADD", a, b)
+    }
+
+    fn add_bias(&self, x: &GpuTensor, bias: &GpuWeight) -> Result<GpuTensor> {
+        if bias.rows != 1 || bias.cols != x.cols || bias.dtype != GgmlDType::F32 {
+            crate::bail!(
+                Backend,
+                "add_bias: rows of {} against a {}×{} {:?} bias",
+                x.cols,
+                bias.rows,
+                bias.cols,
+                bias.dtype
+            );
+        }
+        let out = self.alloc(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
+        let p =
+            ElementwiseParams { n: to_u32(n, "elements")?, cols: to_u32(x.cols, "cols")?, base: bias.word, _pad: 0 };
+        self.rec.dispatch(
+            &Variant::new("elementwise.wgsl").flag("ADD_ROW"),
+            &p,
+            &[x.bind(), bind_weight(bias), out.bind()],
+            grid,
+        )?;
+        Ok(out)
     }
 
     fn select_rows(&self, x: &GpuTensor, rows: &[usize]) -> Result<GpuTensor> {

@@ -66,9 +66,10 @@ kernel_params! {
     /// Mirrors `ElementwiseParams` in elementwise.wgsl.
     ElementwiseParams in "elementwise.wgsl" {
         n: u32,
-        _pad0: u32,
-        _pad1: u32,
-        _pad2: u32,
+        /// ADD_ROW: the row length, and the row vector's first word in its buffer.
+        cols: u32,
+        base: u32,
+        _pad: u32,
     }
 }
 

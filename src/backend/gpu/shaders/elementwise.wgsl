@@ -1,10 +1,11 @@
 // Element-wise ops on two same-shaped tensors. Defines: ADD (a + b) or SILU_MUL
-// (silu(a) · b, the SwiGLU gate).
+// (silu(a) · b, the SwiGLU gate); or ADD_ROW, a + the row vector at word `base` of b (a bias,
+// F32, in a weight buffer) on every row.
 struct ElementwiseParams {
     n: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    cols: u32,
+    base: u32,
+    _pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: ElementwiseParams;
@@ -20,6 +21,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
 #ifdef ADD
     out[i] = a[i] + b[i];
+#endif
+#ifdef ADD_ROW
+    out[i] = a[i] + b[p.base + i % p.cols];
 #endif
 #ifdef SILU_MUL
     let g = a[i];

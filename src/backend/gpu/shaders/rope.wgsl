@@ -1,6 +1,7 @@
-// Rotary position embedding, GGUF's interleaved pairs: for each row, head and pair i,
-// (a, b) ← (a·cos − b·sin, a·sin + b·cos). The angles come from the host (`table`:
-// cos, sin per row and pair, computed exactly as the CPU backend computes them).
+// Rotary position embedding: for each row, head and pair i, (a, b) ← (a·cos − b·sin,
+// a·sin + b·cos), where a, b are a head's elements 2i and 2i+1 (GGUF llama), or with HALVES
+// i and i + head_dim/2 (NeoX, Qwen). The angles come from the host (`table`: cos, sin per
+// row and pair, computed exactly as the CPU backend computes them).
 struct RopeParams {
     cols: u32,
     head_dim: u32,
@@ -22,14 +23,22 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (row >= p.rows) {
         return;
     }
-    let e = 2u * (g % pairs);
     let half = p.head_dim / 2u;
-    let i = (e % p.head_dim) / 2u;
+    let pair = g % pairs;
+    let i = pair % half;
+    let head = row * p.cols + (pair / half) * p.head_dim;
+#ifdef HALVES
+    let ea = head + i;
+    let eb = ea + half;
+#else
+    let ea = head + 2u * i;
+    let eb = ea + 1u;
+#endif
     let cs = row * half + i;
     let c = table[2u * cs];
     let s = table[2u * cs + 1u];
-    let a = x[row * p.cols + e];
-    let b = x[row * p.cols + e + 1u];
-    out[row * p.cols + e] = a * c - b * s;
-    out[row * p.cols + e + 1u] = a * s + b * c;
+    let a = x[ea];
+    let b = x[eb];
+    out[ea] = a * c - b * s;
+    out[eb] = a * s + b * c;
 }
