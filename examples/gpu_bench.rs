@@ -95,7 +95,12 @@ mod bench {
             );
             time(&b, &format!("down 576×1536 ×{tokens}"), || b.matmul(&f, &down).expect("down"), read);
             time(&b, &format!("lm head 49152×576 Q8_0 ×{tokens}"), || b.matmul(&x, &emb).expect("head"), read);
-            time(&b, &format!("silu_mul 1536 ×{tokens}"), || b.silu_mul(&f, &f).expect("silu"), read);
+            time(
+                &b,
+                &format!("silu_mul 1536 ×{tokens}"),
+                || b.glu(&f, &f, padlock::backend::Activation::Silu).expect("silu"),
+                read,
+            );
             time(&b, &format!("add 576 ×{tokens}"), || b.add(&x, &x).expect("add"), read);
             let seg = [Segment { start: 0, n_tokens: tokens }];
             time(

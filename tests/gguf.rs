@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use gguf_writer::{enc_str, mini_llama, model_bytes, GgufWriter, V};
-use padlock::backend::Rope;
+use padlock::backend::{Activation, Rope};
 use padlock::gguf::{GgmlDType, GgufFile, MetaValue};
 use padlock::model::config::LlamaConfig;
 use padlock::{Error, ErrorCode};
@@ -116,9 +116,15 @@ fn real_model_config() {
             tied_embeddings: true,
             qkv_bias: false,
             qk_norm: false,
+            activation: Activation::Silu,
+            embedding_scale: None,
+            post_norms: false,
+            attention_scale: c.attention_scale,
+            window: None,
         }
     );
     assert!((c.rms_eps - 1e-5).abs() < 1e-9);
+    assert_eq!(c.attention_scale, 0.125);
 }
 
 #[test]

@@ -43,15 +43,46 @@ pub struct Segment {
 
 /// The attention heads of a model, as its KV caches and `attention` need them (the model
 /// builds it from its configuration, so the backend does not depend on the model).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AttentionShape {
     pub layers: usize,
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// What scores q·k are multiplied by before the softmax: 1/√head_dim for most models.
+    pub scale: f32,
+    /// Layers that see only the last positions (Gemma 3); `None`: every layer sees them all.
+    pub window: Option<SlidingWindow>,
+}
+
+/// Sliding-window attention as Gemma 3 has it: in each run of `pattern` layers, all but the
+/// last see only the `size` latest positions (the query's own included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlidingWindow {
+    pub size: usize,
+    pub pattern: usize,
+}
+
+/// The activation of a gated feed-forward network: `act(gate) ⊙ up`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SiLU (SwiGLU): Llama, Qwen.
+    Silu,
+    /// GELU, tanh approximation (GeGLU): Gemma.
+    GeluTanh,
 }
 
 impl AttentionShape {
+    /// A model whose every layer sees every position, scores scaled by 1/√head_dim.
+    pub fn full(layers: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Self {
+        AttentionShape { layers, heads, kv_heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window: None }
+    }
+
+    /// How many of the latest positions `layer` sees, if it does not see them all.
+    pub fn window(&self, layer: usize) -> Option<usize> {
+        self.window.filter(|w| w.pattern > 0 && layer % w.pattern < w.pattern - 1).map(|w| w.size)
+    }
+
     /// The width of one position's keys (or values) in one layer.
     pub fn kv_row(&self) -> usize {
         self.kv_heads * self.head_dim
@@ -101,6 +132,10 @@ impl Rope {
     /// Base `theta`, adjacent pairs, no scaling: the original Llama's RoPE.
     pub fn plain(theta: f32) -> Rope {
         Rope { theta, scale: 1.0, factors: None, pairs: RopePairs::Adjacent }
+    }
+
+    pub fn with_pairs(self, pairs: RopePairs) -> Rope {
+        Rope { pairs, ..self }
     }
 
     /// The frequency of each of a head's `head_dim / 2` pairs. Every backend takes its
@@ -189,7 +224,8 @@ pub trait Backend {
     fn rope(&self, x: &Self::Tensor, n_heads: usize, segments: &[Segment], rope: &Rope) -> Result<Self::Tensor>;
 
     /// Appends this step's keys and values to each sequence's cache at layer `layer`, then
-    /// computes causal grouped-query attention of `q` over each sequence's cache.
+    /// computes causal grouped-query attention of `q` over each sequence's cache (over its
+    /// last `shape.window(layer)` positions, where the layer has a window).
     /// `q`: `[rows, n_heads·head_dim]`, `k`/`v`: `[rows, n_kv_heads·head_dim]`.
     #[allow(clippy::too_many_arguments)]
     fn attention(
@@ -203,8 +239,11 @@ pub trait Backend {
         shape: &AttentionShape,
     ) -> Result<Self::Tensor>;
 
-    /// `silu(gate) ⊙ up`.
-    fn silu_mul(&self, gate: &Self::Tensor, up: &Self::Tensor) -> Result<Self::Tensor>;
+    /// `act(gate) ⊙ up`, element-wise.
+    fn glu(&self, gate: &Self::Tensor, up: &Self::Tensor, act: Activation) -> Result<Self::Tensor>;
+
+    /// `x · factor`, element-wise (Gemma's embedding scale).
+    fn scale(&self, x: &Self::Tensor, factor: f32) -> Result<Self::Tensor>;
 
     /// `a + b`, element-wise.
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;

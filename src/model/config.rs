@@ -1,9 +1,10 @@
-//! The hyper-parameters of a Llama-family model (`llama`, `qwen2`, `qwen3`), read from GGUF
-//! metadata and checked against the tensor table, so that the forward pass can index tensors
-//! without checking anything itself. The families differ in a few switches (biases, per-head
-//! Q/K norms, RoPE's pairs and frequencies), not in the forward pass.
+//! The hyper-parameters of a Llama-family model (`llama`, `qwen2`, `qwen3`, `gemma3`), read
+//! from GGUF metadata and checked against the tensor table, so that the forward pass can index
+//! tensors without checking anything itself. The families differ in a few switches (biases,
+//! per-head Q/K norms, RoPE's pairs and frequencies, Gemma's scaled embedding, extra norms,
+//! GELU and sliding windows), not in the forward pass.
 
-use crate::backend::{AttentionShape, Rope, RopePairs};
+use crate::backend::{Activation, AttentionShape, Rope, RopePairs, SlidingWindow};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile};
 
@@ -13,7 +14,12 @@ const MAX_DIM: usize = 1 << 20;
 const MAX_CONTEXT: usize = 1 << 24;
 
 /// The architectures (`general.architecture`) the one forward pass runs.
-pub const ARCHITECTURES: [&str; 3] = ["llama", "qwen2", "qwen3"];
+pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+
+/// Gemma 3: in each run of this many layers, all but the last have a sliding window (llama.cpp).
+const GEMMA3_WINDOW_PATTERN: usize = 6;
+/// Gemma 3's sliding-window layers rotate with this base, unscaled (llama.cpp).
+const GEMMA3_WINDOW_ROPE_THETA: f32 = 10000.0;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -34,8 +40,19 @@ pub struct LlamaConfig {
     pub tied_embeddings: bool,
     /// Q, K and V have biases (`attn_{q,k,v}.bias`: Qwen2).
     pub qkv_bias: bool,
-    /// Each head of Q and K is RMS-normed before RoPE (`attn_{q,k}_norm`: Qwen3).
+    /// Each head of Q and K is RMS-normed before RoPE (`attn_{q,k}_norm`: Qwen3, Gemma 3).
     pub qk_norm: bool,
+    /// The feed-forward network's gate: SiLU, or GELU (Gemma).
+    pub activation: Activation,
+    /// The embeddings are multiplied by this (Gemma: √hidden).
+    pub embedding_scale: Option<f32>,
+    /// The attention and feed-forward outputs are RMS-normed before the residual add
+    /// (`post_attention_norm`, `post_ffw_norm`: Gemma 3).
+    pub post_norms: bool,
+    /// What q·k is multiplied by: 1/√head_dim, but for Gemma 3 27B.
+    pub attention_scale: f32,
+    /// Layers that see only the latest positions (Gemma 3), and their RoPE.
+    pub window: Option<(SlidingWindow, Rope)>,
 }
 
 fn config_err(msg: String) -> Error {
@@ -70,6 +87,16 @@ impl LlamaConfig {
             heads: self.n_heads,
             kv_heads: self.n_kv_heads,
             head_dim: self.head_dim,
+            scale: self.attention_scale,
+            window: self.window.as_ref().map(|(w, _)| *w),
+        }
+    }
+
+    /// The RoPE of `layer`: the sliding-window one where the layer has a window.
+    pub fn rope(&self, layer: usize) -> &Rope {
+        match &self.window {
+            Some((_, rope)) if self.attention_shape().window(layer).is_some() => rope,
+            _ => &self.rope,
         }
     }
 
@@ -93,6 +120,19 @@ impl LlamaConfig {
         let pairs = if arch == "llama" { RopePairs::Adjacent } else { RopePairs::Halves };
         let rope = read_rope(g, arch, head_dim, pairs)?;
         let vocab_size = read_vocab_size(g, arch)?;
+        let gemma = arch == "gemma3";
+        let window = match gemma {
+            true => Some((
+                SlidingWindow {
+                    size: read_size(g, &key("attention.sliding_window"), MAX_CONTEXT)?,
+                    pattern: GEMMA3_WINDOW_PATTERN,
+                },
+                Rope::plain(GEMMA3_WINDOW_ROPE_THETA).with_pairs(pairs),
+            )),
+            false => None,
+        };
+        // llama.cpp's rule: Gemma 3 27B (62 layers) scales by 1/√(hidden/heads), as Google's code.
+        let scale_width = if gemma && n_layers == 62 { hidden / n_heads } else { head_dim };
         let config = LlamaConfig {
             architecture: arch.to_string(),
             n_layers,
@@ -107,7 +147,12 @@ impl LlamaConfig {
             context_length,
             tied_embeddings: g.tensor("output.weight").is_none(),
             qkv_bias: arch == "qwen2" || g.tensor("blk.0.attn_q.bias").is_some(),
-            qk_norm: arch == "qwen3",
+            qk_norm: arch == "qwen3" || gemma,
+            activation: if gemma { Activation::GeluTanh } else { Activation::Silu },
+            embedding_scale: gemma.then(|| (hidden as f32).sqrt()),
+            post_norms: gemma,
+            attention_scale: 1.0 / (scale_width as f32).sqrt(),
+            window,
         };
         config.check_tensors(g)?;
         Ok(config)
@@ -151,6 +196,10 @@ impl LlamaConfig {
                 check(&format!("blk.{i}.attn_k_norm.weight"), &[self.head_dim], true)?;
             }
             check(&format!("blk.{i}.ffn_norm.weight"), &[hidden], true)?;
+            if self.post_norms {
+                check(&format!("blk.{i}.post_attention_norm.weight"), &[hidden], true)?;
+                check(&format!("blk.{i}.post_ffw_norm.weight"), &[hidden], true)?;
+            }
             check(&format!("blk.{i}.ffn_gate.weight"), &[hidden, ffn], false)?;
             check(&format!("blk.{i}.ffn_up.weight"), &[hidden, ffn], false)?;
             check(&format!("blk.{i}.ffn_down.weight"), &[ffn, hidden], false)?;

@@ -1,6 +1,7 @@
 //! The Llama forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or
-//! separate LM head), written once against `Backend`; Qwen2's Q/K/V biases and Qwen3's
-//! per-head Q/K norms are optional steps of it.
+//! separate LM head), written once against `Backend`; Qwen2's Q/K/V biases, Qwen3's per-head
+//! Q/K norms and Gemma 3's scaled embedding, post-norms, GeGLU and sliding windows are
+//! optional steps of it.
 
 use crate::backend::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::Result;
@@ -17,6 +18,8 @@ struct Layer<W> {
     /// RMS norms of each head of Q and of K, before RoPE (Qwen3).
     qk_norm: Option<[W; 2]>,
     wo: W,
+    /// RMS norms of the attention and feed-forward outputs, before the residual add (Gemma 3).
+    post_norms: Option<[W; 2]>,
     ffn_norm: W,
     gate: W,
     up: W,
@@ -118,7 +121,7 @@ impl<B: Backend> Llama<B> {
     pub fn load(backend: B, file: &GgufFile, progress: &mut dyn FnMut(f32)) -> Result<Self> {
         let config = LlamaConfig::from_gguf(file)?;
         // `from_gguf` has checked that every tensor named here exists with the right shape.
-        let per_layer = 9 + 3 * config.qkv_bias as usize + 2 * config.qk_norm as usize;
+        let per_layer = 9 + 3 * config.qkv_bias as usize + 2 * config.qk_norm as usize + 2 * config.post_norms as usize;
         let total = 2 + per_layer * config.n_layers + !config.tied_embeddings as usize;
         let mut loaded = 0usize;
         // Weights by name; a list is loaded together (Q/K/V and gate/up, see `load_weights`).
@@ -163,7 +166,11 @@ impl<B: Backend> Llama<B> {
             let ffn_norm = one(group(&["ffn_norm.weight"])?)?;
             let [gate, up] = exactly(group(&["ffn_gate.weight", "ffn_up.weight"])?)?;
             let down = one(group(&["ffn_down.weight"])?)?;
-            layers.push(Layer { attn_norm, wq, wk, wv, qkv_bias, qk_norm, wo, ffn_norm, gate, up, down });
+            let post_norms = match config.post_norms {
+                true => Some(exactly(group(&["post_attention_norm.weight", "post_ffw_norm.weight"])?)?),
+                false => None,
+            };
+            layers.push(Layer { attn_norm, wq, wk, wv, qkv_bias, qk_norm, wo, post_norms, ffn_norm, gate, up, down });
         }
         let output = if config.tied_embeddings { None } else { Some(one(load(&["output.weight".into()])?)?) };
         progress(1.0);
@@ -282,6 +289,9 @@ impl<B: Backend> Llama<B> {
         let result = (|| {
             let mut caches: Vec<&mut B::KvCache> = seqs.iter_mut().map(|s| &mut s.cache).collect();
             let mut x = b.embed(&self.embedding, &ids)?;
+            if let Some(factor) = cfg.embedding_scale {
+                x = b.scale(&x, factor)?;
+            }
             for (i, layer) in self.layers.iter().enumerate() {
                 x = self.layer(i, layer, x, &mut caches, &segments, &shape)?;
             }
@@ -369,14 +379,21 @@ impl<B: Backend> Llama<B> {
         if let Some([norm_q, norm_k]) = &layer.qk_norm {
             (q, k) = (b.rms_norm(&q, norm_q, cfg.rms_eps)?, b.rms_norm(&k, norm_k, cfg.rms_eps)?);
         }
-        let q = b.rope(&q, cfg.n_heads, segments, &cfg.rope)?;
-        let k = b.rope(&k, cfg.n_kv_heads, segments, &cfg.rope)?;
+        let q = b.rope(&q, cfg.n_heads, segments, cfg.rope(i))?;
+        let k = b.rope(&k, cfg.n_kv_heads, segments, cfg.rope(i))?;
         let attn = b.attention(i, &q, &k, &v, caches, segments, shape)?;
-        x = b.add(&x, &b.matmul(&attn, &layer.wo)?)?;
+        let mut attn = b.matmul(&attn, &layer.wo)?;
+        if let Some([post_attn, _]) = &layer.post_norms {
+            attn = b.rms_norm(&attn, post_attn, cfg.rms_eps)?;
+        }
+        x = b.add(&x, &attn)?;
         let h = b.rms_norm(&x, &layer.ffn_norm, cfg.rms_eps)?;
         let [gate, up] = exactly(b.matmul_many(&h, &[&layer.gate, &layer.up])?)?;
-        let ffn = b.silu_mul(&gate, &up)?;
-        x = b.add(&x, &b.matmul(&ffn, &layer.down)?)?;
+        let mut ffn = b.matmul(&b.glu(&gate, &up, cfg.activation)?, &layer.down)?;
+        if let Some([_, post_ffn]) = &layer.post_norms {
+            ffn = b.rms_norm(&ffn, post_ffn, cfg.rms_eps)?;
+        }
+        x = b.add(&x, &ffn)?;
         Ok(x)
     }
 

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use padlock::backend::cpu::quant::dequantize_row;
-use padlock::backend::{AttentionShape, Backend, LogitsWanted, Rope, RopePairs, Segment};
+use padlock::backend::{Activation, AttentionShape, Backend, LogitsWanted, Rope, RopePairs, Segment, SlidingWindow};
 use padlock::gguf::{GgmlDType, GgufFile};
 use padlock::ErrorCode;
 
@@ -250,9 +250,15 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
     for (rows, cols) in [(1, 1536), (3, 100), (70, 576), (1, 1)] {
         let (g, u) = (rng.vec(rows * cols), rng.vec(rows * cols));
         let (gt, ut) = (upload(b, &g, rows, cols), upload(b, &u, rows, cols));
-        let s = read(b, &b.silu_mul(&gt, &ut).expect("silu_mul")).await;
-        let tol = uniform_tol(&s, 1e-6);
-        out.push(Output { name: format!("silu_mul {rows}x{cols}"), values: s, tol });
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            // Gates up to ±12: GELU's cut-offs at ±10 included.
+            let big = upload(b, &g.iter().map(|v| v * 12.0).collect::<Vec<_>>(), rows, cols);
+            let s = read(b, &b.glu(&big, &ut, act).expect("glu")).await;
+            let tol = uniform_tol(&s, 1e-6);
+            out.push(Output { name: format!("glu {act:?} {rows}x{cols}"), values: s, tol });
+        }
+        let s = read(b, &b.scale(&gt, 24.0).expect("scale")).await;
+        out.push(Output { name: format!("scale {rows}x{cols}"), tol: uniform_tol(&s, 1e-7), values: s });
         let a = read(b, &b.add(&gt, &ut).expect("add")).await;
         let tol = uniform_tol(&a, 1e-7);
         out.push(Output { name: format!("add {rows}x{cols}"), values: a, tol });
@@ -265,15 +271,21 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
 }
 
 fn config(heads: usize, kv_heads: usize, head_dim: usize) -> AttentionShape {
-    AttentionShape { layers: 2, heads, kv_heads, head_dim }
+    AttentionShape::full(2, heads, kv_heads, head_dim)
 }
 
 /// Attention over KV caches built up step by step: three sequences of different lengths in
 /// one batch, prefill then decode, crossing 32-position pages, a truncation, both layers.
 pub async fn attention_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
     let mut rng = Rng(13);
-    for (n_heads, n_kv, hd) in [(9, 3, 64), (4, 4, 16), (2, 1, 128)] {
-        let cfg = config(n_heads, n_kv, hd);
+    // The last: Gemma 3's heads, layer 0 seeing the last 37 positions, another score scale.
+    let window = Some(SlidingWindow { size: 37, pattern: 2 });
+    for (n_heads, n_kv, hd, window) in [(9, 3, 64, None), (4, 4, 16, None), (2, 1, 128, None), (4, 2, 256, window)] {
+        let cfg = AttentionShape {
+            window,
+            scale: if window.is_some() { 0.05 } else { 1.0 / (hd as f32).sqrt() },
+            ..config(n_heads, n_kv, hd)
+        };
         let mut caches: Vec<B::KvCache> = (0..3).map(|_| b.new_kv_cache(&cfg).expect("cache")).collect();
         let mut lens = [0usize; 3];
         let plan: [[usize; 3]; 5] = [[5, 40, 1], [1, 1, 1], [3, 1, 33], [1, 0, 30], [70, 2, 1]];

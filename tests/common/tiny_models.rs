@@ -12,12 +12,15 @@ const HIDDEN: u64 = 64;
 const FFN: u64 = 128;
 const HEADS: u64 = 4;
 const KV_HEADS: u64 = 2;
-const LAYERS: u64 = 2;
+/// Gemma 3's sliding window here: shorter than the probe tokens, so that it matters.
+const GEMMA3_WINDOW: u32 = 16;
 
 /// One tiny model: what differs from the plain Llama layer.
 pub struct TinyModel {
     pub name: &'static str,
     pub architecture: &'static str,
+    /// Gemma 3 needs six, to hold a layer without a window after five with one.
+    pub layers: u64,
     /// The tokenizer's pre-tokenizer name (`tokenizer.ggml.pre`), as the family's files say.
     pub pre: &'static str,
     /// Width of a head; HIDDEN / HEADS unless the family allows otherwise (Qwen3).
@@ -32,10 +35,11 @@ pub struct TinyModel {
     pub matrix_type: u32,
 }
 
-pub const TINY_MODELS: [TinyModel; 4] = [
+pub const TINY_MODELS: [TinyModel; 5] = [
     TinyModel {
         name: "llama3",
         architecture: "llama",
+        layers: 2,
         pre: "llama-bpe",
         head_dim: HIDDEN / HEADS,
         rope_theta: 500000.0,
@@ -48,6 +52,7 @@ pub const TINY_MODELS: [TinyModel; 4] = [
     TinyModel {
         name: "qwen2",
         architecture: "qwen2",
+        layers: 2,
         pre: "qwen2",
         head_dim: HIDDEN / HEADS,
         rope_theta: 1000000.0,
@@ -60,6 +65,7 @@ pub const TINY_MODELS: [TinyModel; 4] = [
     TinyModel {
         name: "qwen3",
         architecture: "qwen3",
+        layers: 2,
         pre: "qwen2",
         head_dim: 32,
         rope_theta: 1000000.0,
@@ -72,6 +78,7 @@ pub const TINY_MODELS: [TinyModel; 4] = [
     TinyModel {
         name: "qwen3-q8_0",
         architecture: "qwen3",
+        layers: 2,
         pre: "qwen2",
         head_dim: 32,
         rope_theta: 1000000.0,
@@ -80,6 +87,19 @@ pub const TINY_MODELS: [TinyModel; 4] = [
         qk_norm: true,
         tied: false,
         matrix_type: 8,
+    },
+    TinyModel {
+        name: "gemma3",
+        architecture: "gemma3",
+        layers: 6,
+        pre: "default",
+        head_dim: 32,
+        rope_theta: 1000000.0,
+        llama3_rope: false,
+        qkv_bias: false,
+        qk_norm: true,
+        tied: true,
+        matrix_type: 0,
     },
 ];
 
@@ -127,7 +147,7 @@ impl TinyModel {
         if self.llama3_rope {
             t.push(("rope_freqs.weight".into(), vec![self.head_dim / 2], Values::RopeFactors));
         }
-        for i in 0..LAYERS {
+        for i in 0..self.layers {
             let mut add = |name: &str, dims: &[u64], v: Values| t.push((format!("blk.{i}.{name}"), dims.to_vec(), v));
             add("attn_norm.weight", &[HIDDEN], Values::Norm);
             add("attn_q.weight", &[HIDDEN, q_dim], Values::Matrix);
@@ -147,6 +167,10 @@ impl TinyModel {
             add("ffn_gate.weight", &[HIDDEN, FFN], Values::Matrix);
             add("ffn_up.weight", &[HIDDEN, FFN], Values::Matrix);
             add("ffn_down.weight", &[FFN, HIDDEN], Values::Matrix);
+            if self.architecture == "gemma3" {
+                add("post_attention_norm.weight", &[HIDDEN], Values::Norm);
+                add("post_ffw_norm.weight", &[HIDDEN], Values::Norm);
+            }
         }
         t
     }
@@ -164,7 +188,7 @@ impl TinyModel {
         }
         w.set("tokenizer.ggml.pre", V::str(self.pre));
         let key = |k: &str| format!("{arch}.{k}");
-        w.set(&key("block_count"), V::u32(LAYERS as u32))
+        w.set(&key("block_count"), V::u32(self.layers as u32))
             .set(&key("context_length"), V::u32(256))
             .set(&key("embedding_length"), V::u32(HIDDEN as u32))
             .set(&key("feed_forward_length"), V::u32(FFN as u32))
@@ -177,6 +201,9 @@ impl TinyModel {
             .set(&key("attention.layer_norm_rms_epsilon"), V::f32(1e-6));
         if self.llama3_rope {
             w.set(&key("rope.scaling.type"), V::str("linear")).set(&key("rope.scaling.factor"), V::f32(2.0));
+        }
+        if arch == "gemma3" {
+            w.set(&key("attention.sliding_window"), V::u32(GEMMA3_WINDOW));
         }
         let layout = self.layout(vocab);
         for (name, dims, values) in &layout {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, Device, Storage, Tensor};
 
-use super::{AttentionShape, Backend, LogitsWanted, Rope, RopePairs, Segment};
+use super::{Activation, AttentionShape, Backend, LogitsWanted, Rope, RopePairs, Segment};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 pub use kv::CpuKvCache;
@@ -284,7 +284,7 @@ impl Backend for CpuBackend {
                 Ok(())
             })
         })?;
-        let scale = 1.0 / (hd as f32).sqrt();
+        let (scale, window) = (shape.scale, shape.window(layer));
         with_data(q, |q, rows, cols| {
             let mut out = vec![0f32; rows * cols];
             let mut scores = Vec::new();
@@ -293,14 +293,15 @@ impl Backend for CpuBackend {
                 let (keys, values) = (&cache.keys[layer], &cache.values[layer]);
                 for i in 0..seg.n_tokens {
                     let visible = seg.start + i + 1; // causal: positions 0..=start+i
+                    let first = window.map_or(0, |w| visible.saturating_sub(w));
                     for h in 0..n_heads {
                         let kv_off = (h / group) * hd;
                         let qh = &q[(row + i) * cols + h * hd..][..hd];
                         scores.clear();
-                        scores.extend((0..visible).map(|p| dot(qh, &keys[p * kv_row + kv_off..][..hd]) * scale));
+                        scores.extend((first..visible).map(|p| dot(qh, &keys[p * kv_row + kv_off..][..hd]) * scale));
                         softmax_in_place(&mut scores);
                         let oh = &mut out[(row + i) * cols + h * hd..][..hd];
-                        for (p, &w) in scores.iter().enumerate() {
+                        for (p, &w) in (first..visible).zip(&scores) {
                             for (o, vv) in oh.iter_mut().zip(&values[p * kv_row + kv_off..][..hd]) {
                                 *o += w * vv;
                             }
@@ -313,13 +314,23 @@ impl Backend for CpuBackend {
         })
     }
 
-    fn silu_mul(&self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    fn glu(&self, gate: &Tensor, up: &Tensor, act: Activation) -> Result<Tensor> {
         with_data(gate, |g, rows, cols| {
             with_data(up, |u, _, _| {
-                let out = g.iter().zip(u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect();
+                if g.len() != u.len() {
+                    crate::bail!(Backend, "glu: {} gate values against {} up values", g.len(), u.len());
+                }
+                let out = match act {
+                    Activation::Silu => g.iter().zip(u).map(|(&g, &u)| g / (1.0 + (-g).exp()) * u).collect(),
+                    Activation::GeluTanh => g.iter().zip(u).map(|(&g, &u)| gelu_tanh(g) * u).collect(),
+                };
                 tensor(out, rows, cols)
             })
         })
+    }
+
+    fn scale(&self, x: &Tensor, factor: f32) -> Result<Tensor> {
+        with_data(x, |x, rows, cols| tensor(x.iter().map(|v| v * factor).collect(), rows, cols))
     }
 
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -356,6 +367,18 @@ impl Backend for CpuBackend {
 
     async fn read(&self, x: &Tensor) -> Result<Vec<f32>> {
         with_data(x, |x, _, _| Ok(x.to_vec()))
+    }
+}
+
+/// GELU, tanh approximation, as ggml computes it (0 below −10, the identity above 10).
+pub fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
     }
 }
 

@@ -53,8 +53,9 @@ impl GpuBackend {
             n_heads: n_heads as u32,
             group: (n_heads / n_kv) as u32,
             kv_row: to_u32(kv_row, "kv row")?,
-            scale: 1.0 / (hd as f32).sqrt(),
+            scale: shape.scale,
             rows: to_u32(rows, "rows")?,
+            window: shape.window(layer).map_or(Ok(0), |w| to_u32(w, "window"))?,
             ..Default::default()
         };
         let mut v = Variant::new("attention.wgsl").value("HEAD_DIM", to_u32(hd, "head_dim")?);

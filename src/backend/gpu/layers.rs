@@ -10,7 +10,7 @@ use super::shaders::{format_defines, Variant};
 use super::weights::packed_len;
 use super::{bind_weight, to_u32, GpuBackend, GpuKvCache, GpuTensor, GpuWeight};
 use crate::backend::AttentionShape;
-use crate::backend::{Backend, LogitsWanted, Rope, RopePairs, Segment};
+use crate::backend::{Activation, Backend, LogitsWanted, Rope, RopePairs, Segment};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 
@@ -187,8 +187,26 @@ impl Backend for GpuBackend {
         self.attend(layer, q, k, v, caches, segments, shape)
     }
 
-    fn silu_mul(&self, gate: &GpuTensor, up: &GpuTensor) -> Result<GpuTensor> {
-        self.elementwise("SILU_MUL", gate, up)
+    fn glu(&self, gate: &GpuTensor, up: &GpuTensor, act: Activation) -> Result<GpuTensor> {
+        match act {
+            Activation::Silu => self.elementwise("SILU_MUL", gate, up),
+            Activation::GeluTanh => self.elementwise("GELU_MUL", gate, up),
+        }
+    }
+
+    fn scale(&self, x: &GpuTensor, factor: f32) -> Result<GpuTensor> {
+        let out = self.alloc(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
+        let p = ElementwiseParams { n: to_u32(n, "elements")?, factor, ..Default::default() };
+        // b is not read; x is bound there too.
+        self.rec.dispatch(
+            &Variant::new("elementwise.wgsl").flag("SCALE"),
+            &p,
+            &[x.bind(), x.bind(), out.bind()],
+            grid,
+        )?;
+        Ok(out)
     }
 
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
@@ -209,8 +227,12 @@ impl Backend for GpuBackend {
         let out = self.alloc(x.rows, x.cols)?;
         let n = x.rows * x.cols;
         let grid = self.rec.grid(n.div_ceil(256) as u64)?;
-        let p =
-            ElementwiseParams { n: to_u32(n, "elements")?, cols: to_u32(x.cols, "cols")?, base: bias.word, _pad: 0 };
+        let p = ElementwiseParams {
+            n: to_u32(n, "elements")?,
+            cols: to_u32(x.cols, "cols")?,
+            base: bias.word,
+            factor: 0.0,
+        };
         self.rec.dispatch(
             &Variant::new("elementwise.wgsl").flag("ADD_ROW"),
             &p,

@@ -53,10 +53,11 @@ kernel_params! {
         group: u32,
         /// Floats per cached position (KV heads × head_dim).
         kv_row: u32,
-        /// 1/√head_dim.
+        /// What q·k is multiplied by (1/√head_dim for most models).
         scale: f32,
         rows: u32,
-        _pad0: u32,
+        /// How many of the latest positions a query sees; 0: all of them.
+        window: u32,
         _pad1: u32,
         _pad2: u32,
     }
@@ -69,7 +70,8 @@ kernel_params! {
         /// ADD_ROW: the row length, and the row vector's first word in its buffer.
         cols: u32,
         base: u32,
-        _pad: u32,
+        /// SCALE: what every element is multiplied by.
+        factor: f32,
     }
 }
 

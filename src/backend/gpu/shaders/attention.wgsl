@@ -1,5 +1,5 @@
 // Causal grouped-query attention of each row's query over its sequence's cached keys and
-// values (positions 0..=pos). Positions are taken a page (PAGE = 32) at a time with a
+// values (positions 0..=pos, or the last `window` of them). Positions are taken a page (PAGE = 32) at a time with a
 // running (online) softmax, so any context length works in fixed memory. One workgroup per
 // (head, row); with ROW_THREAD one thread per (head, row), no barriers (software adapters).
 // Defines: HEAD_DIM.
@@ -11,9 +11,14 @@ struct AttentionParams {
     kv_row: u32,
     scale: f32,
     rows: u32,
-    _pad0: u32,
+    window: u32,
     _pad1: u32,
     _pad2: u32,
+}
+
+// The first position a query at `visible - 1` sees.
+fn first_seen(visible: u32) -> u32 {
+    return select(0u, visible - p.window, p.window > 0u && visible > p.window);
 }
 
 @group(0) @binding(0) var<uniform> p: AttentionParams;
@@ -46,11 +51,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     var m = NONE;
     var l = 0.0;
     var scores: array<f32, PAGE>;
-    for (var start = 0u; start < visible; start += PAGE) {
+    let first = first_seen(visible);
+    for (var start = first - first % PAGE; start < visible; start += PAGE) {
         let page = steps[table + start / PAGE];
         let n = min(PAGE, visible - start);
         var page_max = NONE;
         for (var j = 0u; j < n; j++) {
+            scores[j] = NONE;
+            if (start + j < first) {
+                continue;
+            }
             let kb = key_at(page, j, p.kv_row) + kv_off;
             var s = 0.0;
             for (var d = 0u; d < HEAD_DIM; d++) {
@@ -66,6 +76,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             acc[d] *= correction;
         }
         for (var j = 0u; j < n; j++) {
+            if (start + j < first) {
+                continue;
+            }
             let w = exp(scores[j] - m_new);
             l += w;
             let vb = value_at(page, j, p.kv_row) + kv_off;
@@ -109,10 +122,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let half = HEAD_DIM / 2u;
     let d0 = (lid % 2u) * half;
     let d1 = select(half, HEAD_DIM, lid % 2u == 1u);
-    for (var start = 0u; start < visible; start += PAGE) {
+    let first = first_seen(visible);
+    for (var start = first - first % PAGE; start < visible; start += PAGE) {
         let page = steps[table + start / PAGE];
         var s = 0.0;
-        if (slot < PAGE && start + slot < visible) {
+        if (slot < PAGE && start + slot >= first && start + slot < visible) {
             let kb = key_at(page, slot, p.kv_row) + kv_off;
             for (var d = d0; d < d1; d++) {
                 s += qs[d] * kv[kb + d];
@@ -123,7 +137,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // Every thread computes the page's maximum from the same values, so all agree.
         var page_max = NONE;
         for (var j = 0u; j < PAGE; j++) {
-            if (start + j < visible) {
+            if (start + j >= first && start + j < visible) {
                 page_max = max(page_max, (part[2u * j] + part[2u * j + 1u]) * p.scale);
             }
         }
@@ -131,7 +145,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         workgroupBarrier();
         if (lid < PAGE) {
             let sc = (part[2u * lid] + part[2u * lid + 1u]) * p.scale;
-            probs[lid] = select(0.0, exp(sc - m_new), start + lid < visible);
+            probs[lid] = select(0.0, exp(sc - m_new), start + lid >= first && start + lid < visible);
         }
         workgroupBarrier();
         let correction = exp(m - m_new);

@@ -1,11 +1,11 @@
-// Element-wise ops on two same-shaped tensors. Defines: ADD (a + b) or SILU_MUL
-// (silu(a) · b, the SwiGLU gate); or ADD_ROW, a + the row vector at word `base` of b (a bias,
-// F32, in a weight buffer) on every row.
+// Element-wise ops on two same-shaped tensors. Defines: ADD (a + b), SILU_MUL (silu(a) · b,
+// SwiGLU) or GELU_MUL (gelu_tanh(a) · b, GeGLU); ADD_ROW, a + the row vector at word `base` of
+// b (a bias, F32, in a weight buffer) on every row; SCALE, a · factor (b unused).
 struct ElementwiseParams {
     n: u32,
     cols: u32,
     base: u32,
-    _pad: u32,
+    factor: f32,
 }
 
 @group(0) @binding(0) var<uniform> p: ElementwiseParams;
@@ -28,5 +28,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 #ifdef SILU_MUL
     let g = a[i];
     out[i] = g / (1.0 + exp(-g)) * b[i];
+#endif
+#ifdef GELU_MUL
+    // As ggml: 0 below -10 and the identity above 10 (where tanh may overflow in exp).
+    let g = a[i];
+    var act = select(0.0, g, g >= 10.0);
+    if (g > -10.0 && g < 10.0) {
+        act = 0.5 * g * (1.0 + tanh(0.7978846 * g * (1.0 + 0.044715 * g * g)));
+    }
+    out[i] = act * b[i];
+#endif
+#ifdef SCALE
+    out[i] = a[i] * p.factor;
 #endif
 }
