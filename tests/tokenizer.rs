@@ -5,10 +5,11 @@
 #[path = "common/gguf_writer.rs"]
 mod gguf_writer;
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use gguf_writer::{model_bytes, GgufWriter, V};
-use padlock::gguf::GgufFile;
+use padlock::gguf::{GgufFile, MetaValue};
 use padlock::tokenizer::{ChatMessage, StreamDecoder, Tokenizer};
 use padlock::ErrorCode;
 use serde::Deserialize;
@@ -471,4 +472,95 @@ fn write_gguf_fuzz_seeds() {
         model.set(&k, v);
     }
     std::fs::write(dir.join("seed-model.gguf"), model.to_bytes()).unwrap();
+}
+
+/// llama.cpp's ids under the Llama 3 and Qwen2 pre-tokenizers, for the default model's vocabulary
+/// with a few tokens added (scripts/pretokenizer_fixture.py writes it).
+#[derive(Deserialize)]
+struct PreFixture {
+    vocab_additions: VocabAdditions,
+    /// The other names llama.cpp gives each fixture pre-tokenizer.
+    aliases: BTreeMap<String, Vec<String>>,
+    /// The cases under each `tokenizer.ggml.pre`.
+    #[serde(flatten)]
+    cases: BTreeMap<String, Vec<TokenizeCase>>,
+}
+
+#[derive(Deserialize)]
+struct VocabAdditions {
+    tokens: Vec<String>,
+    merges: Vec<String>,
+}
+
+/// The default model's tokenizer metadata with `add`'s tokens (normal ones) and merges appended.
+fn default_vocab_with(add: &VocabAdditions) -> GgufWriter {
+    let g = GgufFile::parse(Arc::new(model_bytes().to_vec())).expect("parse the default model");
+    let array = |key: &str| g.metadata(key).and_then(MetaValue::as_array).expect(key);
+    let strings = |key: &str, extra: &[String]| -> Vec<String> {
+        array(key).iter().map(|v| v.as_str().expect(key).to_owned()).chain(extra.iter().cloned()).collect()
+    };
+    let tokens = strings("tokenizer.ggml.tokens", &add.tokens);
+    let merges = strings("tokenizer.ggml.merges", &add.merges);
+    let mut types: Vec<i32> = array("tokenizer.ggml.token_type")
+        .iter()
+        .map(|v| match v {
+            MetaValue::I32(t) => *t,
+            _ => panic!("token_type {v:?}"),
+        })
+        .collect();
+    types.resize(tokens.len(), 1);
+    let eos = g.metadata("tokenizer.ggml.eos_token_id").and_then(MetaValue::as_u64).expect("eos");
+    fn refs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let mut w = GgufWriter::new();
+    w.set("tokenizer.ggml.model", V::str("gpt2"))
+        .set("tokenizer.ggml.tokens", V::strs(&refs(&tokens)))
+        .set("tokenizer.ggml.token_type", V::i32s(&types))
+        .set("tokenizer.ggml.merges", V::strs(&refs(&merges)))
+        .set("tokenizer.ggml.eos_token_id", V::u32(eos as u32));
+    w
+}
+
+/// Each pre-tokenizer of the fixture, under every name llama.cpp gives it, tokenizes as
+/// llama.cpp does; and the fixture shows that each one matters.
+#[test]
+fn pre_tokenizers_match_llama_cpp() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pretokenizers.json");
+    let text = std::fs::read_to_string(path).expect("read the pre-tokenizer fixture");
+    let fx: PreFixture = serde_json::from_str(&text).expect("parse the pre-tokenizer fixture");
+    let mut w = default_vocab_with(&fx.vocab_additions);
+    let mut with_pre = |pre: &str| {
+        w.set("tokenizer.ggml.pre", V::str(pre));
+        build(&w).unwrap_or_else(|e| panic!("{pre}: {e}"))
+    };
+    for (pre, cases) in &fx.cases {
+        assert!(cases.len() >= 20, "{pre}: {} cases", cases.len());
+        for name in std::iter::once(pre).chain(&fx.aliases[pre]) {
+            let t = with_pre(name);
+            let mut bad = Vec::new();
+            for case in cases {
+                let ids = t.encode(&case.text).unwrap();
+                if ids != case.ids {
+                    bad.push(format!("{:?}: got {ids:?}, llama.cpp {:?}", case.text, case.ids));
+                }
+                assert_eq!(t.decode(&ids).unwrap(), case.text, "{name}");
+            }
+            assert!(bad.is_empty(), "{name}: {} mismatches:\n{}", bad.len(), bad.join("\n"));
+        }
+    }
+
+    // Llama 3's digit runs of up to three are not Qwen2's single digits: one regex for both
+    // would fail here.
+    let (llama3, qwen2) = (&fx.cases["llama-bpe"], &fx.cases["qwen2"]);
+    assert_eq!(llama3.len(), qwen2.len());
+    assert!(llama3
+        .iter()
+        .zip(qwen2)
+        .any(|(a, b)| a.text == b.text && a.text.chars().all(|c| c.is_ascii_digit()) && a.ids != b.ids));
+    // The former fallback, GPT-2's regex, gets some of each wrong.
+    let t = with_pre("default");
+    for (pre, cases) in [("llama-bpe", llama3), ("qwen2", qwen2)] {
+        assert!(cases.iter().any(|c| t.encode(&c.text).unwrap() != c.ids), "{pre} tokenizes as the fallback does");
+    }
 }

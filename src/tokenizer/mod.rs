@@ -1,13 +1,18 @@
 //! The tokenizer and chat template, built from the GGUF's own metadata.
 //!
 //! Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) are supported. The
-//! pre-tokenizer depends on `tokenizer.ggml.pre`:
+//! pre-tokenizer depends on `tokenizer.ggml.pre`, as llama.cpp's (llama-vocab.cpp) does:
 //! - `"smollm"`: `Split(\p{N}, Isolated)` then `ByteLevel` (the GPT-2 regex); this matches
 //!   llama.cpp's ids for SmolLM2.
+//! - llama.cpp's LLAMA3 names (`"llama-bpe"`, `"llama3"`, `"llama-v3"`, `"falcon3"`,
+//!   `"falcon-h1"`, `"pixtral"`, `"midm-2.0"`, `"lfm2"`, `"jina-v5-nano"`): `Split` with
+//!   Llama 3's regex (digits in runs of up to three), then `ByteLevel` without its regex; a
+//!   word found whole in the vocabulary is one token, merges or not (`ignore_merges`).
+//! - llama.cpp's QWEN2 names (`"qwen2"`, `"deepseek-r1-qwen"`, `"kormo"`, `"f2llmv2"`,
+//!   `"megrez"`): the same with single digits, and merges always applied.
 //! - anything else: plain `ByteLevel` with the GPT-2 regex. That is exact for GPT-2-style
-//!   vocabularies; models whose llama.cpp pre-tokenizer uses another regex (e.g. Llama 3's
-//!   "llama-bpe") will tokenize slightly differently from llama.cpp until their regex is
-//!   added here.
+//!   vocabularies; models whose llama.cpp pre-tokenizer uses another regex will tokenize
+//!   slightly differently from llama.cpp until their regex is added here.
 //!
 //! Control tokens (token_type 3) become special tokens: they are recognised in input text
 //! and skipped when decoding.
@@ -29,10 +34,23 @@ use crate::gguf::{GgufFile, MetaValue};
 mod template;
 use template::compile_template;
 
+/// Llama 3's pre-tokenizer regex as llama.cpp writes it: contractions spelled in both cases,
+/// not tokenizer.json's `(?i:'s|...)`, whose Unicode case folding also takes "'ſ" (U+017F,
+/// long s) for "'s" where llama.cpp does not. Digits go in runs of up to three.
+const LLAMA3_REGEX: &str = concat!(
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}",
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+/// Qwen2's: Llama 3's with every digit on its own.
+const QWEN2_REGEX: &str = concat!(
+    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}",
+    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+);
+
 /// llama.cpp's token type for control tokens.
 const TOKEN_TYPE_CONTROL: i64 = 3;
-/// End-of-turn markers of the common chat templates (ChatML, Llama 3, Phi-3).
-const END_OF_TURN: [&str; 3] = ["<|im_end|>", "<|eot_id|>", "<|end|>"];
+/// End-of-turn markers of the common chat templates (ChatML, Llama 3, Phi-3, Gemma).
+const END_OF_TURN: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>"];
 /// One chat message as the template sees it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(target_arch = "wasm32", derive(tsify::Tsify))]
@@ -113,6 +131,29 @@ fn token_types(g: &GgufFile, vocab_size: usize) -> Result<Vec<i64>> {
     }
 }
 
+/// The pre-tokenizer llama.cpp uses for `pre` (`tokenizer.ggml.pre`), and whether a word found
+/// whole in the vocabulary is one token, merges or not (`ignore_merges`, llama.cpp's and
+/// Llama 3's tokenizer.json's).
+fn pre_tokenizer(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
+    let split = |regex: &str| {
+        Split::new(SplitPattern::Regex(regex.into()), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| tok_err(format!("cannot build the pre-tokenizer for {pre:?}: {e}")))
+    };
+    // ByteLevel with its own regex, GPT-2's.
+    let gpt2 = ByteLevel::new(false, true, true);
+    // After a Split with the model's regex, ByteLevel only maps bytes, as in tokenizer.json.
+    let bytes = ByteLevel::new(false, true, false);
+    Ok(match pre {
+        "smollm" => (Sequence::new(vec![split(r"\p{N}")?.into(), gpt2.into()]).into(), false),
+        "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0" | "lfm2"
+        | "jina-v5-nano" => (Sequence::new(vec![split(LLAMA3_REGEX)?.into(), bytes.into()]).into(), true),
+        "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "megrez" => {
+            (Sequence::new(vec![split(QWEN2_REGEX)?.into(), bytes.into()]).into(), false)
+        }
+        _ => (gpt2.into(), false),
+    })
+}
+
 /// The byte-level BPE of `tokens` and `merges`, with the pre-tokenizer `pre` names and the
 /// control tokens (`special`) added as special tokens.
 fn byte_level_bpe(tokens: &[&str], merges: &[&str], pre: &str, special: &[bool]) -> Result<tokenizers::Tokenizer> {
@@ -128,19 +169,12 @@ fn byte_level_bpe(tokens: &[&str], merges: &[&str], pre: &str, special: &[bool])
             m.split_once(' ').ok_or_else(|| tok_err(format!("merge {m:?} is not two tokens separated by a space")))?;
         merge_pairs.push((a.to_owned(), b.to_owned()));
     }
+    let (pre_tokenizer, ignore_merges) = pre_tokenizer(pre)?;
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merge_pairs)
+        .ignore_merges(ignore_merges)
         .build()
         .map_err(|e| tok_err(format!("cannot build the BPE model: {e}")))?;
-
-    let byte_level = ByteLevel::new(false, true, true);
-    let pre_tokenizer: PreTokenizerWrapper = if pre == "smollm" {
-        let digits = Split::new(SplitPattern::Regex(r"\p{N}".into()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| tok_err(format!("cannot build the pre-tokenizer: {e}")))?;
-        Sequence::new(vec![digits.into(), byte_level.into()]).into()
-    } else {
-        byte_level.into()
-    };
 
     let mut inner = tokenizers::Tokenizer::new(bpe);
     inner.with_pre_tokenizer(Some(pre_tokenizer));
