@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The default model requantized by llama.cpp into every tensor type padlock reads, each file
 # checked against llama.cpp's greedy answers and an exact float64 forward pass of that file,
-# on the CPU backend and on the GPU backend (whatever adapter wgpu finds; lavapipe here):
+# on the CPU backend and on the GPU backend (whatever adapter wgpu finds; lavapipe here); and
+# the reference files of the architecture and tokenizer tests, recorded from llama.cpp:
 #
 #   scripts/test-models.sh          (make test-models)
 #
@@ -21,6 +22,11 @@ if ! python3 -c 'import llama_cpp, gguf, numpy' 2>/dev/null; then
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
     CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" python3 -m pip install -q --no-cache-dir llama-cpp-python==0.3.36
 fi
+# The fixtures `make test` checks the architectures and tokenizers against: llama.cpp's logits on
+# the tiny random-weight models, its token ids for each pre-tokenizer and SentencePiece.
+cargo run -q --profile release-nolto --example tiny_models -- target/tiny-models
+python3 scripts/tiny_models.py target/tiny-models
+python3 scripts/pretokenizer_fixture.py
 python3 scripts/quant_types.py requantize
 python3 scripts/quant_types.py answers
 cargo build -q --profile release-nolto --example quant_check

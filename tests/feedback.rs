@@ -13,7 +13,7 @@ use padlock::memory::feedback::StopRewards;
 use padlock::memory::file::FileStore;
 use padlock::memory::{FeedbackInput, FeedbackKind, Memory, Profile, Response, Source};
 
-/// The scenario (kept equal to the browser test's).
+/// The scenario (kept equal to the browser test's, which runs the first 6 of the 10 rounds).
 pub const TRAIN_PROMPTS: [&str; 8] = [
     "How do I boil an egg?",
     "What is photosynthesis?",

@@ -85,10 +85,11 @@ test('the real file cut to 2 MB (after the tensor table) rejects with GGUF_TENSO
   assert.equal(r.code, 'GGUF_TENSOR_OUT_OF_BOUNDS', JSON.stringify(r));
 });
 
-test('a file whose architecture is not llama rejects with UNSUPPORTED_ARCHITECTURE', async () => {
+test('a file of an architecture padlock does not run rejects with UNSUPPORTED_ARCHITECTURE, naming those it runs', async () => {
   const r = await directLoad({ kind: 'architecture' });
   assert.equal(r.code, 'UNSUPPORTED_ARCHITECTURE', JSON.stringify(r));
   assert.match(r.message, /mamba/);
+  assert.match(r.message, /llama, qwen2, qwen3, gemma3/);
 });
 
 test('a tensor of an unsupported type rejects with UNSUPPORTED_DTYPE', async () => {

@@ -1,19 +1,21 @@
 // Feedback-based alignment with the real default model in headless Chromium: the demo's thumbs
 // and "which answer is better" buttons log events, a scripted person who always prefers the more
-// concise answer raises the 'concise' weight and gets shorter answers (the same scenario as
-// tests/feedback.rs natively), and after the model has loaded nothing — generating, storing,
+// concise answer raises the 'concise' weight and gets shorter answers (the scenario of
+// tests/feedback.rs, fewer rounds), and after the model has loaded nothing — generating, storing,
 // giving feedback — makes a network request.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { requireArtifacts, openBrowser, MODEL_URL, LOAD_TIMEOUT_MS, GEN_TIMEOUT_MS } from './helpers.mjs';
 
-// Kept equal to tests/feedback.rs.
+// Kept equal to tests/feedback.rs, but for the rounds: the browser runs the first 6 of its 10
+// (natively, 6 rounds take 'concise' from 0.5 to 1.86 and the mean answer from 60.5 to 55.7
+// tokens; 10 rounds cost this stage five minutes on two cores, and the native test runs them all).
 const SCENARIO = {
   train: ['How do I boil an egg?', 'What is photosynthesis?', 'How do I learn to play guitar?', 'What is a black hole?',
     'How can I save money?', 'What is the internet?', 'How do plants grow?', 'Why do we dream?'],
   evaluate: ['Why is the sky blue?', 'How can I sleep better?', 'What is gravity?', 'How do vaccines work?',
     'What is a computer?', 'How do birds fly?'],
-  rounds: 10,
+  rounds: 6,
   maxTokens: 80,
   beta: 2.0,
   concise: 0.5,
