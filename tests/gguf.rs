@@ -121,6 +121,8 @@ fn real_model_config() {
             post_norms: false,
             attention_scale: c.attention_scale,
             window: None,
+            attention_soft_cap: None,
+            final_soft_cap: None,
         }
     );
     assert!((c.rms_eps - 1e-5).abs() < 1e-9);

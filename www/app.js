@@ -54,7 +54,7 @@ const EXPLAIN = {
   GGUF_TRUNCATED: 'The model file is incomplete (truncated download?).',
   GGUF_TENSOR_OUT_OF_BOUNDS: 'The model file is incomplete or corrupt: a tensor lies outside the file.',
   UNSUPPORTED_DTYPE: 'This model uses a tensor type padlock does not support yet.',
-  UNSUPPORTED_ARCHITECTURE: 'This model architecture is not supported (padlock runs Llama, Qwen2, Qwen3 and Gemma 3 models).',
+  UNSUPPORTED_ARCHITECTURE: 'This model architecture is not supported (padlock runs Llama, Qwen2, Qwen3, Gemma 2 and Gemma 3 models).',
   PROMPT_TOO_LONG: 'The message is longer than the model’s context. Please shorten it.',
   CANCELLED: 'Stopped.',
   PKG_MISSING: 'The padlock WebAssembly package is missing on the server (run “make pkg”).',

@@ -51,12 +51,14 @@ pub struct AttentionShape {
     pub head_dim: usize,
     /// What scores q·k are multiplied by before the softmax: 1/√head_dim for most models.
     pub scale: f32,
-    /// Layers that see only the last positions (Gemma 3); `None`: every layer sees them all.
+    /// Layers that see only the last positions (Gemma); `None`: every layer sees them all.
     pub window: Option<SlidingWindow>,
+    /// Scaled scores s become cap·tanh(s/cap) before the softmax (Gemma 2's soft-capping).
+    pub soft_cap: Option<f32>,
 }
 
-/// Sliding-window attention as Gemma 3 has it: in each run of `pattern` layers, all but the
-/// last see only the `size` latest positions (the query's own included).
+/// Sliding-window attention as Gemma has it: in each run of `pattern` layers (2 in Gemma 2, 6 in
+/// Gemma 3), all but the last see only the `size` latest positions (the query's own included).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlidingWindow {
     pub size: usize,
@@ -75,7 +77,8 @@ pub enum Activation {
 impl AttentionShape {
     /// A model whose every layer sees every position, scores scaled by 1/√head_dim.
     pub fn full(layers: usize, heads: usize, kv_heads: usize, head_dim: usize) -> Self {
-        AttentionShape { layers, heads, kv_heads, head_dim, scale: 1.0 / (head_dim as f32).sqrt(), window: None }
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        AttentionShape { layers, heads, kv_heads, head_dim, scale, window: None, soft_cap: None }
     }
 
     /// How many of the latest positions `layer` sees, if it does not see them all.
@@ -225,7 +228,8 @@ pub trait Backend {
 
     /// Appends this step's keys and values to each sequence's cache at layer `layer`, then
     /// computes causal grouped-query attention of `q` over each sequence's cache (over its
-    /// last `shape.window(layer)` positions, where the layer has a window).
+    /// last `shape.window(layer)` positions, where the layer has a window; scores scaled by
+    /// `shape.scale`, then soft-capped where `shape.soft_cap` says).
     /// `q`: `[rows, n_heads·head_dim]`, `k`/`v`: `[rows, n_kv_heads·head_dim]`.
     #[allow(clippy::too_many_arguments)]
     fn attention(
@@ -244,6 +248,10 @@ pub trait Backend {
 
     /// `x · factor`, element-wise (Gemma's embedding scale).
     fn scale(&self, x: &Self::Tensor, factor: f32) -> Result<Self::Tensor>;
+
+    /// `cap · tanh(x / cap)`, element-wise, leaving −∞ (a logit not computed) as it is:
+    /// Gemma 2's soft-capped logits.
+    fn soft_cap(&self, x: &Self::Tensor, cap: f32) -> Result<Self::Tensor>;
 
     /// `a + b`, element-wise.
     fn add(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;

@@ -1,8 +1,8 @@
-//! The hyper-parameters of a Llama-family model (`llama`, `qwen2`, `qwen3`, `gemma3`), read
+//! The hyper-parameters of a Llama-family model (`llama`, `qwen2`, `qwen3`, `gemma2`, `gemma3`), read
 //! from GGUF metadata and checked against the tensor table, so that the forward pass can index
 //! tensors without checking anything itself. The families differ in a few switches (biases,
 //! per-head Q/K norms, RoPE's pairs and frequencies, Gemma's scaled embedding, extra norms,
-//! GELU and sliding windows), not in the forward pass.
+//! GELU, sliding windows and soft-capping), not in the forward pass.
 
 use crate::backend::{Activation, AttentionShape, Rope, RopePairs, SlidingWindow};
 use crate::error::{Error, ErrorCode, Result};
@@ -14,12 +14,12 @@ const MAX_DIM: usize = 1 << 20;
 const MAX_CONTEXT: usize = 1 << 24;
 
 /// The architectures (`general.architecture`) the one forward pass runs.
-pub const ARCHITECTURES: [&str; 4] = ["llama", "qwen2", "qwen3", "gemma3"];
+pub const ARCHITECTURES: [&str; 5] = ["llama", "qwen2", "qwen3", "gemma2", "gemma3"];
 
-/// Gemma 3: in each run of this many layers, all but the last have a sliding window (llama.cpp).
-const GEMMA3_WINDOW_PATTERN: usize = 6;
 /// Gemma 3's sliding-window layers rotate with this base, unscaled (llama.cpp).
 const GEMMA3_WINDOW_ROPE_THETA: f32 = 10000.0;
+/// Gemma 2's soft caps of attention scores and of logits where the file does not say (llama.cpp).
+const GEMMA2_SOFT_CAPS: (f32, f32) = (50.0, 30.0);
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LlamaConfig {
@@ -51,8 +51,12 @@ pub struct LlamaConfig {
     pub post_norms: bool,
     /// What q·k is multiplied by: 1/√head_dim, but for Gemma 3 27B.
     pub attention_scale: f32,
-    /// Layers that see only the latest positions (Gemma 3), and their RoPE.
+    /// Layers that see only the latest positions (Gemma), and their RoPE.
     pub window: Option<(SlidingWindow, Rope)>,
+    /// Attention scores are soft-capped at this (Gemma 2: cap·tanh(s/cap)).
+    pub attention_soft_cap: Option<f32>,
+    /// The logits are soft-capped at this (Gemma 2).
+    pub final_soft_cap: Option<f32>,
 }
 
 fn config_err(msg: String) -> Error {
@@ -89,6 +93,7 @@ impl LlamaConfig {
             head_dim: self.head_dim,
             scale: self.attention_scale,
             window: self.window.as_ref().map(|(w, _)| *w),
+            soft_cap: self.attention_soft_cap,
         }
     }
 
@@ -120,19 +125,16 @@ impl LlamaConfig {
         let pairs = if arch == "llama" { RopePairs::Adjacent } else { RopePairs::Halves };
         let rope = read_rope(g, arch, head_dim, pairs)?;
         let vocab_size = read_vocab_size(g, arch)?;
-        let gemma = arch == "gemma3";
-        let window = match gemma {
-            true => Some((
-                SlidingWindow {
-                    size: read_size(g, &key("attention.sliding_window"), MAX_CONTEXT)?,
-                    pattern: GEMMA3_WINDOW_PATTERN,
-                },
-                Rope::plain(GEMMA3_WINDOW_ROPE_THETA).with_pairs(pairs),
-            )),
-            false => None,
+        let gemma = matches!(arch, "gemma2" | "gemma3");
+        let window = read_window(g, arch, &rope)?;
+        let (attention_soft_cap, final_soft_cap) = match arch {
+            "gemma2" => read_soft_caps(g, arch)?,
+            _ => (None, None),
         };
-        // llama.cpp's rule: Gemma 3 27B (62 layers) scales by 1/√(hidden/heads), as Google's code.
-        let scale_width = if gemma && n_layers == 62 { hidden / n_heads } else { head_dim };
+        // llama.cpp's rule: Gemma 2 and 3 27B (46 and 62 layers) scale by 1/√(hidden/heads), as
+        // Google's code does.
+        let big_gemma = (arch, n_layers) == ("gemma2", 46) || (arch, n_layers) == ("gemma3", 62);
+        let scale_width = if big_gemma { hidden / n_heads } else { head_dim };
         let config = LlamaConfig {
             architecture: arch.to_string(),
             n_layers,
@@ -147,12 +149,14 @@ impl LlamaConfig {
             context_length,
             tied_embeddings: g.tensor("output.weight").is_none(),
             qkv_bias: arch == "qwen2" || g.tensor("blk.0.attn_q.bias").is_some(),
-            qk_norm: arch == "qwen3" || gemma,
+            qk_norm: matches!(arch, "qwen3" | "gemma3"),
             activation: if gemma { Activation::GeluTanh } else { Activation::Silu },
             embedding_scale: gemma.then(|| (hidden as f32).sqrt()),
             post_norms: gemma,
             attention_scale: 1.0 / (scale_width as f32).sqrt(),
             window,
+            attention_soft_cap,
+            final_soft_cap,
         };
         config.check_tensors(g)?;
         Ok(config)
@@ -206,6 +210,34 @@ impl LlamaConfig {
         }
         Ok(())
     }
+}
+
+/// Gemma's sliding windows: in each run of 2 (Gemma 2) or 6 (Gemma 3) layers all but the last
+/// see `attention.sliding_window` positions; Gemma 3 rotates those with base 10000, unscaled.
+fn read_window(g: &GgufFile, arch: &str, rope: &Rope) -> Result<Option<(SlidingWindow, Rope)>> {
+    let (pattern, window_rope) = match arch {
+        "gemma2" => (2, rope.clone()),
+        "gemma3" => (6, Rope::plain(GEMMA3_WINDOW_ROPE_THETA).with_pairs(rope.pairs)),
+        _ => return Ok(None),
+    };
+    let size = read_size(g, &format!("{arch}.attention.sliding_window"), MAX_CONTEXT)?;
+    Ok(Some((SlidingWindow { size, pattern }, window_rope)))
+}
+
+/// Gemma 2's soft caps of the attention scores and of the logits.
+fn read_soft_caps(g: &GgufFile, arch: &str) -> Result<(Option<f32>, Option<f32>)> {
+    let cap = |name: &str, default: f32| -> Result<Option<f32>> {
+        let key = format!("{arch}.{name}");
+        let v = match g.metadata(&key) {
+            None => default,
+            Some(_) => g.meta_f32(&key)?,
+        };
+        if !(v.is_finite() && v > 0.0) {
+            return Err(config_err(format!("{key} = {v} must be a positive number")));
+        }
+        Ok(Some(v))
+    };
+    Ok((cap("attn_logit_softcapping", GEMMA2_SOFT_CAPS.0)?, cap("final_logit_softcapping", GEMMA2_SOFT_CAPS.1)?))
 }
 
 /// The RMS norm's epsilon.

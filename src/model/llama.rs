@@ -1,7 +1,7 @@
 //! The Llama forward pass (RMSNorm, RoPE, grouped-query attention, SwiGLU, tied or
 //! separate LM head), written once against `Backend`; Qwen2's Q/K/V biases, Qwen3's per-head
-//! Q/K norms and Gemma 3's scaled embedding, post-norms, GeGLU and sliding windows are
-//! optional steps of it.
+//! Q/K norms and Gemma's scaled embedding, post-norms, GeGLU, sliding windows and
+//! soft-capping are optional steps of it.
 
 use crate::backend::{AttentionShape, Backend, LogitsWanted, Segment};
 use crate::error::Result;
@@ -311,7 +311,11 @@ impl<B: Backend> Llama<B> {
             if seqs.iter().any(|s| s.head.is_some()) {
                 x = self.apply_value_heads(x, seqs, &segments, which)?;
             }
-            b.lm_head(&x, self.output.as_ref().unwrap_or(&self.embedding), wanted)
+            let logits = b.lm_head(&x, self.output.as_ref().unwrap_or(&self.embedding), wanted)?;
+            match cfg.final_soft_cap {
+                Some(cap) => b.soft_cap(&logits, cap),
+                None => Ok(logits),
+            }
         })();
         match result {
             Ok(logits) => {

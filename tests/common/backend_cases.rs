@@ -259,6 +259,13 @@ pub async fn elementwise_cases<B: Backend>(b: &B, file: &GgufFile, out: &mut Vec
         }
         let s = read(b, &b.scale(&gt, 24.0).expect("scale")).await;
         out.push(Output { name: format!("scale {rows}x{cols}"), tol: uniform_tol(&s, 1e-7), values: s });
+        // Logits of ±2000 around a cap of 30, and −∞ (not computed) kept.
+        let logits: Vec<f32> =
+            g.iter().enumerate().map(|(i, v)| if i % 7 == 3 { f32::NEG_INFINITY } else { v * 2000.0 }).collect();
+        let s = read(b, &b.soft_cap(&upload(b, &logits, rows, cols), 30.0).expect("soft_cap")).await;
+        assert!(s.iter().zip(&logits).all(|(s, l)| (*l == f32::NEG_INFINITY) == (*s == f32::NEG_INFINITY)));
+        let finite: Vec<f32> = s.iter().map(|v| v.max(-1e30)).collect();
+        out.push(Output { name: format!("soft_cap {rows}x{cols}"), tol: uniform_tol(&finite, 1e-6), values: finite });
         let a = read(b, &b.add(&gt, &ut).expect("add")).await;
         let tol = uniform_tol(&a, 1e-7);
         out.push(Output { name: format!("add {rows}x{cols}"), values: a, tol });
@@ -278,12 +285,15 @@ fn config(heads: usize, kv_heads: usize, head_dim: usize) -> AttentionShape {
 /// one batch, prefill then decode, crossing 32-position pages, a truncation, both layers.
 pub async fn attention_cases<B: Backend>(b: &B, out: &mut Vec<Output>) {
     let mut rng = Rng(13);
-    // The last: Gemma 3's heads, layer 0 seeing the last 37 positions, another score scale.
+    // The last: Gemma's 256-wide heads, layer 0 seeing the last 37 positions, another score
+    // scale, scores soft-capped.
     let window = Some(SlidingWindow { size: 37, pattern: 2 });
     for (n_heads, n_kv, hd, window) in [(9, 3, 64, None), (4, 4, 16, None), (2, 1, 128, None), (2, 1, 256, window)] {
+        let gemma = window.is_some();
         let cfg = AttentionShape {
             window,
-            scale: if window.is_some() { 0.05 } else { 1.0 / (hd as f32).sqrt() },
+            scale: if gemma { 0.05 } else { 1.0 / (hd as f32).sqrt() },
+            soft_cap: gemma.then_some(0.2),
             ..config(n_heads, n_kv, hd)
         };
         let mut caches: Vec<B::KvCache> = (0..3).map(|_| b.new_kv_cache(&cfg).expect("cache")).collect();

@@ -12,14 +12,17 @@ const HIDDEN: u64 = 64;
 const FFN: u64 = 128;
 const HEADS: u64 = 4;
 const KV_HEADS: u64 = 2;
-/// Gemma 3's sliding window here: shorter than the probe tokens, so that it matters.
-const GEMMA3_WINDOW: u32 = 16;
+/// Gemma's sliding window here: shorter than the probe tokens, so that it matters.
+const GEMMA_WINDOW: u32 = 16;
+/// Gemma 2's soft caps of attention scores and logits here: low enough to bend these models'.
+const GEMMA2_SOFT_CAPS: (f32, f32) = (2.0, 5.0);
 
 /// One tiny model: what differs from the plain Llama layer.
 pub struct TinyModel {
     pub name: &'static str,
     pub architecture: &'static str,
-    /// Gemma 3 needs six, to hold a layer without a window after five with one.
+    /// Gemma needs more, to hold a layer without a window after those with one (Gemma 2: one of
+    /// two; Gemma 3: one of six).
     pub layers: u64,
     /// The tokenizer's pre-tokenizer name (`tokenizer.ggml.pre`), as the family's files say.
     pub pre: &'static str,
@@ -35,7 +38,7 @@ pub struct TinyModel {
     pub matrix_type: u32,
 }
 
-pub const TINY_MODELS: [TinyModel; 5] = [
+pub const TINY_MODELS: [TinyModel; 6] = [
     TinyModel {
         name: "llama3",
         architecture: "llama",
@@ -87,6 +90,19 @@ pub const TINY_MODELS: [TinyModel; 5] = [
         qk_norm: true,
         tied: false,
         matrix_type: 8,
+    },
+    TinyModel {
+        name: "gemma2",
+        architecture: "gemma2",
+        layers: 4,
+        pre: "default",
+        head_dim: 32,
+        rope_theta: 10000.0,
+        llama3_rope: false,
+        qkv_bias: false,
+        qk_norm: false,
+        tied: true,
+        matrix_type: 0,
     },
     TinyModel {
         name: "gemma3",
@@ -167,7 +183,7 @@ impl TinyModel {
             add("ffn_gate.weight", &[HIDDEN, FFN], Values::Matrix);
             add("ffn_up.weight", &[HIDDEN, FFN], Values::Matrix);
             add("ffn_down.weight", &[FFN, HIDDEN], Values::Matrix);
-            if self.architecture == "gemma3" {
+            if self.architecture.starts_with("gemma") {
                 add("post_attention_norm.weight", &[HIDDEN], Values::Norm);
                 add("post_ffw_norm.weight", &[HIDDEN], Values::Norm);
             }
@@ -202,8 +218,12 @@ impl TinyModel {
         if self.llama3_rope {
             w.set(&key("rope.scaling.type"), V::str("linear")).set(&key("rope.scaling.factor"), V::f32(2.0));
         }
-        if arch == "gemma3" {
-            w.set(&key("attention.sliding_window"), V::u32(GEMMA3_WINDOW));
+        if arch.starts_with("gemma") {
+            w.set(&key("attention.sliding_window"), V::u32(GEMMA_WINDOW));
+        }
+        if arch == "gemma2" {
+            w.set(&key("attn_logit_softcapping"), V::f32(GEMMA2_SOFT_CAPS.0))
+                .set(&key("final_logit_softcapping"), V::f32(GEMMA2_SOFT_CAPS.1));
         }
         let layout = self.layout(vocab);
         for (name, dims, values) in &layout {

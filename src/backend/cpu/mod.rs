@@ -284,7 +284,7 @@ impl Backend for CpuBackend {
                 Ok(())
             })
         })?;
-        let (scale, window) = (shape.scale, shape.window(layer));
+        let (scale, window, cap) = (shape.scale, shape.window(layer), shape.soft_cap);
         with_data(q, |q, rows, cols| {
             let mut out = vec![0f32; rows * cols];
             let mut scores = Vec::new();
@@ -298,7 +298,10 @@ impl Backend for CpuBackend {
                         let kv_off = (h / group) * hd;
                         let qh = &q[(row + i) * cols + h * hd..][..hd];
                         scores.clear();
-                        scores.extend((first..visible).map(|p| dot(qh, &keys[p * kv_row + kv_off..][..hd]) * scale));
+                        scores.extend((first..visible).map(|p| {
+                            let s = dot(qh, &keys[p * kv_row + kv_off..][..hd]) * scale;
+                            cap.map_or(s, |cap| soft_cap(s, cap))
+                        }));
                         softmax_in_place(&mut scores);
                         let oh = &mut out[(row + i) * cols + h * hd..][..hd];
                         for (p, &w) in (first..visible).zip(&scores) {
@@ -331,6 +334,10 @@ impl Backend for CpuBackend {
 
     fn scale(&self, x: &Tensor, factor: f32) -> Result<Tensor> {
         with_data(x, |x, rows, cols| tensor(x.iter().map(|v| v * factor).collect(), rows, cols))
+    }
+
+    fn soft_cap(&self, x: &Tensor, cap: f32) -> Result<Tensor> {
+        with_data(x, |x, rows, cols| tensor(x.iter().map(|&v| soft_cap(v, cap)).collect(), rows, cols))
     }
 
     fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
@@ -379,6 +386,15 @@ pub fn gelu_tanh(x: f32) -> f32 {
         x
     } else {
         0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044715 * x * x)).tanh())
+    }
+}
+
+/// cap · tanh(v / cap); −∞ stays −∞ (a logit the LM head did not compute).
+fn soft_cap(v: f32, cap: f32) -> f32 {
+    if v == f32::NEG_INFINITY {
+        v
+    } else {
+        cap * (v / cap).tanh()
     }
 }
 

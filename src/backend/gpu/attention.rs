@@ -56,6 +56,7 @@ impl GpuBackend {
             scale: shape.scale,
             rows: to_u32(rows, "rows")?,
             window: shape.window(layer).map_or(Ok(0), |w| to_u32(w, "window"))?,
+            soft_cap: shape.soft_cap.unwrap_or(0.0),
             ..Default::default()
         };
         let mut v = Variant::new("attention.wgsl").value("HEAD_DIM", to_u32(hd, "head_dim")?);

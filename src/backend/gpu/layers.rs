@@ -44,6 +44,17 @@ impl GpuBackend {
         data
     }
 
+    /// An element-wise op of `x` and one constant (`factor`).
+    fn with_constant(&self, op: &'static str, x: &GpuTensor, factor: f32) -> Result<GpuTensor> {
+        let out = self.alloc(x.rows, x.cols)?;
+        let n = x.rows * x.cols;
+        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
+        let p = ElementwiseParams { n: to_u32(n, "elements")?, factor, ..Default::default() };
+        // b is not read; x is bound there too.
+        self.rec.dispatch(&Variant::new("elementwise.wgsl").flag(op), &p, &[x.bind(), x.bind(), out.bind()], grid)?;
+        Ok(out)
+    }
+
     fn elementwise(&self, op: &'static str, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
         if (a.rows, a.cols) != (b.rows, b.cols) {
             crate::bail!(Backend, "{op}: shapes {}×{} and {}×{}", a.rows, a.cols, b.rows, b.cols);
@@ -195,18 +206,11 @@ impl Backend for GpuBackend {
     }
 
     fn scale(&self, x: &GpuTensor, factor: f32) -> Result<GpuTensor> {
-        let out = self.alloc(x.rows, x.cols)?;
-        let n = x.rows * x.cols;
-        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
-        let p = ElementwiseParams { n: to_u32(n, "elements")?, factor, ..Default::default() };
-        // b is not read; x is bound there too.
-        self.rec.dispatch(
-            &Variant::new("elementwise.wgsl").flag("SCALE"),
-            &p,
-            &[x.bind(), x.bind(), out.bind()],
-            grid,
-        )?;
-        Ok(out)
+        self.with_constant("SCALE", x, factor)
+    }
+
+    fn soft_cap(&self, x: &GpuTensor, cap: f32) -> Result<GpuTensor> {
+        self.with_constant("SOFT_CAP", x, cap)
     }
 
     fn add(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {

@@ -58,7 +58,8 @@ kernel_params! {
         rows: u32,
         /// How many of the latest positions a query sees; 0: all of them.
         window: u32,
-        _pad1: u32,
+        /// Scores s become soft_cap·tanh(s/soft_cap); 0: not capped.
+        soft_cap: f32,
         _pad2: u32,
     }
 }
@@ -70,7 +71,7 @@ kernel_params! {
         /// ADD_ROW: the row length, and the row vector's first word in its buffer.
         cols: u32,
         base: u32,
-        /// SCALE: what every element is multiplied by.
+        /// SCALE: what every element is multiplied by; SOFT_CAP: the cap.
         factor: f32,
     }
 }

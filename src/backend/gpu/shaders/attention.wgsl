@@ -12,8 +12,17 @@ struct AttentionParams {
     scale: f32,
     rows: u32,
     window: u32,
-    _pad1: u32,
+    soft_cap: f32,
     _pad2: u32,
+}
+
+// A raw q·k as the softmax takes it: scaled, then soft-capped if the model caps it.
+fn score(raw: f32) -> f32 {
+    let s = raw * p.scale;
+    if (p.soft_cap > 0.0) {
+        return p.soft_cap * tanh(clamp(s / p.soft_cap, -15.0, 15.0));
+    }
+    return s;
 }
 
 // The first position a query at `visible - 1` sees.
@@ -66,7 +75,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
             for (var d = 0u; d < HEAD_DIM; d++) {
                 s += qv[d] * kv[kb + d];
             }
-            scores[j] = s * p.scale;
+            scores[j] = score(s);
             page_max = max(page_max, scores[j]);
         }
         let m_new = max(m, page_max);
@@ -138,13 +147,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         var page_max = NONE;
         for (var j = 0u; j < PAGE; j++) {
             if (start + j >= first && start + j < visible) {
-                page_max = max(page_max, (part[2u * j] + part[2u * j + 1u]) * p.scale);
+                page_max = max(page_max, score(part[2u * j] + part[2u * j + 1u]));
             }
         }
         let m_new = max(m, page_max);
         workgroupBarrier();
         if (lid < PAGE) {
-            let sc = (part[2u * lid] + part[2u * lid + 1u]) * p.scale;
+            let sc = score(part[2u * lid] + part[2u * lid + 1u]);
             probs[lid] = select(0.0, exp(sc - m_new), start + lid >= first && start + lid < visible);
         }
         workgroupBarrier();
