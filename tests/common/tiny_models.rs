@@ -191,18 +191,31 @@ impl TinyModel {
         t
     }
 
-    /// The model's GGUF bytes: the same for the same definition, on every machine.
+    /// The model's GGUF bytes, with the default model's tokenizer: the same for the same
+    /// definition, on every machine.
     pub fn gguf(&self) -> Vec<u8> {
         let default = GgufFile::parse(std::sync::Arc::new(model_bytes().to_vec())).expect("the default model parses");
         let vocab = default.tensor("token_embd.weight").expect("embedding").dims[1] as u64;
+        self.build(vocab, Some(&default))
+    }
+
+    /// The model with a vocabulary of `vocab` ids and no tokenizer: enough for the forward
+    /// pass, where the default model's file cannot be read (wasm).
+    pub fn gguf_without_tokenizer(&self, vocab: u64) -> Vec<u8> {
+        self.build(vocab, None)
+    }
+
+    fn build(&self, vocab: u64, tokenizer: Option<&GgufFile>) -> Vec<u8> {
         let arch = self.architecture;
         let mut w = GgufWriter::new();
         w.set("general.architecture", V::str(arch)).set("general.alignment", V::u32(32));
         w.set("general.name", V::str(&format!("padlock tiny {}", self.name)));
-        for key in default.metadata_keys().filter(|k| k.starts_with("tokenizer.")) {
-            w.set(key, to_v(default.metadata(key).expect("key")));
+        if let Some(t) = tokenizer {
+            for key in t.metadata_keys().filter(|k| k.starts_with("tokenizer.")) {
+                w.set(key, to_v(t.metadata(key).expect("key")));
+            }
+            w.set("tokenizer.ggml.pre", V::str(self.pre));
         }
-        w.set("tokenizer.ggml.pre", V::str(self.pre));
         let key = |k: &str| format!("{arch}.{k}");
         w.set(&key("block_count"), V::u32(self.layers as u32))
             .set(&key("context_length"), V::u32(256))

@@ -14,7 +14,7 @@ use crate::backend::{Activation, Backend, LogitsWanted, Rope, RopePairs, Segment
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgmlDType, GgufFile, TensorInfo};
 
-/// RoPE angles of the last step, by (segments, frequencies).
+/// RoPE angles of the last step, by (segments, frequencies): the last two tables.
 pub(super) struct RopeMemo {
     key: (Vec<Segment>, Vec<u32>),
     data: Rc<[u8]>,
@@ -22,12 +22,13 @@ pub(super) struct RopeMemo {
 
 impl GpuBackend {
     /// cos, sin of every row's angles, pair by pair, as the rope kernel reads them; kept
-    /// while the step repeats (every layer of a step asks for the same table).
+    /// while the step repeats (every layer of a step asks for the same table, or for one of
+    /// two: Gemma 3's window layers rotate otherwise).
     fn rope_table(&self, segments: &[Segment], head_dim: usize, rope: &Rope) -> Rc<[u8]> {
         let freqs = rope.frequencies(head_dim);
         let key = (segments.to_vec(), freqs.iter().map(|f| f.to_bits()).collect());
         let mut memo = self.rope_memo.borrow_mut();
-        if let Some(m) = memo.as_ref().filter(|m| m.key == key) {
+        if let Some(m) = memo.iter().find(|m| m.key == key) {
             return m.data.clone();
         }
         let total: usize = segments.iter().map(|s| s.n_tokens).sum();
@@ -40,7 +41,10 @@ impl GpuBackend {
             }
         }
         let data: Rc<[u8]> = bytes.into();
-        *memo = Some(RopeMemo { key, data: data.clone() });
+        if memo.len() == 2 {
+            memo.remove(0);
+        }
+        memo.push(RopeMemo { key, data: data.clone() });
         data
     }
 

@@ -89,7 +89,7 @@ pub struct GpuBackend {
     storage_align: u64,
     max_binding: u64,
     step_memo: RefCell<Option<StepMemo>>,
-    rope_memo: RefCell<Option<RopeMemo>>,
+    rope_memo: RefCell<Vec<RopeMemo>>,
 }
 
 impl GpuBackend {
@@ -115,7 +115,7 @@ impl GpuBackend {
             rec: Recorder::new(device, queue, errors),
             per_thread,
             step_memo: RefCell::new(None),
-            rope_memo: RefCell::new(None),
+            rope_memo: RefCell::new(Vec::new()),
         }
     }
 
