@@ -27,6 +27,7 @@ fi
 cargo run -q --profile release-nolto --example tiny_models -- target/tiny-models
 python3 scripts/tiny_models.py target/tiny-models
 python3 scripts/pretokenizer_fixture.py
+python3 scripts/spm_fixture.py
 python3 scripts/quant_types.py requantize
 python3 scripts/quant_types.py answers
 cargo build -q --profile release-nolto --example quant_check

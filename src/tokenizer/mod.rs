@@ -1,6 +1,7 @@
 //! The tokenizer and chat template, built from the GGUF's own metadata.
 //!
-//! Only byte-level BPE vocabularies (`tokenizer.ggml.model = "gpt2"`) are supported. The
+//! Two vocabulary types are supported, with llama.cpp's token ids: SentencePiece
+//! (`tokenizer.ggml.model = "llama"`; see `spm.rs`) and byte-level BPE (`"gpt2"`). For BPE the
 //! pre-tokenizer depends on `tokenizer.ggml.pre`, as llama.cpp's (llama-vocab.cpp) does:
 //! - `"smollm"`: `Split(\p{N}, Isolated)` then `ByteLevel` (the GPT-2 regex); this matches
 //!   llama.cpp's ids for SmolLM2.
@@ -15,7 +16,8 @@
 //!   slightly differently from llama.cpp until their regex is added here.
 //!
 //! Control tokens (token_type 3) become special tokens: they are recognised in input text
-//! and skipped when decoding.
+//! and skipped when decoding. SentencePiece vocabularies also recognise their unknown and
+//! user-defined tokens in text, as llama.cpp does.
 
 use std::fmt;
 
@@ -31,7 +33,9 @@ use tokenizers::{AddedToken, PreTokenizerWrapper, SplitDelimiterBehavior};
 use crate::error::{Error, ErrorCode, Result};
 use crate::gguf::{GgufFile, MetaValue};
 
+mod spm;
 mod template;
+use spm::Spm;
 use template::compile_template;
 
 /// Llama 3's pre-tokenizer regex as llama.cpp writes it: contractions spelled in both cases,
@@ -61,14 +65,15 @@ pub struct ChatMessage {
 
 #[derive(Clone)]
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
-    /// The same vocabulary with control tokens not recognised: what a message's text is
-    /// encoded with, so that text cannot write a control token (`encode_chat`).
-    text_only: tokenizers::Tokenizer,
-    /// The tokens `inner` recognises in text (its added tokens) and their ids.
+    model: Model,
+    /// The tokens recognised in text only where control tokens are (not in a message's text),
+    /// and their ids.
     controls: Vec<(String, u32)>,
     vocab_size: usize,
     eos: u32,
+    /// BOS, where `encode_chat` starts with it (`tokenizer.ggml.add_bos_token`, llama.cpp's
+    /// default for SentencePiece: true) and the chat template has not written it.
+    add_bos: Option<u32>,
     /// eos plus end-of-turn tokens, sorted.
     stop: Vec<u32>,
     /// `special[id]`: a control token (skipped when decoding).
@@ -79,6 +84,19 @@ pub struct Tokenizer {
     chat: std::result::Result<Environment<'static>, Error>,
     /// The system message the template writes when a chat has none.
     default_system: Option<String>,
+}
+
+/// The vocabulary and how text is split into its tokens.
+#[derive(Clone)]
+enum Model {
+    /// Byte-level BPE, by the `tokenizers` crate. `text` is the same vocabulary with control
+    /// tokens not recognised: what a message's text is encoded with, so that text cannot write
+    /// a control token (`encode_chat`).
+    Bpe {
+        full: Box<tokenizers::Tokenizer>,
+        text: Box<tokenizers::Tokenizer>,
+    },
+    Spm(Box<Spm>),
 }
 
 impl fmt::Debug for Tokenizer {
@@ -105,6 +123,15 @@ fn string_array<'a>(g: &'a GgufFile, key: &str) -> Result<Vec<&'a str>> {
     arr.iter()
         .map(|v| v.as_str().ok_or_else(|| tok_err(format!("metadata key {key:?} is not an array of strings"))))
         .collect()
+}
+
+/// A bool setting; `default` when absent.
+fn meta_bool(g: &GgufFile, key: &str, default: bool) -> Result<bool> {
+    match g.metadata(key) {
+        None => Ok(default),
+        Some(MetaValue::Bool(b)) => Ok(*b),
+        Some(v) => Err(tok_err(format!("{key} = {v:?} is not a bool"))),
+    }
 }
 
 fn meta_id(g: &GgufFile, key: &str, vocab_size: usize) -> Result<Option<u32>> {
@@ -209,28 +236,52 @@ fn stop_ids(g: &GgufFile, tokens: &[&str], special: &[bool], template: Option<&s
     Ok(stop)
 }
 
+/// The byte-level BPE model of a "gpt2" vocabulary, and its control tokens with their ids.
+fn bpe_model(g: &GgufFile, tokens: &[&str], special: &[bool]) -> Result<(Model, Vec<(String, u32)>)> {
+    let pre = g.metadata("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
+    let merges = string_array(g, "tokenizer.ggml.merges")?;
+    let full = byte_level_bpe(tokens, &merges, pre, special)?;
+    let mut text = full.clone();
+    text.set_encode_special_tokens(true);
+    let controls = full
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| !t.content.is_empty())
+        .map(|(id, t)| (t.content, id))
+        .collect();
+    Ok((Model::Bpe { full: Box::new(full), text: Box::new(text) }, controls))
+}
+
 impl Tokenizer {
     pub fn from_gguf(g: &GgufFile) -> Result<Self> {
-        let model = g
+        let kind = g
             .metadata("tokenizer.ggml.model")
             .and_then(MetaValue::as_str)
             .ok_or_else(|| tok_err("metadata key \"tokenizer.ggml.model\" is missing or not a string"))?;
-        if model != "gpt2" {
+        if kind != "gpt2" && kind != "llama" {
             return Err(tok_err(format!(
-                "tokenizer model {model:?} is not supported; only byte-level BPE (\"gpt2\") is"
+                "tokenizer model {kind:?} is not supported; only BPE (\"gpt2\") and SentencePiece (\"llama\") are"
             )));
         }
-        let pre = g.metadata("tokenizer.ggml.pre").and_then(MetaValue::as_str).unwrap_or("default");
         let tokens = string_array(g, "tokenizer.ggml.tokens")?;
-        let merges = string_array(g, "tokenizer.ggml.merges")?;
         if tokens.is_empty() || tokens.len() > u32::MAX as usize {
             return Err(tok_err(format!("vocabulary of {} tokens is not usable", tokens.len())));
         }
         let vocab_size = tokens.len();
-        let special: Vec<bool> = token_types(g, vocab_size)?.iter().map(|&t| t == TOKEN_TYPE_CONTROL).collect();
-        let inner = byte_level_bpe(&tokens, &merges, pre, &special)?;
+        let types = token_types(g, vocab_size)?;
+        let special: Vec<bool> = types.iter().map(|&t| t == TOKEN_TYPE_CONTROL).collect();
+        let is_spm = kind == "llama";
+        let (model, controls) = if is_spm {
+            let spm = Spm::from_gguf(g, &tokens, &types)?;
+            let controls = spm.controls();
+            (Model::Spm(Box::new(spm)), controls)
+        } else {
+            bpe_model(g, &tokens, &special)?
+        };
 
-        let eos = match meta_id(g, "tokenizer.ggml.eos_token_id", vocab_size)? {
+        // llama.cpp's defaults for a SentencePiece file without these keys: BOS 1, EOS 2.
+        let spm_default = |id: u32| (is_spm && (id as usize) < vocab_size).then_some(id);
+        let eos = match meta_id(g, "tokenizer.ggml.eos_token_id", vocab_size)?.or_else(|| spm_default(2)) {
             Some(id) => id,
             None => ["<|endoftext|>", "</s>", "<|end_of_text|>"]
                 .iter()
@@ -238,7 +289,8 @@ impl Tokenizer {
                 .map(|id| id as u32)
                 .ok_or_else(|| tok_err("no tokenizer.ggml.eos_token_id and no known end-of-text token"))?,
         };
-        let bos = meta_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?;
+        let bos = meta_id(g, "tokenizer.ggml.bos_token_id", vocab_size)?.or_else(|| spm_default(1));
+        let add_bos = if meta_bool(g, "tokenizer.ggml.add_bos_token", is_spm)? { bos } else { None };
         let template = g.metadata("tokenizer.chat_template").and_then(MetaValue::as_str);
         let stop = stop_ids(g, &tokens, &special, template, eos)?;
         let chat = match template {
@@ -246,20 +298,12 @@ impl Tokenizer {
             Some(src) => compile_template(src),
         };
 
-        let mut text_only = inner.clone();
-        text_only.set_encode_special_tokens(true);
-        let controls = inner
-            .get_added_tokens_decoder()
-            .into_iter()
-            .filter(|(_, t)| !t.content.is_empty())
-            .map(|(id, t)| (t.content, id))
-            .collect();
         let mut tokenizer = Tokenizer {
-            inner,
-            text_only,
+            model,
             controls,
             vocab_size,
             eos,
+            add_bos,
             stop,
             special,
             bos_token: bos.map(|id| tokens[id as usize].to_owned()).unwrap_or_default(),
@@ -274,8 +318,13 @@ impl Tokenizer {
 
     /// Token ids for `text`. Special tokens written in the text are recognised; no BOS is added.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let enc = self.inner.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        match &self.model {
+            Model::Bpe { full, .. } => {
+                let enc = full.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
+                Ok(enc.get_ids().to_vec())
+            }
+            Model::Spm(spm) => spm.encode(text, true),
+        }
     }
 
     /// Token ids of a chat rendered with the file's template, where what the messages say is
@@ -284,7 +333,8 @@ impl Tokenizer {
     /// for another role. The template is rendered with a marker for each message's content;
     /// the control tokens are looked for in the template's own text only, and the text
     /// between them (template and messages alike) is encoded as the whole rendered text
-    /// would be, so a chat without control tokens in its messages gets the same ids.
+    /// would be, so a chat without control tokens in its messages gets the same ids. BOS comes
+    /// first where the file asks for it (`add_bos_token`), once.
     pub fn encode_chat(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<Vec<u32>> {
         const MARK: char = '\u{E000}';
         let marked: Vec<ChatMessage> = messages
@@ -295,6 +345,8 @@ impl Tokenizer {
         let rendered = self.apply_chat_template(&marked, add_generation_prompt)?;
         let mut ids = Vec::new();
         let mut text = String::new();
+        // The control token the text being gathered follows.
+        let mut after = None;
         for (i, piece) in rendered.split(MARK).enumerate() {
             if i % 2 == 1 {
                 let Some(m) = piece.parse::<usize>().ok().and_then(|n| messages.get(n)) else {
@@ -309,13 +361,17 @@ impl Tokenizer {
             let mut rest = piece;
             while let Some((at, control, id)) = self.next_control(rest) {
                 text.push_str(&rest[..at]);
-                ids.extend(self.encode_text(&std::mem::take(&mut text))?);
+                ids.extend(self.encode_text(&std::mem::take(&mut text), after)?);
                 ids.push(id);
+                after = Some(id);
                 rest = &rest[at + control.len()..];
             }
             text.push_str(rest);
         }
-        ids.extend(self.encode_text(&text)?);
+        ids.extend(self.encode_text(&text, after)?);
+        if let Some(bos) = self.add_bos.filter(|&bos| ids.first() != Some(&bos)) {
+            ids.insert(0, bos);
+        }
         Ok(ids)
     }
 
@@ -328,19 +384,35 @@ impl Tokenizer {
             .min_by_key(|&(at, c, _)| (at, std::cmp::Reverse(c.len())))
     }
 
-    /// Ids of `text` with no control token recognised in it.
-    fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+    /// Ids of `text` with no control token recognised in it, where `text` follows the control
+    /// token `after` (or starts the chat).
+    fn encode_text(&self, text: &str, after: Option<u32>) -> Result<Vec<u32>> {
         if text.is_empty() {
             return Ok(Vec::new());
         }
-        let enc = self.text_only.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
-        Ok(enc.get_ids().to_vec())
+        match &self.model {
+            Model::Bpe { text: text_only, .. } => {
+                let enc = text_only.encode_fast(text, false).map_err(|e| tok_err(format!("cannot encode: {e}")))?;
+                Ok(enc.get_ids().to_vec())
+            }
+            Model::Spm(spm) => spm.encode_after(text, after),
+        }
     }
 
-    /// Text for `ids`, skipping special tokens.
+    /// Text for `ids`, skipping special tokens. For SentencePiece, as llama.cpp's `detokenize`:
+    /// the space `add_space_prefix` put before the first token is removed.
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.check_ids(ids)?;
-        self.inner.decode(ids, true).map_err(|e| tok_err(format!("cannot decode: {e}")))
+        match &self.model {
+            Model::Bpe { full, .. } => full.decode(ids, true).map_err(|e| tok_err(format!("cannot decode: {e}"))),
+            Model::Spm(spm) => {
+                let mut bytes = Vec::new();
+                for (i, &id) in ids.iter().enumerate() {
+                    spm.piece(id, i == 0, &mut bytes);
+                }
+                Ok(String::from_utf8_lossy(&bytes).into_owned())
+            }
+        }
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -377,14 +449,21 @@ impl Tokenizer {
     }
 
     /// The bytes a token contributes to decoded text (none for a special token), exactly as
-    /// the ByteLevel decoder computes them.
-    fn token_bytes(&self, id: u32, out: &mut Vec<u8>) -> Result<()> {
+    /// `decode` computes them; `first`: the token starts the text.
+    fn token_bytes(&self, id: u32, first: bool, out: &mut Vec<u8>) -> Result<()> {
         self.check_ids(&[id])?;
+        let full = match &self.model {
+            Model::Bpe { full, .. } => full,
+            Model::Spm(spm) => {
+                spm.piece(id, first, out);
+                return Ok(());
+            }
+        };
         if self.special[id as usize] {
             return Ok(());
         }
         // An id without text (a duplicated vocabulary entry) is skipped, as `decode` does.
-        let Some(token) = self.inner.id_to_token(id) else {
+        let Some(token) = full.id_to_token(id) else {
             return Ok(());
         };
         let start = out.len();
@@ -432,6 +511,8 @@ fn byte_level_byte(c: char) -> Option<u8> {
 pub struct StreamDecoder {
     /// Bytes of an incomplete character at the end of the stream so far.
     pending: Vec<u8>,
+    /// A token has been pushed since the stream began (the first one may lose a space).
+    started: bool,
 }
 
 impl StreamDecoder {
@@ -441,13 +522,15 @@ impl StreamDecoder {
 
     /// The new complete text since the last push ("" while a character is incomplete).
     pub fn push(&mut self, tok: &Tokenizer, id: u32) -> Result<String> {
-        tok.token_bytes(id, &mut self.pending)?;
+        tok.token_bytes(id, !self.started, &mut self.pending)?;
+        self.started = true;
         Ok(self.take_text(false))
     }
 
     /// Whatever is left (an incomplete character becomes U+FFFD, as in `decode`); the
     /// decoder is then empty and can start a new stream.
     pub fn finish(&mut self, _tok: &Tokenizer) -> Result<String> {
+        self.started = false;
         Ok(self.take_text(true))
     }
 
