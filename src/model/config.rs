@@ -47,9 +47,9 @@ pub struct LlamaConfig {
     /// The embeddings are multiplied by this (Gemma: √hidden).
     pub embedding_scale: Option<f32>,
     /// The attention and feed-forward outputs are RMS-normed before the residual add
-    /// (`post_attention_norm`, `post_ffw_norm`: Gemma 3).
+    /// (`post_attention_norm`, `post_ffw_norm`: Gemma).
     pub post_norms: bool,
-    /// What q·k is multiplied by: 1/√head_dim, but for Gemma 3 27B.
+    /// What q·k is multiplied by: 1/√head_dim, but for Gemma 2 and 3 27B.
     pub attention_scale: f32,
     /// Layers that see only the latest positions (Gemma), and their RoPE.
     pub window: Option<(SlidingWindow, Rope)>,
