@@ -224,19 +224,21 @@ fn read_window(g: &GgufFile, arch: &str, rope: &Rope) -> Result<Option<(SlidingW
     Ok(Some((SlidingWindow { size, pattern }, window_rope)))
 }
 
+/// A positive f32 setting, `default` when the file does not have it.
+fn read_positive(g: &GgufFile, key: &str, default: f32) -> Result<f32> {
+    let v = match g.metadata(key) {
+        None => return Ok(default),
+        Some(_) => g.meta_f32(key)?,
+    };
+    if !(v.is_finite() && v > 0.0) {
+        return Err(config_err(format!("{key} = {v} must be a positive number")));
+    }
+    Ok(v)
+}
+
 /// Gemma 2's soft caps of the attention scores and of the logits.
 fn read_soft_caps(g: &GgufFile, arch: &str) -> Result<(Option<f32>, Option<f32>)> {
-    let cap = |name: &str, default: f32| -> Result<Option<f32>> {
-        let key = format!("{arch}.{name}");
-        let v = match g.metadata(&key) {
-            None => default,
-            Some(_) => g.meta_f32(&key)?,
-        };
-        if !(v.is_finite() && v > 0.0) {
-            return Err(config_err(format!("{key} = {v} must be a positive number")));
-        }
-        Ok(Some(v))
-    };
+    let cap = |name: &str, default: f32| read_positive(g, &format!("{arch}.{name}"), default).map(Some);
     Ok((cap("attn_logit_softcapping", GEMMA2_SOFT_CAPS.0)?, cap("final_logit_softcapping", GEMMA2_SOFT_CAPS.1)?))
 }
 
@@ -254,17 +256,7 @@ fn read_rms_eps(g: &GgufFile, arch: &str) -> Result<f32> {
 /// older `rope.scale_linear`), and Llama 3's per-pair factors (`rope_freqs.weight`). Other
 /// scaling types (YaRN, LongRoPE) change more than the frequencies and are refused.
 fn read_rope(g: &GgufFile, arch: &str, head_dim: usize, pairs: RopePairs) -> Result<Rope> {
-    let positive = |key: String, default: f32| -> Result<f32> {
-        let v = match g.metadata(&key) {
-            None => return Ok(default),
-            Some(_) => g.meta_f32(&key)?,
-        };
-        if !(v.is_finite() && v > 0.0) {
-            return Err(config_err(format!("{key} = {v} must be a positive number")));
-        }
-        Ok(v)
-    };
-    let theta = positive(format!("{arch}.rope.freq_base"), 10000.0)?;
+    let theta = read_positive(g, &format!("{arch}.rope.freq_base"), 10000.0)?;
     let scaling_key = format!("{arch}.rope.scaling.type");
     if let Some(kind) = g.metadata(&scaling_key) {
         let kind =
@@ -273,8 +265,8 @@ fn read_rope(g: &GgufFile, arch: &str, head_dim: usize, pairs: RopePairs) -> Res
             return Err(config_err(format!("{scaling_key} = {kind:?} is not supported; only linear RoPE scaling is")));
         }
     }
-    let factor = positive(format!("{arch}.rope.scale_linear"), 1.0)?;
-    let factor = positive(format!("{arch}.rope.scaling.factor"), factor)?;
+    let factor = read_positive(g, &format!("{arch}.rope.scale_linear"), 1.0)?;
+    let factor = read_positive(g, &format!("{arch}.rope.scaling.factor"), factor)?;
     let factors = match g.tensor("rope_freqs.weight") {
         None => None,
         Some(t) => {

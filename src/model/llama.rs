@@ -15,10 +15,10 @@ struct Layer<W> {
     wv: W,
     /// Biases added to Q, K and V (Qwen2).
     qkv_bias: Option<[W; 3]>,
-    /// RMS norms of each head of Q and of K, before RoPE (Qwen3).
+    /// RMS norms of each head of Q and of K, before RoPE (Qwen3, Gemma 3).
     qk_norm: Option<[W; 2]>,
     wo: W,
-    /// RMS norms of the attention and feed-forward outputs, before the residual add (Gemma 3).
+    /// RMS norms of the attention and feed-forward outputs, before the residual add (Gemma).
     post_norms: Option<[W; 2]>,
     ffn_norm: W,
     gate: W,
@@ -90,8 +90,6 @@ pub enum Logits {
     Hidden,
 }
 
-/// A weight with a NaN or infinite value would turn every answer into NaN logits: the load
-/// fails instead, naming the tensor.
 /// The N results of a call that returns one per input, as an array.
 fn exactly<W, const N: usize>(ws: Vec<W>) -> Result<[W; N]> {
     ws.try_into()
@@ -102,6 +100,8 @@ fn one<W>(ws: Vec<W>) -> Result<W> {
     exactly::<W, 1>(ws).map(|[w]| w)
 }
 
+/// A weight with a NaN or infinite value would turn every answer into NaN logits: the load
+/// fails instead, naming the tensor.
 fn check_finite(file: &GgufFile, info: &TensorInfo) -> Result<()> {
     if let Some(at) = info.dtype.first_non_finite(file.tensor_data(info)) {
         let what = if info.dtype.block_size() == 1 { "element" } else { "block" };

@@ -38,18 +38,23 @@ mod template;
 use spm::Spm;
 use template::compile_template;
 
-/// Llama 3's pre-tokenizer regex as llama.cpp writes it: contractions spelled in both cases,
-/// not tokenizer.json's `(?i:'s|...)`, whose Unicode case folding also takes "'ſ" (U+017F,
-/// long s) for "'s" where llama.cpp does not. Digits go in runs of up to three.
-const LLAMA3_REGEX: &str = concat!(
-    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}",
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
-);
-/// Qwen2's: Llama 3's with every digit on its own.
-const QWEN2_REGEX: &str = concat!(
-    r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}",
-    r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
-);
+/// The pre-tokenizer regex of Llama 3 and Qwen2, which differ only in how digits group, as
+/// llama.cpp writes it: contractions spelled in both cases, not tokenizer.json's
+/// `(?i:'s|...)`, whose Unicode case folding also takes "'ſ" (U+017F, long s) for "'s" where
+/// llama.cpp does not.
+macro_rules! split_regex {
+    ($digits:literal) => {
+        concat!(
+            r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|",
+            $digits,
+            r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+        )
+    };
+}
+/// Llama 3's: digits in runs of up to three.
+const LLAMA3_REGEX: &str = split_regex!(r"\p{N}{1,3}");
+/// Qwen2's: every digit on its own.
+const QWEN2_REGEX: &str = split_regex!(r"\p{N}");
 
 /// llama.cpp's token type for control tokens.
 const TOKEN_TYPE_CONTROL: i64 = 3;

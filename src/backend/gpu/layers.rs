@@ -48,31 +48,28 @@ impl GpuBackend {
         data
     }
 
+    /// One dispatch of elementwise.wgsl's variant `op` over `a`'s shape: `b` is its second
+    /// input, `p` its parameters but for the element count.
+    fn elementwise_op(&self, op: &'static str, a: &GpuTensor, b: Bind<'_>, p: ElementwiseParams) -> Result<GpuTensor> {
+        let out = self.alloc(a.rows, a.cols)?;
+        let n = a.rows * a.cols;
+        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
+        let p = ElementwiseParams { n: to_u32(n, "elements")?, ..p };
+        self.rec.dispatch(&Variant::new("elementwise.wgsl").flag(op), &p, &[a.bind(), b, out.bind()], grid)?;
+        Ok(out)
+    }
+
     /// An element-wise op of `x` and one constant (`factor`).
     fn with_constant(&self, op: &'static str, x: &GpuTensor, factor: f32) -> Result<GpuTensor> {
-        let out = self.alloc(x.rows, x.cols)?;
-        let n = x.rows * x.cols;
-        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
-        let p = ElementwiseParams { n: to_u32(n, "elements")?, factor, ..Default::default() };
         // b is not read; x is bound there too.
-        self.rec.dispatch(&Variant::new("elementwise.wgsl").flag(op), &p, &[x.bind(), x.bind(), out.bind()], grid)?;
-        Ok(out)
+        self.elementwise_op(op, x, x.bind(), ElementwiseParams { factor, ..Default::default() })
     }
 
     fn elementwise(&self, op: &'static str, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
         if (a.rows, a.cols) != (b.rows, b.cols) {
             crate::bail!(Backend, "{op}: shapes {}×{} and {}×{}", a.rows, a.cols, b.rows, b.cols);
         }
-        let out = self.alloc(a.rows, a.cols)?;
-        let n = a.rows * a.cols;
-        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
-        self.rec.dispatch(
-            &Variant::new("elementwise.wgsl").flag(op),
-            &ElementwiseParams { n: to_u32(n, "elements")?, ..Default::default() },
-            &[a.bind(), b.bind(), out.bind()],
-            grid,
-        )?;
-        Ok(out)
+        self.elementwise_op(op, a, b.bind(), ElementwiseParams::default())
     }
 }
 
@@ -232,22 +229,8 @@ impl Backend for GpuBackend {
                 bias.dtype
             );
         }
-        let out = self.alloc(x.rows, x.cols)?;
-        let n = x.rows * x.cols;
-        let grid = self.rec.grid(n.div_ceil(256) as u64)?;
-        let p = ElementwiseParams {
-            n: to_u32(n, "elements")?,
-            cols: to_u32(x.cols, "cols")?,
-            base: bias.word,
-            factor: 0.0,
-        };
-        self.rec.dispatch(
-            &Variant::new("elementwise.wgsl").flag("ADD_ROW"),
-            &p,
-            &[x.bind(), bind_weight(bias), out.bind()],
-            grid,
-        )?;
-        Ok(out)
+        let p = ElementwiseParams { cols: to_u32(x.cols, "cols")?, base: bias.word, ..Default::default() };
+        self.elementwise_op("ADD_ROW", x, bind_weight(bias), p)
     }
 
     fn select_rows(&self, x: &GpuTensor, rows: &[usize]) -> Result<GpuTensor> {
